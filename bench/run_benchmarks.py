@@ -1,0 +1,448 @@
+#!/usr/bin/env python3
+"""Run every bridgepool benchmark in ONE run and print the SPEC §9 comparison table.
+
+In order (floor and bridgepool latency runs are interleaved so that drift on a shared VM hits
+both sides of a ratio alike):
+
+  1. floor latency, pinned      pipe_floor --mode latency               (taskset -c 0)
+  2. bridgepool ping, pinned    bridgepool bench --workers 1 --concurrency 1 --command ping
+  3. floor latency, unpinned
+  4. bridgepool ping, unpinned
+  5. two-pair floor             pipe_floor --mode throughput --pairs 2          (the §9 floor)
+     ... each pair pinned       pipe_floor --mode throughput --pairs 2 --pin-pairs   (info)
+  6. bridgepool echo            bridgepool bench --workers 2 --concurrency {2,4,8} --command echo
+  7. Python peers               bench/peers.py (ProcessPoolExecutor, multiprocessing.Pool.imap)
+
+Pinning uses `taskset -c 0`; the CPU affinity is inherited, so the Python processes spawned by the
+pinned program run on the same CPU.
+
+Verdicts are informational: the exit status is 0 even when a goal is not met (benchmarks are not
+tests). It is non-zero when a sub-run fails or prints something that is not a JSON object on its
+last line, and, with --smoke, when a sanity check fails (a figure that is not > 0, or bridgepool
+`ok` != requests). Standard library only; always run with /usr/bin/python3.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+BENCH_DIR = REPO / "bench"
+
+PING_GOAL = 1.2          # bridgepool ping p50 <= 1.2x floor p50
+PPE_GOAL = 4.0           # echo throughput >= 4x ProcessPoolExecutor
+IMAP_GOAL = 1.2          # echo throughput >= 1.2x multiprocessing imap
+FLOOR_AIM = 0.5          # aim: >= 50% of the two-pair floor
+
+# (latency requests, floor warm-up, two-pair floor requests, bridgepool echo requests,
+#  peer throughput requests, peer latency requests, peer warm-up)
+FULL = dict(latency=20000, warmup=500, floor_tp=200000, echo=100000,
+            peers=20000, peers_latency=5000, peers_warmup=500, timeout=900)
+SMOKE = dict(latency=300, warmup=50, floor_tp=2000, echo=1000,
+             peers=300, peers_latency=100, peers_warmup=50, timeout=60)
+
+
+class Run:
+    """One sub-process run: its command line, parsed last-line JSON, or why it failed."""
+
+    def __init__(self, name: str, cmd: list[str], pinned: bool):
+        self.name = name
+        self.cmd = cmd
+        self.pinned = pinned
+        self.result: dict | None = None
+        self.error: str | None = None
+        self.seconds = 0.0
+
+    def to_json(self) -> dict:
+        return {"cmd": self.cmd, "pinned": self.pinned, "ok": self.error is None,
+                "result": self.result, "error": self.error, "seconds": round(self.seconds, 3)}
+
+
+def pin_prefix() -> tuple[list[str], object]:
+    """How to pin a command to CPU 0: `taskset -c 0`, or sched_setaffinity in the child."""
+    if shutil.which("taskset"):
+        return ["taskset", "-c", "0"], None
+    return [], (lambda: os.sched_setaffinity(0, {0}))
+
+
+def execute(run: Run, timeout: float, verbose: bool) -> None:
+    prefix, preexec = pin_prefix() if run.pinned else ([], None)
+    exe = run.cmd[0]
+    cmd = prefix + run.cmd
+    run.cmd = cmd
+    print(f"--> {run.name}: {' '.join(cmd)}", flush=True)
+    t0 = time.monotonic()
+    if not os.access(exe, os.X_OK):
+        run.error = f"{exe} not found or not executable"
+        print(f"    FAILED: {run.error}", flush=True)
+        return
+    try:
+        proc = subprocess.run(cmd, cwd=REPO, stdin=subprocess.DEVNULL, capture_output=True,
+                              text=True, timeout=timeout, preexec_fn=preexec)
+    except FileNotFoundError as e:
+        run.error = f"cannot run: {e}"
+    except subprocess.TimeoutExpired:
+        run.error = f"timed out after {timeout:.0f} s"
+    else:
+        run.seconds = time.monotonic() - t0
+        lines = proc.stdout.rstrip("\n").split("\n") if proc.stdout.strip() else []
+        if verbose:
+            for line in lines[:-1]:
+                print(f"    {line}")
+        if proc.returncode != 0:
+            run.error = f"exit status {proc.returncode}"
+        elif not lines:
+            run.error = "no output"
+        else:
+            try:
+                obj = json.loads(lines[-1])
+            except json.JSONDecodeError as e:
+                run.error = f"last line of stdout is not JSON ({e}): {lines[-1][:200]!r}"
+            else:
+                if isinstance(obj, dict):
+                    run.result = obj
+                else:
+                    run.error = f"last line of stdout is not a JSON object: {lines[-1][:200]!r}"
+        if run.error:
+            tail = (proc.stderr or "").strip().splitlines()[-15:]
+            for line in tail:
+                print(f"    stderr: {line}")
+    run.seconds = run.seconds or (time.monotonic() - t0)
+    status = "ok" if run.error is None else f"FAILED: {run.error}"
+    print(f"    {status} ({run.seconds:.1f} s)", flush=True)
+
+
+def get(obj: dict | None, *path, default=None):
+    cur = obj
+    for key in path:
+        if not isinstance(cur, dict) or key not in cur:
+            return default
+        cur = cur[key]
+    return cur
+
+
+def num(x) -> float | None:
+    return float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) else None
+
+
+def fmt_us(x) -> str:
+    return "n/a" if x is None else f"{x:.1f} µs"
+
+
+def fmt_rate(x) -> str:
+    return "n/a" if x is None else f"{x:,.0f}/s"
+
+
+def best_echo(runs: list[Run]) -> tuple[float | None, Run | None]:
+    best, best_run = None, None
+    for r in runs:
+        v = num(get(r.result, "throughput_per_s"))
+        if v is not None and (best is None or v > best):
+            best, best_run = v, r
+    return best, best_run
+
+
+def build_table(R: dict[str, Run], echo_runs: list[Run]) -> list[dict]:
+    rows: list[dict] = []
+
+    def row(figure, bp, comp, ratio, goal, verdict):
+        rows.append(dict(figure=figure, bridgepool=bp, comparison=comp,
+                         ratio="n/a" if ratio is None else f"{ratio:.2f}×",
+                         ratio_value=ratio, goal=goal, verdict=verdict))
+
+    def lower_is_better(figure, bp, floor, limit, comp_label):
+        ratio = bp / floor if bp is not None and floor else None
+        verdict = "n/a" if ratio is None else ("met" if ratio <= limit else "NOT met")
+        row(figure, fmt_us(bp), f"{fmt_us(floor)} ({comp_label})", ratio, f"≤ {limit}× floor",
+            verdict)
+
+    def higher_is_better(figure, bp, comp, limit, comp_label, goal_text):
+        ratio = bp / comp if bp is not None and comp else None
+        verdict = "n/a" if ratio is None else ("met" if ratio >= limit else "NOT met")
+        bp_text = fmt_rate(bp) + (f" (c={conc})" if bp is not None and conc else "")
+        row(figure, bp_text, f"{fmt_rate(comp)} ({comp_label})", ratio, goal_text, verdict)
+
+    lower_is_better("ping p50, pinned to 1 CPU",
+                    num(get(R["bp_ping_pinned"].result, "latency_us", "p50")),
+                    num(get(R["floor_lat_pinned"].result, "latency_us", "p50")),
+                    PING_GOAL, "floor, pinned")
+    lower_is_better("ping p50, unpinned",
+                    num(get(R["bp_ping_unpinned"].result, "latency_us", "p50")),
+                    num(get(R["floor_lat_unpinned"].result, "latency_us", "p50")),
+                    PING_GOAL, "floor, unpinned")
+
+    echo_best, echo_run = best_echo(echo_runs)
+    conc = get(echo_run.result, "concurrency") if echo_run else None
+    label = "echo throughput, 2 workers"
+    peers = R["peers"].result
+    ppe_method = get(peers, "ProcessPoolExecutor", "best_method")
+    higher_is_better(label, echo_best, num(get(peers, "ProcessPoolExecutor", "throughput_per_s")),
+                     PPE_GOAL, f"ProcessPoolExecutor {ppe_method or ''}".strip(),
+                     f"≥ {PPE_GOAL:g}× ProcessPoolExecutor")
+    higher_is_better(label, echo_best, num(get(peers, "multiprocessing_imap", "throughput_per_s")),
+                     IMAP_GOAL, "multiprocessing imap", f"≥ {IMAP_GOAL:g}× multiprocessing imap")
+    higher_is_better(label, echo_best, num(get(R["floor_tp"].result, "throughput_per_s")),
+                     FLOOR_AIM, "two-pair floor", f"aim ≥ {FLOOR_AIM:.0%} of two-pair floor")
+
+    # Informational rows (no goal in SPEC §9).
+    pp = num(get(R["floor_tp_pinned_pairs"].result, "throughput_per_s"))
+    ratio = echo_best / pp if echo_best is not None and pp else None
+    row(label + " (info)", fmt_rate(echo_best) + (f" (c={conc})" if echo_best is not None and conc else ""),
+        f"{fmt_rate(pp)} (two-pair floor, each pair pinned to its own CPU)", ratio, "—", "info")
+    bp_p50 = num(get(R["bp_ping_unpinned"].result, "latency_us", "p50"))
+    for key, name in (("ProcessPoolExecutor", "ProcessPoolExecutor submit().result()"),
+                      ("multiprocessing_imap", "multiprocessing Pool.apply()")):
+        peer_p50 = num(get(peers, key, "latency_us", "p50"))
+        ratio = bp_p50 / peer_p50 if bp_p50 is not None and peer_p50 else None
+        row("ping p50, unpinned (info)", fmt_us(bp_p50), f"{fmt_us(peer_p50)} ({name})", ratio,
+            "—", "info")
+    return rows
+
+
+def print_table(rows: list[dict]) -> None:
+    cols = [("figure", "figure"), ("bridgepool", "bridgepool"), ("comparison", "comparison"),
+            ("ratio", "ratio"), ("goal", "goal"), ("verdict", "verdict")]
+    widths = {k: max(len(title), *(len(str(r[k])) for r in rows)) for k, title in cols}
+    line = "| " + " | ".join(title.ljust(widths[k]) for k, title in cols) + " |"
+    sep = "|" + "|".join("-" * (widths[k] + 2) for k, _ in cols) + "|"
+    print(line)
+    print(sep)
+    for r in rows:
+        print("| " + " | ".join(str(r[k]).ljust(widths[k]) for k, _ in cols) + " |")
+
+
+def print_details(R: dict[str, Run], echo_runs: list[Run]) -> None:
+    print("\nDetails (latency in µs: p50 / p90 / p99 / mean):")
+
+    def lat(res):
+        l = get(res, "latency_us") or {}
+        vals = [num(l.get(k)) for k in ("p50", "p90", "p99", "mean")]
+        return " / ".join("n/a" if v is None else f"{v:.1f}" for v in vals)
+
+    for key, label in (("floor_lat_pinned", "floor latency, pinned"),
+                       ("floor_lat_unpinned", "floor latency, unpinned"),
+                       ("bp_ping_pinned", "bridgepool ping, pinned"),
+                       ("bp_ping_unpinned", "bridgepool ping, unpinned")):
+        res = R[key].result
+        print(f"  {label:<40} {lat(res):<36} {fmt_rate(num(get(res, 'throughput_per_s')))}")
+    for key in ("floor_tp", "floor_tp_pinned_pairs"):
+        res = R[key].result
+        print(f"  {R[key].name:<40} {lat(res):<36} {fmt_rate(num(get(res, 'throughput_per_s')))}")
+    for r in echo_runs:
+        res = r.result
+        errs = get(res, "errors") or {}
+        err_text = f"  errors={errs}" if errs else ""
+        print(f"  {r.name:<40} "
+              f"{lat(res):<36} {fmt_rate(num(get(res, 'throughput_per_s')))}{err_text}")
+    peers = R["peers"].result
+    ppe = get(peers, "ProcessPoolExecutor") or {}
+    print(f"  {'ProcessPoolExecutor map':<40} {'':<36} {fmt_rate(num(ppe.get('map_per_s')))}")
+    print(f"  {'ProcessPoolExecutor submit window ' + str(ppe.get('window', '?')):<40} {'':<36} "
+          f"{fmt_rate(num(ppe.get('submit_window_per_s')))}")
+    print(f"  {'ProcessPoolExecutor submit().result()':<40} {lat(ppe):<36}")
+    imap = get(peers, "multiprocessing_imap") or {}
+    print(f"  {'multiprocessing imap':<40} {'':<36} {fmt_rate(num(imap.get('throughput_per_s')))}")
+    print(f"  {'multiprocessing apply()':<40} {lat(imap):<36}")
+
+
+def sanity(R: dict[str, Run], echo_runs: list[Run]) -> list[str]:
+    """Smoke-mode checks: every figure is a number > 0; bridgepool answered every request."""
+    problems: list[str] = []
+
+    def positive(run: Run, *path):
+        if run.error:  # already reported as a failed sub-run
+            return
+        v = num(get(run.result, *path))
+        if v is None or not v > 0:
+            problems.append(f"{run.name}: {'.'.join(path)} = {get(run.result, *path)!r}, expected > 0")
+
+    for key in ("floor_lat_pinned", "floor_lat_unpinned", "floor_tp", "floor_tp_pinned_pairs",
+                "bp_ping_pinned", "bp_ping_unpinned"):
+        positive(R[key], "latency_us", "p50")
+        positive(R[key], "throughput_per_s")
+    for r in echo_runs:
+        positive(r, "latency_us", "p50")
+        positive(r, "throughput_per_s")
+    for r in [R["bp_ping_pinned"], R["bp_ping_unpinned"], *echo_runs]:
+        if r.error or r.result is None:
+            continue
+        req, ok = get(r.result, "requests"), get(r.result, "ok")
+        if not isinstance(req, int) or req <= 0 or ok != req:
+            problems.append(f"{r.name}: ok={ok!r} requests={req!r} (errors: {get(r.result, 'errors')})")
+    for path in (("ProcessPoolExecutor", "throughput_per_s"),
+                 ("ProcessPoolExecutor", "latency_us", "p50"),
+                 ("multiprocessing_imap", "throughput_per_s"),
+                 ("multiprocessing_imap", "latency_us", "p50")):
+        positive(R["peers"], *path)
+    return problems
+
+
+def build_type(build_dir: Path) -> str | None:
+    cache = build_dir / "CMakeCache.txt"
+    try:
+        for line in cache.read_text(errors="replace").splitlines():
+            if line.startswith("CMAKE_BUILD_TYPE:"):
+                return line.split("=", 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+                             capture_output=True, text=True, timeout=10)
+        return out.stdout.strip() or None if out.returncode == 0 else None
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+
+
+def resolve_build_dir(arg: str) -> Path:
+    p = Path(arg)
+    if p.is_absolute():
+        return p
+    if (Path.cwd() / p).exists():
+        return (Path.cwd() / p).resolve()
+    return REPO / p
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--build-dir", default="build", help="CMake build directory (default: build)")
+    ap.add_argument("--python", default="/usr/bin/python3",
+                    help="Python interpreter for the workers and echo peers (default: /usr/bin/python3)")
+    ap.add_argument("--smoke", action="store_true",
+                    help="tiny request counts (whole run well under 30 s) plus sanity assertions")
+    ap.add_argument("--json-out", metavar="FILE", help="also write every raw result and the table here")
+    ap.add_argument("--payload-bytes", type=int, default=64,
+                    help="length of the echoed string in the throughput runs (default: 64)")
+    ap.add_argument("--concurrency", default="2,4,8",
+                    help="bridgepool echo concurrencies to try; the best is compared (default: 2,4,8)")
+    ap.add_argument("--latency-requests", type=int, help="override: sequential requests per latency run")
+    ap.add_argument("--throughput-requests", type=int, help="override: requests per bridgepool echo run")
+    ap.add_argument("--floor-requests", type=int, help="override: requests for the two-pair floor")
+    ap.add_argument("--peer-requests", type=int, help="override: requests per Python peer figure")
+    ap.add_argument("--floor-script", default=str(BENCH_DIR / "floor_echo.py"),
+                    help="the Python side of the floor (default: bench/floor_echo.py)")
+    ap.add_argument("-v", "--verbose", action="store_true", help="echo every sub-run's human-readable output")
+    a = ap.parse_args(argv)
+
+    cfg = dict(SMOKE if a.smoke else FULL)
+    for opt, key in (("latency_requests", "latency"), ("throughput_requests", "echo"),
+                     ("floor_requests", "floor_tp"), ("peer_requests", "peers")):
+        if getattr(a, opt) is not None:
+            if getattr(a, opt) < 1:
+                ap.error(f"--{opt.replace('_', '-')} must be >= 1")
+            cfg[key] = getattr(a, opt)
+    try:
+        concurrencies = [int(c) for c in a.concurrency.split(",") if c.strip()]
+    except ValueError:
+        ap.error("--concurrency must be a comma-separated list of integers")
+    if not concurrencies or min(concurrencies) < 1:
+        ap.error("--concurrency must list integers >= 1")
+    if a.payload_bytes < 0:
+        ap.error("--payload-bytes must be >= 0")
+
+    build = resolve_build_dir(a.build_dir)
+    floor_bin = build / "bench" / "pipe_floor"
+    bp_bin = build / "bridgepool"
+    floor_echo = Path(a.floor_script).resolve()
+    py = a.python
+
+    started = time.monotonic()
+    print(f"bridgepool benchmarks{' (SMOKE: tiny counts, figures are not meaningful)' if a.smoke else ''}")
+    print(f"  date {datetime.datetime.now().isoformat(timespec='seconds')}  commit {git_commit() or '?'}"
+          f"  host {platform.node()}  cpus {os.cpu_count()}  python {py}")
+    btype = build_type(build)
+    print(f"  build dir {build}  CMAKE_BUILD_TYPE={btype or '?'}")
+    if btype and btype not in ("Release", "RelWithDebInfo"):
+        print(f"  WARNING: {btype} build — bridgepool figures will be pessimistic")
+    if not os.access(py, os.X_OK):
+        print(f"  WARNING: python {py} is not executable")
+    for path in (floor_bin, bp_bin):
+        if not path.exists():
+            print(f"  WARNING: {path} does not exist (build it: cmake --build {build})")
+    print(flush=True)
+
+    payload = "x" * a.payload_bytes
+    N = cfg["latency"]
+    floor_lat = [str(floor_bin), "--mode", "latency", "--requests", str(N),
+                 "--warmup", str(cfg["warmup"]), "--python", py, "--script", str(floor_echo), "--json"]
+    bp_ping = [str(bp_bin), "bench", "--workers", "1", "--concurrency", "1", "--requests", str(N),
+               "--command", "ping", "--python", py, "--json"]
+    R: dict[str, Run] = {
+        "floor_lat_pinned": Run("floor latency, pinned", floor_lat, pinned=True),
+        "bp_ping_pinned": Run("bridgepool ping, pinned", bp_ping, pinned=True),
+        "floor_lat_unpinned": Run("floor latency, unpinned", floor_lat, pinned=False),
+        "bp_ping_unpinned": Run("bridgepool ping, unpinned", bp_ping, pinned=False),
+        "floor_tp": Run("two-pair floor", [
+            str(floor_bin), "--mode", "throughput", "--pairs", "2", "--requests", str(cfg["floor_tp"]),
+            "--warmup", str(cfg["warmup"]), "--payload-bytes", str(a.payload_bytes),
+            "--python", py, "--script", str(floor_echo), "--json"], pinned=False),
+        "floor_tp_pinned_pairs": Run("two-pair floor, each pair pinned", [
+            str(floor_bin), "--mode", "throughput", "--pairs", "2", "--pin-pairs",
+            "--requests", str(cfg["floor_tp"]), "--warmup", str(cfg["warmup"]),
+            "--payload-bytes", str(a.payload_bytes), "--python", py, "--script", str(floor_echo),
+            "--json"], pinned=False),
+    }
+    echo_runs = [Run(f"bridgepool echo, concurrency {c}", [
+        str(bp_bin), "bench", "--workers", "2", "--concurrency", str(c), "--requests", str(cfg["echo"]),
+        "--command", "echo", "--args", json.dumps({"data": payload}, separators=(",", ":")),
+        "--python", py, "--json"], pinned=False) for c in concurrencies]
+    R["peers"] = Run("Python peers", [
+        py, str(BENCH_DIR / "peers.py"), "--requests", str(cfg["peers"]),
+        "--payload-bytes", str(a.payload_bytes), "--latency-requests", str(cfg["peers_latency"]),
+        "--warmup", str(cfg["peers_warmup"])], pinned=False)
+
+    order = [R["floor_lat_pinned"], R["bp_ping_pinned"], R["floor_lat_unpinned"],
+             R["bp_ping_unpinned"], R["floor_tp"], R["floor_tp_pinned_pairs"], *echo_runs,
+             R["peers"]]
+    for run in order:
+        execute(run, cfg["timeout"], a.verbose)
+
+    rows = build_table(R, echo_runs)
+    print()
+    print_table(rows)
+    print_details(R, echo_runs)
+
+    failures = [f"{r.name}: {r.error}" for r in order if r.error]
+    problems = sanity(R, echo_runs) if a.smoke else []
+    elapsed = time.monotonic() - started
+    print(f"\nTotal time {elapsed:.1f} s. Verdicts are informational; ratios are bridgepool / comparison.")
+    if failures:
+        print("\nFAILED sub-runs:")
+        for f in failures:
+            print(f"  {f}")
+    if problems:
+        print("\nSmoke sanity check failures:")
+        for p in problems:
+            print(f"  {p}")
+
+    if a.json_out:
+        report = {
+            "smoke": a.smoke, "config": cfg, "payload_bytes": a.payload_bytes,
+            "concurrencies": concurrencies, "python": py, "build_dir": str(build),
+            "build_type": btype, "commit": git_commit(), "cpus": os.cpu_count(),
+            "date": datetime.datetime.now().isoformat(timespec="seconds"),
+            "runs": {k: r.to_json() for k, r in R.items()},
+            "echo_runs": [r.to_json() for r in echo_runs],
+            "table": rows, "failures": failures, "sanity_problems": problems,
+            "seconds": round(elapsed, 3),
+        }
+        Path(a.json_out).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+        print(f"Wrote {a.json_out}")
+    return 1 if failures or problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

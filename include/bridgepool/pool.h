@@ -1,0 +1,123 @@
+// Pool: a pool of long-lived Python worker processes (SPEC §5). The library's main entry point.
+//
+//   auto pool = bridgepool::Pool::start(config);        // spawns workers concurrently
+//   auto reply = (*pool)->execute("echo", {{"x", 1}});  // Result<Json>
+//
+// Every public method is thread-safe. execute() does the request I/O on the calling thread (no
+// hand-off to a pool thread); background work — exit detection, handshakes, output capture,
+// respawning — runs on the pool's own monitor thread. Nothing throws: failures are Error values
+// whose category says what happened (see error.h). The pool ignores SIGPIPE process-wide if it
+// is at its default (a write to a dead worker must be an EPIPE error, not a dead host).
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <future>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "bridgepool/config.h"
+#include "bridgepool/error.h"
+#include "bridgepool/event_bus.h"
+
+namespace bridgepool {
+
+using Json = nlohmann::json;
+
+struct ExecuteOptions {
+  std::optional<milliseconds> timeout;           // request deadline (default: request_timeout)
+  std::optional<milliseconds> checkout_timeout;  // wait for a worker (default: checkout_timeout)
+  std::function<void(const Json&)> on_chunk;     // progress chunks of streaming commands
+};
+
+struct TransitionInfo {
+  std::string from, to, reason;
+  double time_in_previous_ms = 0;
+  std::int64_t wall_time_ms = 0;  // Unix epoch
+};
+
+struct WorkerInfo {
+  std::string id;
+  pid_t pid = 0;
+  std::string state;   // initializing | ready | busy | degraded | terminating | terminated
+  std::string health;  // healthy | unhealthy | unknown
+  std::uint64_t requests = 0;
+  std::uint64_t python_errors = 0;
+  std::uint64_t failures = 0;
+  double uptime_s = 0;
+  std::string handlers_version;
+  std::vector<TransitionInfo> history;
+};
+
+struct PoolStats {
+  std::string name;
+  std::size_t size = 0;      // configured
+  std::size_t live = 0;      // ready or busy workers
+  std::size_t idle = 0;
+  std::size_t busy = 0;
+  std::size_t starting = 0;  // spawning, handshaking or waiting out a backoff
+  std::size_t queue_length = 0;
+  std::uint64_t started = 0;        // workers that completed a handshake
+  std::uint64_t replaced = 0;       // replacements started for removed workers
+  std::uint64_t init_failures = 0;
+  std::uint64_t exits = 0;          // worker processes reaped
+  std::uint64_t requests = 0;       // execute() calls that passed validation
+  std::uint64_t ok = 0;
+  std::map<std::string, std::uint64_t> errors;  // category -> count
+  std::uint64_t rerouted = 0;       // requests moved to another worker before delivery
+  std::uint64_t discarded_workers = 0;  // dead/unusable workers caught at checkout
+  std::string last_init_error;
+};
+
+struct CommandSpec {
+  std::string name;
+  bool idempotent = false;
+};
+
+class Pool {
+ public:
+  // Starts the workers and waits (up to startup_timeout) until min_ready are ready. Returns an
+  // initialization error carrying the Python traceback when workers cannot start at all.
+  static Result<std::unique_ptr<Pool>> start(PoolConfig config);
+  ~Pool();  // shutdown(config.shutdown_grace) if not done
+  Pool(const Pool&) = delete;
+  Pool& operator=(const Pool&) = delete;
+
+  // Runs `command` on a free worker. Blocks the calling thread up to checkout + request time.
+  Result<Json> execute(std::string_view command, Json args = Json::object(),
+                       const ExecuteOptions& options = {});
+  // The same on an internal thread; the future never throws.
+  std::future<Result<Json>> execute_async(std::string command, Json args = Json::object(),
+                                          ExecuteOptions options = {});
+
+  // Waits until at least `count` workers (0: configured size) are ready.
+  Result<void> wait_ready(milliseconds timeout, std::size_t count = 0);
+
+  // Stops accepting work, lets requests in flight finish within `grace`, ends every worker
+  // (shutdown command + EOF, then SIGTERM, then SIGKILL on one shared deadline) and reaps them.
+  // Idempotent; later calls fail with a resource error.
+  void shutdown(std::optional<milliseconds> grace = std::nullopt);
+
+  PoolStats stats() const;
+  std::vector<WorkerInfo> workers() const;
+  std::vector<CommandSpec> commands() const;  // from the workers' handshake
+  EventBus& events();
+  const PoolConfig& config() const;
+
+  struct Impl;
+
+ private:
+  explicit Pool(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace bridgepool

@@ -1,0 +1,80 @@
+"""Wire format shared by the worker runtime and the test harness (SPEC §2).
+
+A frame is a 4-byte unsigned big-endian length followed by that many bytes of UTF-8 JSON.
+Requests arrive on fd 3, responses leave on fd 4; stdin/stdout/stderr belong to user code.
+This module holds only the framing primitives and the JSON encoder settings; the request loop
+that uses them lives in `runtime.py`, where the hot path inlines the common case of each.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+
+PROTOCOL_VERSION = 1
+DEFAULT_REQUEST_FD = 3
+DEFAULT_RESPONSE_FD = 4
+DEFAULT_MAX_FRAME_BYTES = 64 * 1024 * 1024  # 67108864
+
+HEADER = struct.Struct(">I")
+HEADER_SIZE = HEADER.size  # 4
+U64_MAX = (1 << 64) - 1
+
+# Exit codes the pool can tell apart (a clean exit after EOF or `shutdown` is 0).
+EXIT_OK = 0
+EXIT_USAGE = 2
+EXIT_INIT_FAILED = 3
+EXIT_PROTOCOL = 4
+
+# One encoder built once: json.dumps() with non-default options constructs a new JSONEncoder on
+# every call, which costs about a microsecond per reply. Compact separators keep frames small;
+# ensure_ascii=False sends non-ASCII text as UTF-8 instead of \uXXXX escapes; allow_nan=False
+# because NaN/Infinity are not JSON and the C++ parser would reject the whole frame.
+encode_json = json.JSONEncoder(
+    separators=(",", ":"), ensure_ascii=False, allow_nan=False
+).encode
+
+# What a failed json encoding can raise: TypeError (unsupported type or key), ValueError
+# (NaN, circular reference, lone surrogate on .encode()), RecursionError (absurd nesting).
+ENCODE_ERRORS = (TypeError, ValueError, RecursionError)
+
+
+def encode_frame(message: object) -> bytes:
+    """Returns header + body for `message`; raises one of ENCODE_ERRORS if it is not JSON."""
+    body = encode_json(message).encode("utf-8")
+    return HEADER.pack(len(body)) + body
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """Writes all of `data` to `fd`, looping on short writes (a pipe takes 64 KiB at a time).
+
+    Python retries EINTR itself (PEP 475); EPIPE surfaces as BrokenPipeError because the
+    interpreter ignores SIGPIPE.
+    """
+    written = os.write(fd, data)
+    if written == len(data):
+        return
+    view = memoryview(data)[written:]
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def read_exact(fd: int, size: int, first: bytes = b"") -> bytearray | None:
+    """Reads until `size` bytes are available (`first` holds what was already read).
+
+    Returns None on EOF, including EOF in the middle of a frame. Reads go straight into one
+    preallocated buffer with readv, so a large frame arriving 64 KiB at a time is neither
+    re-allocated per read nor copied chunk by chunk.
+    """
+    buffer = bytearray(size)
+    got = len(first)
+    buffer[:got] = first
+    view = memoryview(buffer)
+    while got < size:
+        count = os.readv(fd, [view[got:]])
+        if count == 0:
+            return None
+        got += count
+    return buffer

@@ -1,0 +1,620 @@
+"""The worker process: start-up, handler loading and the request loop (SPEC §2–§4).
+
+Start-up order matters and each step says why:
+  1. prctl(PR_SET_PDEATHSIG, SIGKILL), then compare getppid() with the expected parent: the
+     kernel kills us if the pool dies, and the re-check catches a pool that died before prctl.
+  2. Ignore SIGINT, so a Ctrl-C in the host's terminal reaches only the host.
+  3. Check fds 3/4 and make them close-on-exec, so a subprocess started by user code cannot
+     hold the protocol pipes open after this worker dies (the pool would miss the EOF).
+  4. Import the handler modules; any failure becomes an `init_failed` frame and exit code 3.
+  5. Send the `ready` handshake and serve requests until EOF (exit 0), `shutdown` (exit 0) or
+     an oversized frame (exit 4: the stream can no longer be trusted).
+
+The request loop (`Runtime.serve`) is the latency-critical path measured against
+bench/floor_echo.py: two reads, one json.loads, a dict lookup, the call, one encode, one write.
+Everything unusual (short reads, errors, streaming) leaves the loop for a method.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import importlib
+import importlib.util
+import json
+import os
+import signal
+import sys
+import time
+import traceback
+from types import GeneratorType
+
+from bridgepool_worker.builtin_commands import BuiltinCommands, uptime_since
+from bridgepool_worker.context import Context
+from bridgepool_worker.protocol import (
+    DEFAULT_MAX_FRAME_BYTES,
+    DEFAULT_REQUEST_FD,
+    DEFAULT_RESPONSE_FD,
+    ENCODE_ERRORS,
+    EXIT_INIT_FAILED,
+    EXIT_OK,
+    EXIT_PROTOCOL,
+    EXIT_USAGE,
+    HEADER,
+    PROTOCOL_VERSION,
+    U64_MAX,
+    encode_frame,
+    encode_json,
+    read_exact,
+    write_all,
+)
+from bridgepool_worker.registry import BUILTIN_COMMANDS, Registry, default_registry
+
+# Error texts are capped so that one huge exception message cannot produce a reply frame larger
+# than the pool accepts (64 KiB + 256 KiB is far below the 64 MiB default).
+_MAX_MESSAGE_CHARS = 64 * 1024
+_MAX_TRACEBACK_CHARS = 256 * 1024
+
+
+class UsageError(Exception):
+    """Bad command line or missing protocol fds (exit code 2)."""
+
+
+# --------------------------------------------------------------------------------------------
+# Start-up helpers
+# --------------------------------------------------------------------------------------------
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # raises instead of printing usage and exiting 2
+        raise UsageError(message)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Parses the command line; raises UsageError with a one-line reason."""
+    parser = _ArgumentParser(
+        prog="python3 -m bridgepool_worker",
+        description="bridgepool worker: serves length-prefixed JSON requests on fds 3/4.",
+    )
+    parser.add_argument("--handlers", action="append", required=True, metavar="PATH_OR_MODULE",
+                        help="handler module: a .py path or a dotted module name (repeatable)")
+    parser.add_argument("--worker-id", required=True)
+    parser.add_argument("--parent-pid", type=int, default=None,
+                        help="exit at once if our parent is not this pid "
+                             "(default: $BRIDGEPOOL_PARENT_PID)")
+    parser.add_argument("--request-fd", type=int, default=DEFAULT_REQUEST_FD)
+    parser.add_argument("--response-fd", type=int, default=DEFAULT_RESPONSE_FD)
+    parser.add_argument("--max-frame-bytes", type=int, default=DEFAULT_MAX_FRAME_BYTES)
+    parser.add_argument("--version-tag", default=None,
+                        help="handlers_version when the handler module has no __version__")
+    options = parser.parse_args(argv)
+    if options.parent_pid is None:
+        env_pid = os.environ.get("BRIDGEPOOL_PARENT_PID")
+        if env_pid:
+            try:
+                options.parent_pid = int(env_pid)
+            except ValueError:
+                raise UsageError(f"BRIDGEPOOL_PARENT_PID is not a pid: {env_pid!r}") from None
+    if not 1 <= options.max_frame_bytes <= 0xFFFFFFFF:  # the header is a u32
+        raise UsageError(f"--max-frame-bytes must be in [1, 4294967295], "
+                         f"got {options.max_frame_bytes}")
+    if options.request_fd == options.response_fd:
+        raise UsageError("--request-fd and --response-fd must differ")
+    return options
+
+
+def set_parent_death_signal() -> bool:
+    """Asks the kernel to SIGKILL us when our parent dies; returns whether that worked.
+
+    Caveat for the pool: the signal fires when the *thread* that spawned us exits, not the
+    process, so workers must be spawned from a thread that lives as long as the pool.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        pr_set_pdeathsig = 1  # <linux/prctl.h>
+        # prctl is variadic and takes unsigned longs: pass c_ulong so that no 32-bit int with
+        # undefined upper register bits reaches the kernel.
+        zero = ctypes.c_ulong(0)
+        rc = libc.prctl(ctypes.c_int(pr_set_pdeathsig), ctypes.c_ulong(signal.SIGKILL),
+                        zero, zero, zero)
+        return rc == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def prepare_protocol_fds(request_fd: int, response_fd: int) -> None:
+    """Checks the protocol fds are open; makes them close-on-exec and blocking."""
+    for fd, role in ((request_fd, "request"), (response_fd, "response")):
+        try:
+            os.fstat(fd)
+        except OSError as exc:
+            raise UsageError(
+                f"{role} fd {fd} is not open ({exc.strerror}); bridgepool_worker must be "
+                f"started by a pool that passes its request/response pipes as fds "
+                f"{DEFAULT_REQUEST_FD}/{DEFAULT_RESPONSE_FD}"
+            ) from None
+        # Not inheritable: a grandchild holding the response pipe would keep the pool from
+        # seeing EOF when we die; one holding the request pipe would hide EPIPE from it.
+        os.set_inheritable(fd, False)
+        # Blocking: if the pool created the pipes with O_NONBLOCK, our ends would inherit it
+        # and every read would raise BlockingIOError instead of waiting.
+        os.set_blocking(fd, True)
+
+
+def make_stdout_line_buffered() -> None:
+    """stdout is a pipe to the pool's log capture; line buffering makes each print() arrive
+    promptly (stderr is line-buffered already since Python 3.9)."""
+    stream = sys.stdout
+    if stream is not None and hasattr(stream, "reconfigure"):
+        try:
+            stream.reconfigure(line_buffering=True)
+        except (OSError, ValueError):
+            pass
+
+
+def load_handler_module(spec: str):
+    """Imports one handler module: a file if `spec` ends in .py or contains '/', else by name.
+
+    A file's directory is put first on sys.path so that the file can import its siblings, and
+    the module is registered in sys.modules under its stem so a sibling importing it by name
+    gets this same module (not a second copy registering every command again).
+    """
+    if not (spec.endswith(".py") or "/" in spec):
+        return importlib.import_module(spec)
+    path = os.path.abspath(spec)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(2, "handlers file not found", path)
+    directory = os.path.dirname(path)
+    if directory not in sys.path:
+        sys.path.insert(0, directory)
+    stem = os.path.splitext(os.path.basename(path))[0]
+    name = stem if stem.isidentifier() else "handlers"
+    suffix = 1
+    while name in sys.modules:  # e.g. a file named json.py, or the same file given twice
+        suffix += 1
+        name = f"_bridgepool_handlers_{stem if stem.isidentifier() else 'module'}_{suffix}"
+    module_spec = importlib.util.spec_from_file_location(name, path)
+    if module_spec is None or module_spec.loader is None:
+        raise ImportError(f"cannot build an import spec for {path}", path=path)
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[name] = module
+    try:
+        module_spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
+    return module
+
+
+def handlers_version_of(modules: list, version_tag: str | None) -> str | None:
+    """`__version__` of the handler modules ('+'-joined if several), else the tag, else None."""
+    versions = [str(m.__version__) for m in modules if getattr(m, "__version__", None) is not None]
+    if versions:
+        return "+".join(versions)
+    return version_tag
+
+
+def _send_best_effort(fd: int, message: dict) -> None:
+    try:
+        write_all(fd, encode_frame(message))
+    except OSError:
+        pass  # nobody is listening; the exit code still tells the story
+
+
+def fail_init(response_fd: int, spec: str, exc: BaseException) -> None:  # never returns
+    """Reports a handler import failure as `init_failed` on fd 4 and stderr; exits 3."""
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    message = f"cannot load handlers {spec!r}: {type(exc).__name__}: {_message_of(exc)}"
+    try:
+        sys.stderr.write(text)
+        sys.stderr.write(f"bridgepool_worker: {message}\n")
+        sys.stderr.flush()
+    except (OSError, ValueError, AttributeError):
+        pass
+    _send_best_effort(response_fd, {
+        "id": 0,
+        "event": "init_failed",
+        "error": {"type": type(exc).__name__, "message": message, "traceback": text,
+                  "retryable": None},
+    })
+    _exit(EXIT_INIT_FAILED)
+
+
+def _exit(code: int) -> None:  # never returns
+    """Flushes user output, then leaves without waiting for anything else.
+
+    os._exit rather than sys.exit: a non-daemon thread started by user code must not keep a
+    worker alive after EOF or `shutdown` (an orphan spinning forever is SPEC §11.7). The cost
+    is that atexit hooks do not run.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
+
+
+# --------------------------------------------------------------------------------------------
+# Error replies
+# --------------------------------------------------------------------------------------------
+
+
+def _message_of(exc: BaseException) -> str:
+    """str(exc), except that a KeyError's single string argument is given without the quotes
+    str() adds (KeyError("program not found: p") → "program not found: p")."""
+    if isinstance(exc, KeyError) and len(exc.args) == 1 and isinstance(exc.args[0], str):
+        return exc.args[0]
+    try:
+        return str(exc)
+    except Exception:
+        return f"<unprintable {type(exc).__name__} object>"
+
+
+def _capped(text: str | None, limit: int) -> str | None:
+    if text is None or len(text) <= limit:
+        return text
+    return text[:limit] + f"... [truncated {len(text) - limit} characters]"
+
+
+def _retryable_of(exc: BaseException) -> bool | None:
+    try:
+        value = getattr(exc, "retryable", None)
+    except Exception:
+        return None
+    return value if type(value) is bool else None
+
+
+def _format_traceback(exc: BaseException) -> str | None:
+    # Skip the first frame: it is the runtime line that called the handler, not user code.
+    tb = exc.__traceback__
+    if tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    try:
+        return "".join(traceback.format_exception(type(exc), exc, tb))
+    except Exception:
+        return None
+
+
+# --------------------------------------------------------------------------------------------
+# The runtime
+# --------------------------------------------------------------------------------------------
+
+
+class Runtime:
+    """One worker's command table, sessions and counters, and its request loop.
+
+    Single-threaded: everything runs on the thread that calls `serve()`.
+    """
+
+    def __init__(self, registry: Registry, worker_id: str, *,
+                 request_fd: int = DEFAULT_REQUEST_FD,
+                 response_fd: int = DEFAULT_RESPONSE_FD,
+                 max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
+                 handlers_version: str | None = None) -> None:
+        self.registry = registry
+        self.worker_id = worker_id
+        self.handlers_version = handlers_version
+        self.started = time.monotonic()
+        self.requests_served = 0  # every request answered, errors and built-ins included
+        self.errors = 0  # replies with ok: false
+        self.sessions: dict[str, dict] = {}
+        self.stopping = False  # set by `shutdown`; the loop exits after writing its reply
+        self._request_fd = request_fd
+        self._response_fd = response_fd
+        self._max_frame_bytes = max_frame_bytes
+        # name -> (handler, is_builtin). Built-ins take (args, request), user handlers (args, ctx).
+        dispatch = {name: (func, True) for name, func in BuiltinCommands(self).table().items()}
+        for name, spec in registry.commands.items():
+            dispatch[name] = (spec.func, False)
+        self._dispatch = dispatch
+        self._idempotent = dict(BUILTIN_COMMANDS)
+        self._idempotent.update((n, s.idempotent) for n, s in registry.commands.items())
+        self.calls = {name: 0 for name in dispatch}  # per command, known commands only
+
+    def uptime_s(self) -> float:
+        return uptime_since(self.started)
+
+    def command_list(self) -> list[tuple[str, bool]]:
+        """(name, idempotent) for every command, built-ins included, sorted by name."""
+        return sorted(self._idempotent.items())
+
+    def handshake(self) -> dict:
+        return {
+            "id": 0,
+            "event": "ready",
+            "protocol": PROTOCOL_VERSION,
+            "pid": os.getpid(),
+            "worker_id": self.worker_id,
+            "commands": [{"name": n, "idempotent": i} for n, i in self.command_list()],
+            "handlers_version": self.handlers_version,
+        }
+
+    def send_ready(self) -> None:
+        write_all(self._response_fd, encode_frame(self.handshake()))
+
+    def serve(self) -> int:
+        """Answers requests until EOF or `shutdown`; returns the exit code (0).
+
+        Raises BrokenPipeError if the pool closed the response pipe; exits the process with
+        code 4 on an oversized frame.
+        """
+        read = os.read
+        write = os.write
+        loads = json.loads
+        encode = encode_json
+        pack = HEADER.pack
+        unpack = HEADER.unpack
+        request_fd = self._request_fd
+        response_fd = self._response_fd
+        max_frame = self._max_frame_bytes
+        dispatch = self._dispatch
+        calls = self.calls
+        sessions = self.sessions
+        worker_id = self.worker_id
+        generator = GeneratorType
+        context = Context
+        while True:
+            header = read(request_fd, 4)
+            if len(header) != 4:
+                header = read_exact(request_fd, 4, header)
+                if header is None:
+                    return EXIT_OK  # EOF: the pool is gone or done with us
+            size = unpack(header)[0]
+            if size > max_frame:
+                self._frame_too_large(size)
+            body = read(request_fd, size)
+            if len(body) != size:
+                body = read_exact(request_fd, size, body)
+                if body is None:
+                    return EXIT_OK  # EOF inside a frame: same as EOF
+
+            try:
+                request = loads(body)
+            except (ValueError, RecursionError) as exc:
+                self._send_error(0, "ProtocolError", f"request frame is not valid JSON: {exc}")
+                continue
+            if type(request) is not dict:
+                self._send_error(0, "ProtocolError",
+                                 f"request must be a JSON object, got {type(request).__name__}")
+                continue
+            rid = request.get("id")
+            name = request.get("command")
+            session_id = request.get("session_id")
+            if (type(rid) is not int or type(name) is not str or not 0 <= rid <= U64_MAX
+                    or (session_id is not None and type(session_id) is not str)):
+                self._reject_envelope(request)
+                continue
+            entry = dispatch.get(name)
+            if entry is None:
+                self._reply_unknown_command(rid, name)
+                continue
+            args = request.get("args")
+            if args is None:
+                args = {}
+            elif type(args) is not dict:
+                self._send_error(rid, "InvalidArguments",
+                                 f"args of {name!r} must be a JSON object, "
+                                 f"got {type(args).__name__}", retryable=False)
+                continue
+
+            calls[name] += 1
+            func, builtin = entry
+            try:
+                if builtin:
+                    result = func(args, request)
+                else:
+                    if session_id is None:
+                        session = {}
+                    else:
+                        session = sessions.get(session_id)
+                        if session is None:
+                            session = sessions[session_id] = {}
+                    result = func(args, context(session_id, session, worker_id, rid,
+                                                request.get("deadline_ms"), self))
+            except Exception as exc:
+                self._reply_exception(rid, exc)
+                continue
+            if type(result) is generator:
+                self._stream(rid, name, result)
+                continue
+
+            try:
+                out = encode({"id": rid, "ok": True, "result": result}).encode()
+            except ENCODE_ERRORS as exc:
+                self._reply_unserialisable(rid, name, "result", exc)
+                continue
+            if len(out) > max_frame:
+                self._reply_too_large(rid, name, "result", len(out))
+                continue
+            frame = pack(len(out)) + out
+            written = write(response_fd, frame)
+            if written != len(frame):
+                write_all(response_fd, frame[written:])
+            self.requests_served += 1
+            if self.stopping:
+                return EXIT_OK
+
+    # -- slow paths ---------------------------------------------------------------------------
+
+    def _send(self, body: bytes) -> None:
+        """Writes one final reply frame and counts the request as served."""
+        write_all(self._response_fd, HEADER.pack(len(body)) + body)
+        self.requests_served += 1
+
+    def _send_error(self, rid: int, error_type: str, message: str,
+                    traceback_text: str | None = None, retryable: bool | None = None) -> None:
+        self.errors += 1
+        error = {
+            "type": error_type,
+            "message": _capped(message, _MAX_MESSAGE_CHARS),
+            "traceback": _capped(traceback_text, _MAX_TRACEBACK_CHARS),
+            "retryable": retryable,
+        }
+        # Exception text may hold lone surrogates, which UTF-8 cannot encode; "replace" turns
+        # them into '?' so the error itself always gets through.
+        self._send(encode_json({"id": rid, "ok": False, "error": error}).encode("utf-8", "replace"))
+
+    def _reply_exception(self, rid: int, exc: Exception) -> None:
+        self._send_error(rid, type(exc).__name__, _message_of(exc), _format_traceback(exc),
+                         _retryable_of(exc))
+
+    def _reply_unserialisable(self, rid: int, name: str, what: str, exc: Exception) -> None:
+        self._send_error(rid, "SerializationError",
+                         f"{what} of command {name!r} is not JSON-serialisable: "
+                         f"{type(exc).__name__}: {_message_of(exc)}", retryable=False)
+
+    def _reply_too_large(self, rid: int, name: str, what: str, size: int) -> None:
+        self._send_error(rid, "SerializationError",
+                         f"{what} of command {name!r} encodes to {size} bytes, more than the "
+                         f"{self._max_frame_bytes}-byte frame limit", retryable=False)
+
+    def _reply_unknown_command(self, rid: int, name: str) -> None:
+        available = ", ".join(sorted(self._dispatch))
+        self._send_error(rid, "UnknownCommand",
+                         f"unknown command {name!r}; available commands: {available}",
+                         retryable=False)
+
+    def _reject_envelope(self, request: dict) -> None:
+        """Replies ProtocolError to a JSON object that is not a well-formed request."""
+        rid = request.get("id")
+        id_ok = type(rid) is int and 0 <= rid <= U64_MAX
+        problems = []
+        if not id_ok:
+            problems.append(f"'id' must be an unsigned 64-bit integer, got {rid!r:.80}")
+        if type(request.get("command")) is not str:
+            problems.append(f"'command' must be a string, got {request.get('command')!r:.80}")
+        session_id = request.get("session_id")
+        if session_id is not None and type(session_id) is not str:
+            problems.append(f"'session_id' must be a string or null, got {session_id!r:.80}")
+        self._send_error(rid if id_ok else 0, "ProtocolError",
+                         "malformed request: " + "; ".join(problems), retryable=False)
+
+    def _stream(self, rid: int, name: str, chunks: GeneratorType) -> None:
+        """Sends each yielded value as a chunk frame, then the final reply.
+
+        The final result is the generator's return value. An exception inside the generator
+        or an unserialisable chunk ends the stream with an `ok: false` reply.
+        """
+        max_frame = self._max_frame_bytes
+        while True:
+            try:
+                value = next(chunks)
+            except StopIteration as stop:
+                result = stop.value
+                break
+            except Exception as exc:
+                self._reply_exception(rid, exc)
+                return
+            try:
+                body = encode_json({"id": rid, "chunk": value}).encode()
+            except ENCODE_ERRORS as exc:
+                _close_quietly(chunks)
+                self._reply_unserialisable(rid, name, "chunk", exc)
+                return
+            if len(body) > max_frame:
+                _close_quietly(chunks)
+                self._reply_too_large(rid, name, "chunk", len(body))
+                return
+            write_all(self._response_fd, HEADER.pack(len(body)) + body)
+        try:
+            body = encode_json({"id": rid, "ok": True, "result": result}).encode()
+        except ENCODE_ERRORS as exc:
+            self._reply_unserialisable(rid, name, "result", exc)
+            return
+        if len(body) > max_frame:
+            self._reply_too_large(rid, name, "result", len(body))
+            return
+        self._send(body)
+
+    def _frame_too_large(self, size: int) -> None:  # never returns
+        # We will not allocate `size` bytes, and we cannot skip them without reading them: the
+        # stream is no longer trustworthy, so exit with a code the pool recognises.
+        try:
+            sys.stderr.write(f"bridgepool_worker[{self.worker_id}]: request frame declares "
+                             f"{size} bytes, more than --max-frame-bytes={self._max_frame_bytes}; "
+                             f"exiting (code {EXIT_PROTOCOL})\n")
+        except (OSError, ValueError, AttributeError):
+            pass
+        _exit(EXIT_PROTOCOL)
+
+
+def _close_quietly(chunks: GeneratorType) -> None:
+    try:
+        chunks.close()
+    except Exception:
+        pass
+
+
+# --------------------------------------------------------------------------------------------
+# main
+# --------------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> None:  # never returns
+    """Runs a worker process to completion (see the module docstring for the order)."""
+    set_parent_death_signal()  # first: the window in which a dying pool leaves us behind
+    try:
+        options = parse_args(argv)
+    except UsageError as exc:
+        # The response fd is unknown when parsing failed: report on the default one only if
+        # the command line did not name another (fd 4 could then be anything).
+        given = sys.argv[1:] if argv is None else argv
+        named = any(a.startswith("--response-fd") for a in given)
+        _usage_failure(None if named else DEFAULT_RESPONSE_FD, str(exc))
+    if options.parent_pid is not None and os.getppid() != options.parent_pid:
+        # The pool died before prctl took effect; nobody would ever talk to us.
+        sys.stderr.write(f"bridgepool_worker[{options.worker_id}]: parent {options.parent_pid} "
+                         f"is gone (parent is now {os.getppid()}); exiting\n")
+        _exit(EXIT_OK)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        prepare_protocol_fds(options.request_fd, options.response_fd)
+    except UsageError as exc:
+        _usage_failure(options.response_fd, str(exc))
+    make_stdout_line_buffered()
+
+    registry = default_registry()
+    modules = []
+    for spec in options.handlers:
+        try:
+            modules.append(load_handler_module(spec))
+        except BaseException as exc:  # SyntaxError, SystemExit at import, anything
+            fail_init(options.response_fd, spec, exc)
+    # Objects alive now (modules, handlers) live for the whole process: move them out of the
+    # collector's generations so later collections do not scan them again and again.
+    gc.freeze()
+
+    runtime = Runtime(registry, options.worker_id,
+                      request_fd=options.request_fd, response_fd=options.response_fd,
+                      max_frame_bytes=options.max_frame_bytes,
+                      handlers_version=handlers_version_of(modules, options.version_tag))
+    try:
+        runtime.send_ready()
+        code = runtime.serve()
+    except BrokenPipeError:
+        code = EXIT_OK  # the pool closed our response pipe: it is gone or done with us
+    _exit(code)
+
+
+def _usage_failure(response_fd: int | None, message: str) -> None:  # never returns
+    """Reports a usage error on stderr and, if the fd is open, as `init_failed`; exits 2."""
+    sys.stderr.write(f"bridgepool_worker: usage error: {message}\n")
+    if response_fd is None:
+        _exit(EXIT_USAGE)
+    try:
+        os.fstat(response_fd)
+    except OSError:
+        _exit(EXIT_USAGE)
+    _send_best_effort(response_fd, {
+        "id": 0,
+        "event": "init_failed",
+        "error": {"type": "UsageError", "message": message, "traceback": None,
+                  "retryable": None},
+    })
+    _exit(EXIT_USAGE)

@@ -1,0 +1,374 @@
+// Pool's public API: start, execute, async, wait_ready, shutdown, statistics.
+#include "bridgepool/pool.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "pool/pool_impl.h"
+
+extern char** environ;
+
+namespace bridgepool {
+namespace {
+
+constexpr std::size_t kMaxCommandLength = 256;
+
+// SIGPIPE would kill the host on a write to a worker that just died; we want EPIPE instead.
+// Only replace the default action: a host that installed its own handler keeps it.
+void ignore_sigpipe_if_default() {
+  struct sigaction current {};
+  if (::sigaction(SIGPIPE, nullptr, &current) == 0 && current.sa_handler == SIG_DFL) {
+    ::signal(SIGPIPE, SIG_IGN);
+  }
+}
+
+std::vector<std::string> build_worker_env(const PoolConfig& config) {
+  std::map<std::string, std::string> env;
+  for (char** e = environ; e && *e; ++e) {
+    std::string_view kv(*e);
+    auto eq = kv.find('=');
+    if (eq != std::string_view::npos) env[std::string(kv.substr(0, eq))] = kv.substr(eq + 1);
+  }
+  std::string pythonpath = config.python_path;
+  if (auto it = env.find("PYTHONPATH"); it != env.end() && !it->second.empty()) {
+    pythonpath += ":" + it->second;
+  }
+  env["PYTHONPATH"] = pythonpath;
+  env["PYTHONUNBUFFERED"] = "1";  // user prints reach the pool's log as they happen
+  env["BRIDGEPOOL_PARENT_PID"] = std::to_string(::getpid());
+  for (const auto& [k, v] : config.env) env[k] = v;
+  std::vector<std::string> out;
+  for (auto& [k, v] : env) out.push_back(k + "=" + v);
+  return out;
+}
+
+Result<void> validate_request(std::string_view command, const Json& args) {
+  auto invalid = [&](std::string message) {
+    Error e(ErrorCategory::kInvalidRequest, std::move(message));
+    e.context.operation = "execute";
+    e.context.command = std::string(command.substr(0, kMaxCommandLength));
+    return tl::unexpected(std::move(e));
+  };
+  if (command.empty()) return invalid("command name is empty");
+  if (command.size() > kMaxCommandLength) {
+    return invalid(fmt::format("command name is {} bytes long (max {})", command.size(),
+                               kMaxCommandLength));
+  }
+  if (command.find('\0') != std::string_view::npos) return invalid("command name contains NUL");
+  if (!args.is_object()) {
+    return invalid(fmt::format("args must be a JSON object, got {}", args.type_name()));
+  }
+  return {};
+}
+
+}  // namespace
+
+Pool::Impl::Impl(PoolConfig cfg)
+    : config(std::move(cfg)),
+      spawner(std::make_unique<PosixSpawner>()),
+      backoff{config.respawn_backoff_initial, config.respawn_backoff_max},
+      worker_env(build_worker_env(config)),
+      queue(config.max_queue),
+      command_table(std::make_shared<const CommandTable>()) {}
+
+Pool::Pool(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Pool::~Pool() { shutdown(); }
+
+Result<std::unique_ptr<Pool>> Pool::start(PoolConfig config) {
+  if (auto ok = config.resolve(); !ok) return tl::unexpected(ok.error());
+  ignore_sigpipe_if_default();
+  auto impl = std::make_unique<Impl>(std::move(config));
+  if (auto ok = impl->loop.start(); !ok) return tl::unexpected(ok.error());
+  std::size_t initial = impl->config.eager ? impl->config.size : impl->config.min_ready;
+  for (std::size_t i = 0; i < initial; ++i) impl->schedule_spawn(std::chrono::milliseconds(0));
+  std::unique_ptr<Pool> pool(new Pool(std::move(impl)));
+  auto ready = pool->wait_ready(pool->impl_->config.startup_timeout, pool->impl_->config.min_ready);
+  if (!ready) {
+    pool->shutdown(std::chrono::milliseconds(0));
+    return tl::unexpected(ready.error());
+  }
+  return pool;
+}
+
+Result<void> Pool::wait_ready(milliseconds timeout, std::size_t count) {
+  Impl& s = *impl_;
+  if (count == 0) count = s.config.size;
+  std::unique_lock lock(s.mu);
+  bool done = s.state_cv.wait_for(lock, timeout, [&] {
+    // Fail fast when every start so far has failed: waiting longer only repeats the failure.
+    bool hopeless = s.live.empty() && s.consecutive_init_failures >= s.config.min_ready;
+    return s.live.size() >= count || s.shutting_down || hopeless;
+  });
+  if (s.live.size() >= count) return {};
+  if (s.shutting_down) {
+    return make_error(ErrorCategory::kResource, fmt::format("pool '{}' is shutting down", s.config.name));
+  }
+  if (s.last_init_error && (done || s.live.empty())) {
+    Error e = *s.last_init_error;
+    e.message = fmt::format("pool '{}' could not start its workers: {}", s.config.name, e.message);
+    return tl::unexpected(std::move(e));
+  }
+  Error e(ErrorCategory::kTimeout,
+          fmt::format("pool '{}': {} of {} workers ready after {} ms", s.config.name,
+                      s.live.size(), count, timeout.count()));
+  e.context.operation = "wait_ready";
+  return tl::unexpected(std::move(e));
+}
+
+Result<Json> Pool::Impl::finish(Result<Json> result, std::string_view command,
+                                TimePoint started_at, Duration queue_wait, int attempt) {
+  auto elapsed = std::chrono::duration_cast<std::chrono::microseconds>(clock.now() - started_at);
+  if (result) {
+    ok.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    Error& e = result.error();
+    e.context.command = command;
+    e.context.elapsed = elapsed;
+    e.context.queue_wait = std::chrono::duration_cast<std::chrono::microseconds>(queue_wait);
+    e.context.attempt = attempt;
+    e.context.pool_name = config.name;
+    if (e.context.operation.empty()) e.context.operation = "execute";
+    errors_by_category[static_cast<std::size_t>(e.category)].fetch_add(1, std::memory_order_relaxed);
+  }
+  if (config.events->has_handlers()) {
+    emit("pool.request", {{"duration_us", double(elapsed.count())},
+                          {"queue_wait_us", double(std::chrono::duration_cast<std::chrono::microseconds>(queue_wait).count())}},
+         {{"command", std::string(command)},
+          {"result", result ? "ok" : std::string(category_name(result.error().category))}});
+  }
+  return result;
+}
+
+Result<Json> Pool::execute(std::string_view command, Json args, const ExecuteOptions& options) {
+  Impl& s = *impl_;
+  TimePoint started_at = s.clock.now();
+  if (auto valid = validate_request(command, args); !valid) {
+    s.errors_by_category[static_cast<std::size_t>(ErrorCategory::kInvalidRequest)]++;
+    return tl::unexpected(valid.error());
+  }
+  auto table = s.command_table.load();
+  if (!table->idempotent.empty() && !table->idempotent.contains(std::string(command))) {
+    std::vector<std::string> names;
+    for (const auto& [name, _] : table->idempotent) names.push_back(name);
+    std::sort(names.begin(), names.end());
+    Error e(ErrorCategory::kInvalidRequest,
+            fmt::format("unknown command '{}'; available: {}", command, fmt::join(names, ", ")));
+    return s.finish(tl::unexpected(std::move(e)), command, started_at, Duration(0), 1);
+  }
+  s.requests.fetch_add(1, std::memory_order_relaxed);
+
+  TimePoint deadline = started_at + options.timeout.value_or(s.config.request_timeout);
+  TimePoint checkout_deadline =
+      std::min(deadline, started_at + options.checkout_timeout.value_or(s.config.checkout_timeout));
+  wire::Request request{0, std::string(command), std::move(args), std::nullopt, std::nullopt};
+  Duration queue_wait{0};
+  // A worker found dead before it read the request is replaced and the request goes to another
+  // one; bounded so a pool whose workers all die on arrival still answers.
+  const int max_attempts = static_cast<int>(s.config.size) + 2;
+  for (int attempt = 1;; ++attempt) {
+    TimePoint checkout_start = s.clock.now();
+    auto worker = s.checkout(checkout_deadline);
+    queue_wait += s.clock.now() - checkout_start;
+    if (!worker) return s.finish(tl::unexpected(worker.error()), command, started_at, queue_wait, attempt);
+    const WorkerPtr& w = *worker;
+    std::optional<std::string> unusable = w->check_usable();
+    if (!unusable && !s.transit(w, WorkerState::kBusy, TransitionReason::kCheckout)) {
+      unusable = "it is no longer in service";
+    }
+    if (unusable) {
+      {
+        std::lock_guard lock(s.mu);
+        ++s.discarded;
+      }
+      s.checkin_remove(w, TransitionReason::kExited, true, "at checkout: " + *unusable);
+      if (attempt >= max_attempts) break;
+      continue;
+    }
+    auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - s.clock.now());
+    request.deadline_ms = std::max<std::int64_t>(0, remaining.count());
+    CallOutcome outcome = w->call(request, deadline, options.on_chunk);
+    switch (outcome.fault) {
+      case WorkerFault::kNone:
+        s.checkin_ok(w);
+        return s.finish(std::move(outcome.result), command, started_at, queue_wait, attempt);
+      case WorkerFault::kNotDelivered:
+        s.rerouted.fetch_add(1, std::memory_order_relaxed);
+        s.checkin_remove(w, TransitionReason::kExited, true, outcome.result.error().message);
+        if (attempt >= max_attempts) {
+          return s.finish(std::move(outcome.result), command, started_at, queue_wait, attempt);
+        }
+        continue;
+      case WorkerFault::kExited:
+        s.checkin_remove(w, TransitionReason::kExited, true, outcome.result.error().message);
+        break;
+      case WorkerFault::kProtocol:
+        s.checkin_remove(w, TransitionReason::kProtocolError, true,
+                         outcome.result ? "data after the reply" : outcome.result.error().message);
+        break;
+      case WorkerFault::kTimeout:
+        s.checkin_remove(w, TransitionReason::kTimeout, true, outcome.result.error().message);
+        break;
+    }
+    return s.finish(std::move(outcome.result), command, started_at, queue_wait, attempt);
+  }
+  Error e(ErrorCategory::kConnection,
+          fmt::format("no usable worker after {} attempts: every worker checked out was dead",
+                      max_attempts));
+  return s.finish(tl::unexpected(std::move(e)), command, started_at, queue_wait, max_attempts);
+}
+
+std::future<Result<Json>> Pool::execute_async(std::string command, Json args,
+                                              ExecuteOptions options) {
+  Impl& s = *impl_;
+  auto promise = std::make_shared<std::promise<Result<Json>>>();
+  auto future = promise->get_future();
+  AsyncExecutor* executor = nullptr;
+  {
+    std::lock_guard lock(s.mu);
+    if (!s.shutting_down) {
+      if (!s.async) s.async = std::make_unique<AsyncExecutor>(s.config.size + 1);
+      executor = s.async.get();
+    }
+  }
+  auto task = [this, promise, command = std::move(command), args = std::move(args),
+               options = std::move(options)]() mutable {
+    promise->set_value(execute(command, std::move(args), options));
+  };
+  if (!executor || !executor->submit(task)) {
+    promise->set_value(make_error(ErrorCategory::kResource,
+                                  fmt::format("pool '{}' is shutting down", s.config.name)));
+  }
+  return future;
+}
+
+void Pool::shutdown(std::optional<milliseconds> grace_opt) {
+  Impl& s = *impl_;
+  milliseconds grace = grace_opt.value_or(s.config.shutdown_grace);
+  auto deadline = std::chrono::steady_clock::now() + grace;
+  {
+    std::unique_lock lock(s.mu);
+    if (s.shutting_down) {
+      s.state_cv.wait(lock, [&] { return s.shut_down; });
+      return;
+    }
+    s.shutting_down = true;
+    Error e(ErrorCategory::kResource, fmt::format("pool '{}' is shutting down", s.config.name));
+    e.context.operation = "checkout";
+    s.fail_waiters_locked(e);
+    // Requests in flight get the grace period to finish.
+    s.state_cv.wait_until(lock, deadline, [&] { return s.borrowed == 0; });
+  }
+  // Async callers still queued fail fast now (checkout refuses); their threads end.
+  std::unique_ptr<AsyncExecutor> async;
+  {
+    std::lock_guard lock(s.mu);
+    async = std::move(s.async);
+  }
+  // All workers at once, on one shared deadline (SPEC §11.17): EOF + shutdown to idle ones,
+  // SIGKILL to whatever is still busy past the grace; escalation timers run on the loop.
+  auto remaining = std::max<milliseconds>(
+      milliseconds(100),
+      std::chrono::duration_cast<milliseconds>(deadline - std::chrono::steady_clock::now()));
+  s.loop.post([&s, remaining] { s.end_all_workers(remaining); });
+  {
+    std::unique_lock lock(s.mu);
+    auto hard_deadline = std::chrono::steady_clock::now() + remaining + s.config.kill_grace +
+                         std::chrono::seconds(2);
+    s.state_cv.wait_until(lock, hard_deadline, [&] { return s.known.empty(); });
+    if (!s.known.empty()) {
+      for (auto& [id, w] : s.known) w->process().signal(SIGKILL);
+      s.state_cv.wait_for(lock, std::chrono::seconds(2), [&] { return s.known.empty(); });
+    }
+  }
+  if (async) async->stop();
+  s.loop.stop();
+  std::lock_guard lock(s.mu);
+  if (!s.known.empty()) {
+    s.config.logger->log(LogLevel::kError, "pool",
+                         fmt::format("{} workers could not be reaped at shutdown", s.known.size()));
+  }
+  s.shut_down = true;
+  s.state_cv.notify_all();
+}
+
+PoolStats Pool::stats() const {
+  const Impl& s = *impl_;
+  PoolStats st;
+  {
+    std::lock_guard lock(s.mu);
+    st.name = s.config.name;
+    st.size = s.config.size;
+    st.live = s.live.size();
+    st.idle = s.idle.size();
+    st.busy = s.borrowed;
+    st.starting = s.starting;
+    st.queue_length = s.queue.size();
+    st.started = s.started;
+    st.replaced = s.replaced;
+    st.init_failures = s.init_failures;
+    st.exits = s.exits;
+    st.discarded_workers = s.discarded;
+    if (s.last_init_error) st.last_init_error = s.last_init_error->message;
+  }
+  st.requests = s.requests.load();
+  st.ok = s.ok.load();
+  st.rerouted = s.rerouted.load();
+  for (std::size_t i = 0; i < s.errors_by_category.size(); ++i) {
+    auto n = s.errors_by_category[i].load();
+    if (n > 0) st.errors[std::string(category_name(static_cast<ErrorCategory>(i)))] = n;
+  }
+  return st;
+}
+
+std::vector<WorkerInfo> Pool::workers() const {
+  std::vector<WorkerPtr> all;
+  {
+    std::lock_guard lock(impl_->mu);
+    for (const auto& [id, w] : impl_->known) all.push_back(w);
+  }
+  std::vector<WorkerInfo> out;
+  for (const auto& w : all) {
+    WorkerSnapshot snap = w->snapshot();
+    WorkerInfo info;
+    info.id = snap.id;
+    info.pid = snap.pid;
+    info.state = state_name(snap.state);
+    info.health = health_name(snap.health);
+    info.requests = snap.requests;
+    info.python_errors = snap.python_errors;
+    info.failures = snap.failures;
+    info.uptime_s = std::chrono::duration<double>(snap.uptime).count();
+    info.handlers_version = snap.handlers_version;
+    for (const auto& t : snap.history) {
+      info.history.push_back(TransitionInfo{
+          std::string(state_name(t.from)), std::string(state_name(t.to)),
+          std::string(reason_name(t.reason)),
+          std::chrono::duration<double, std::milli>(t.time_in_previous).count(),
+          std::chrono::duration_cast<std::chrono::milliseconds>(t.wall_time.time_since_epoch())
+              .count()});
+    }
+    out.push_back(std::move(info));
+  }
+  std::sort(out.begin(), out.end(), [](const WorkerInfo& a, const WorkerInfo& b) {
+    return a.id.size() != b.id.size() ? a.id.size() < b.id.size() : a.id < b.id;
+  });
+  return out;
+}
+
+std::vector<CommandSpec> Pool::commands() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->commands;
+}
+
+EventBus& Pool::events() { return *impl_->config.events; }
+
+const PoolConfig& Pool::config() const { return impl_->config; }
+
+}  // namespace bridgepool

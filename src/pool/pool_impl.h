@@ -1,0 +1,137 @@
+// Pool::Impl: the pool's internal state, shared by pool.cc (public API, execute, shutdown),
+// pool_monitor.cc (the monitor thread: spawn, handshake, exit, output) and pool_checkout.cc
+// (checkout/checkin/retire).
+//
+// Locking: `mu` guards everything in the "shared" block; a Worker's own state machine has its own
+// mutex and is only ever locked *after* mu or alone (never mu after a worker lock). The "monitor
+// thread only" block is touched exclusively by tasks and callbacks running on `loop`.
+//
+// Worker life in the pool:
+//   spawn (monitor) -> handshake (monitor) -> live: idle <-> borrowed (callers) -> retired
+//   (any thread: leaves `live`, replacement scheduled) -> exit noticed and reaped (monitor).
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "base/clock.h"
+#include "base/event_loop.h"
+#include "bridgepool/pool.h"
+#include "pool/async_executor.h"
+#include "pool/checkout_queue.h"
+#include "pool/respawn_backoff.h"
+#include "process/spawner.h"
+#include "worker/output_capture.h"
+#include "worker/worker.h"
+
+namespace bridgepool {
+
+using WorkerPtr = std::shared_ptr<Worker>;
+
+struct Pool::Impl {
+  explicit Impl(PoolConfig cfg);
+
+  // ---- immutable after start ----
+  PoolConfig config;
+  const Clock& clock = SteadyClock::instance();
+  std::unique_ptr<Spawner> spawner;
+  RespawnBackoff backoff;
+  std::vector<std::string> worker_env;  // computed once: the environment is validated once
+
+  EventLoop loop;
+
+  // ---- shared, guarded by mu ----
+  mutable std::mutex mu;
+  std::condition_variable state_cv;  // live/borrowed/unreaped changes: wait_ready, shutdown
+  std::unordered_map<std::string, WorkerPtr> known;  // every process not yet reaped
+  std::unordered_map<std::string, WorkerPtr> live;   // in service: idle or borrowed
+  std::vector<WorkerPtr> idle;                       // LIFO: the most recently used stays hot
+  CheckoutQueue queue;
+  struct Waiter {
+    std::condition_variable cv;
+    WorkerPtr worker;
+    std::optional<Error> error;
+  };
+  std::unordered_map<CheckoutQueue::Ticket, Waiter*> waiters;
+  std::size_t borrowed = 0;
+  std::size_t starting = 0;  // spawns scheduled, spawning or handshaking
+  bool shutting_down = false;
+  bool shut_down = false;
+  std::uint32_t consecutive_init_failures = 0;
+  std::optional<Error> last_init_error;
+  std::uint64_t next_worker_number = 1;
+  std::uint64_t started = 0, replaced = 0, init_failures = 0, exits = 0, discarded = 0;
+  std::vector<CommandSpec> commands;
+
+  // ---- lock-free counters and the command table (read on every request) ----
+  std::atomic<std::uint64_t> requests{0}, ok{0}, rerouted{0};
+  std::array<std::atomic<std::uint64_t>, 16> errors_by_category{};
+  struct CommandTable {
+    std::unordered_map<std::string, bool> idempotent;  // name -> idempotent
+  };
+  std::atomic<std::shared_ptr<const CommandTable>> command_table;
+
+  std::unique_ptr<AsyncExecutor> async;  // created on first execute_async (guarded by mu)
+
+  // ---- monitor thread only ----
+  struct Proc {
+    WorkerPtr worker;
+    bool initializing = true;
+    bool exited = false;
+    EventLoop::WatchId pid_watch = 0, response_watch = 0, stdout_watch = 0, stderr_watch = 0;
+    OutputCapture out, err;
+    std::deque<std::string> stderr_tail;  // last lines, for init-failure messages
+    TimePoint spawned_at;
+    Proc(const Clock& c, OutputCapture::Limits l) : out(c, l), err(c, l) {}
+  };
+  std::unordered_map<std::string, std::unique_ptr<Proc>> procs;
+
+  // ---- monitor side (pool_monitor.cc) ----
+  void schedule_spawn(std::chrono::milliseconds delay);  // any thread; caller must NOT hold mu
+  void spawn_worker();
+  SpawnSpec spawn_spec(const std::string& id) const;
+  void on_handshake_readable(const std::string& id);
+  void on_init_timeout(const std::string& id);
+  void on_init_failure(Proc* proc, const std::string& id, Error error);
+  void on_output(const std::string& id, bool is_stderr);
+  void drain_output(Proc& proc, bool is_stderr);
+  void on_exit(const std::string& id);
+  void end_all_workers(std::chrono::milliseconds grace);
+
+  // ---- checkout side (pool_checkout.cc) ----
+  Result<WorkerPtr> checkout(TimePoint deadline);
+  // mu held; `worker` is live and ready and not counted as borrowed: hands it to the oldest
+  // waiter (counting it borrowed) or puts it on the idle stack.
+  void give_back_locked(const WorkerPtr& worker);
+  void checkin_ok(const WorkerPtr& worker);
+  // The borrower is done with a worker that must leave service.
+  void checkin_remove(const WorkerPtr& worker, TransitionReason reason, bool kill,
+                      const std::string& detail);
+  // Takes a worker out of service (any thread). Returns false if it already was.
+  bool retire(const WorkerPtr& worker, TransitionReason reason, bool kill,
+              const std::string& detail);
+  // EOF on the request pipe now, SIGTERM after `grace`, SIGKILL kill_grace later. The worker
+  // must not be borrowed (its request pipe is closed here).
+  void terminate_gracefully(const WorkerPtr& worker, std::chrono::milliseconds grace);
+  void fail_waiters_locked(const Error& error);
+
+  // ---- helpers ----
+  bool transit(const WorkerPtr& worker, WorkerState to, TransitionReason reason,
+               std::map<std::string, std::string> metadata = {});
+  void emit(std::string name, std::map<std::string, double> measurements,
+            std::map<std::string, std::string> metadata);
+  Result<Json> finish(Result<Json> result, std::string_view command, TimePoint started_at,
+                      Duration queue_wait, int attempt);
+  std::string describe_load_locked() const;  // "3 of 4 workers busy, 2 callers queued"
+};
+
+}  // namespace bridgepool

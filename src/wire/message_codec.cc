@@ -1,0 +1,379 @@
+// Message codec: JSON requests out, worker messages in (SPEC §2).
+//
+// Requests are on the hot path of every round trip, so they are written as text directly into
+// the caller's buffer instead of building a json object and dumping it. Decoding parses with a
+// depth-limited DOM builder and then checks the shape field by field, turning every surprise into
+// a communication error; nothing here throws.
+#include "wire/message_codec.h"
+
+#include <fmt/format.h>
+
+#include <charconv>
+#include <exception>
+#include <utility>
+
+namespace bridgepool::wire {
+namespace {
+
+// --- encoding --------------------------------------------------------------------------------
+
+// Dumps never throw on invalid UTF-8: the bad bytes become U+FFFD. A command name or session id
+// is the caller's string and a request must always be encodable; the worker then simply sees an
+// unknown command or session.
+constexpr auto kDumpErrorHandler = Json::error_handler_t::replace;
+
+// True when `text` can be written between quotes as is: printable ASCII without '"' and '\'.
+// Command names and session ids almost always are, which spares a json string and a dump.
+bool needs_no_escaping(std::string_view text) {
+  for (char c : text) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte < 0x20 || byte >= 0x7F || c == '"' || c == '\\') return false;
+  }
+  return true;
+}
+
+// Serialises `value` straight into `out`: Json::dump() would build a temporary string first.
+void append_dump(std::string& out, const Json& value) {
+  nlohmann::detail::serializer<Json> serializer(nlohmann::detail::output_adapter<char>(out), ' ',
+                                                kDumpErrorHandler);
+  serializer.dump(value, /*pretty_print=*/false, /*ensure_ascii=*/false, /*indent_step=*/0);
+}
+
+void append_json_string(std::string& out, std::string_view text) {
+  if (needs_no_escaping(text)) {
+    out += '"';
+    out += text;
+    out += '"';
+    return;
+  }
+  append_dump(out, Json(text));
+}
+
+template <typename Integer>
+void append_integer(std::string& out, Integer value) {
+  char digits[24];  // 20 digits for 2^64 - 1, plus a sign
+  auto [end, ec] = std::to_chars(digits, digits + sizeof(digits), value);
+  out.append(digits, end);
+}
+
+// --- decoding: parsing -----------------------------------------------------------------------
+
+// JSON nested deeper than this is rejected. Python's json module cannot produce much more than
+// ~1000 levels (its recursion limit), so a legitimate worker never hits it; garbage that does
+// would later blow the stack of whoever copies or dumps the value recursively.
+constexpr std::size_t kMaxNestingDepth = 512;
+
+// Longest excerpt of an offending payload quoted in an error message.
+constexpr std::size_t kMaxExcerpt = 120;
+
+// nlohmann's own DOM builder, with a depth limit and the parse error kept instead of thrown.
+class DepthLimitedDomBuilder {
+ public:
+  explicit DepthLimitedDomBuilder(Json& root) : dom_(root, /*allow_exceptions=*/false) {}
+
+  bool null() { return dom_.null(); }
+  bool boolean(bool value) { return dom_.boolean(value); }
+  bool number_integer(Json::number_integer_t value) { return dom_.number_integer(value); }
+  bool number_unsigned(Json::number_unsigned_t value) { return dom_.number_unsigned(value); }
+  bool number_float(Json::number_float_t value, const Json::string_t& text) {
+    return dom_.number_float(value, text);
+  }
+  bool string(Json::string_t& value) { return dom_.string(value); }
+  bool binary(Json::binary_t& value) { return dom_.binary(value); }
+  bool key(Json::string_t& value) { return dom_.key(value); }
+  bool start_object(std::size_t n) { return enter() && dom_.start_object(n); }
+  bool start_array(std::size_t n) { return enter() && dom_.start_array(n); }
+  bool end_object() { return leave() && dom_.end_object(); }
+  bool end_array() { return leave() && dom_.end_array(); }
+
+  template <class Exception>
+  bool parse_error(std::size_t position, const std::string& token, const Exception& ex) {
+    problem_ = fmt::format("invalid JSON at byte {}", position);
+    return dom_.parse_error(position, token, ex);
+  }
+
+  // Set when parsing stopped early; empty after a successful parse.
+  const std::string& problem() const { return problem_; }
+
+ private:
+  bool enter() {
+    if (++depth_ <= kMaxNestingDepth) return true;
+    problem_ = fmt::format("JSON nested deeper than {} levels", kMaxNestingDepth);
+    return false;
+  }
+  bool leave() {
+    --depth_;
+    return true;
+  }
+
+  nlohmann::detail::json_sax_dom_parser<Json> dom_;
+  std::size_t depth_ = 0;
+  std::string problem_;
+};
+
+// At most kMaxExcerpt characters of the payload, printable ASCII only (other bytes as \xNN), so
+// the excerpt is safe in a log line and as a JSON string even when the payload is binary junk.
+std::string excerpt(std::string_view payload) {
+  std::string out;
+  std::size_t cut = 0;  // longest prefix that still leaves room for "..."
+  bool truncated = false;
+  for (char c : payload) {
+    if (out.size() > kMaxExcerpt) {
+      truncated = true;
+      break;
+    }
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte >= 0x20 && byte < 0x7F) {
+      out += c;
+    } else {
+      fmt::format_to(std::back_inserter(out), "\\x{:02x}", byte);
+    }
+    if (out.size() <= kMaxExcerpt - 3) cut = out.size();
+  }
+  if (truncated || out.size() > kMaxExcerpt) {
+    out.resize(cut);
+    out += "...";
+  }
+  return out;
+}
+
+// Mutable access for moving values out of the parsed message; nullptr when the key is absent.
+Json* find(Json& object, const char* key) {
+  auto it = object.find(key);
+  return it == object.end() ? nullptr : &*it;
+}
+
+// A shape error found while decoding. The payload excerpt is added once, at the top.
+struct Malformed {
+  std::string what;
+};
+
+using Checked = tl::expected<void, Malformed>;
+
+Malformed malformed(std::string what) { return Malformed{std::move(what)}; }
+
+// --- decoding: fields ------------------------------------------------------------------------
+
+tl::expected<std::uint64_t, Malformed> read_id(Json& message) {
+  const Json* id = find(message, "id");
+  if (id == nullptr) return tl::unexpected(malformed("missing \"id\""));
+  // nlohmann stores non-negative integers as unsigned and negative ones as signed.
+  if (id->is_number_unsigned()) return id->get<std::uint64_t>();
+  return tl::unexpected(malformed("\"id\" must be a non-negative integer"));
+}
+
+tl::expected<std::string, Malformed> read_string(Json& object, const char* key,
+                                                 std::string_view where) {
+  Json* value = find(object, key);
+  if (value == nullptr || !value->is_string()) {
+    return tl::unexpected(malformed(fmt::format("{} needs a string \"{}\"", where, key)));
+  }
+  return std::move(value->get_ref<std::string&>());
+}
+
+tl::expected<std::int64_t, Malformed> read_integer(Json& object, const char* key,
+                                                   std::string_view where) {
+  const Json* value = find(object, key);
+  if (value != nullptr && value->is_number_integer()) {
+    // An unsigned value above INT64_MAX is not a pid or a version; reject rather than wrap.
+    if (value->is_number_unsigned() && value->get<std::uint64_t>() > INT64_MAX) {
+      return tl::unexpected(malformed(fmt::format("{} \"{}\" is out of range", where, key)));
+    }
+    return value->get<std::int64_t>();
+  }
+  return tl::unexpected(malformed(fmt::format("{} needs an integer \"{}\"", where, key)));
+}
+
+// {"type": str, "message": str, "traceback": str|null, "retryable": bool|null}
+tl::expected<ReplyError, Malformed> read_reply_error(Json& message) {
+  Json* error = find(message, "error");
+  if (error == nullptr || !error->is_object()) {
+    return tl::unexpected(malformed("\"error\" must be an object"));
+  }
+  ReplyError out;
+  auto type = read_string(*error, "type", "\"error\"");
+  if (!type) return tl::unexpected(type.error());
+  out.type = std::move(*type);
+  auto text = read_string(*error, "message", "\"error\"");
+  if (!text) return tl::unexpected(text.error());
+  out.message = std::move(*text);
+
+  if (Json* traceback = find(*error, "traceback"); traceback != nullptr && !traceback->is_null()) {
+    if (!traceback->is_string()) {
+      return tl::unexpected(malformed("\"error.traceback\" must be a string or null"));
+    }
+    out.traceback = std::move(traceback->get_ref<std::string&>());
+  }
+  if (Json* retryable = find(*error, "retryable"); retryable != nullptr && !retryable->is_null()) {
+    if (!retryable->is_boolean()) {
+      return tl::unexpected(malformed("\"error.retryable\" must be a bool or null"));
+    }
+    out.retryable = retryable->get<bool>();
+  }
+  return out;
+}
+
+Checked read_commands(Json& message, std::vector<CommandInfo>& out) {
+  Json* commands = find(message, "commands");
+  if (commands == nullptr || !commands->is_array()) {
+    return tl::unexpected(malformed("\"ready\" needs a \"commands\" array"));
+  }
+  out.reserve(commands->size());
+  for (Json& entry : *commands) {
+    if (entry.is_string()) {
+      out.push_back({std::move(entry.get_ref<std::string&>()), false});
+      continue;
+    }
+    if (!entry.is_object()) {
+      return tl::unexpected(malformed("\"commands\" entries must be strings or objects"));
+    }
+    auto name = read_string(entry, "name", "a \"commands\" entry");
+    if (!name) return tl::unexpected(name.error());
+    const Json* idempotent = find(entry, "idempotent");
+    if (idempotent != nullptr && !idempotent->is_boolean()) {
+      return tl::unexpected(malformed("\"idempotent\" must be a bool"));
+    }
+    out.push_back({std::move(*name), idempotent != nullptr && idempotent->get<bool>()});
+  }
+  return {};
+}
+
+// --- decoding: message kinds -----------------------------------------------------------------
+
+Checked read_handshake(Json& message, Handshake& out) {
+  auto protocol = read_integer(message, "protocol", "\"ready\"");
+  if (!protocol) return tl::unexpected(protocol.error());
+  if (*protocol < INT32_MIN || *protocol > INT32_MAX) {
+    return tl::unexpected(malformed("\"ready\" \"protocol\" is out of range"));
+  }
+  out.protocol = static_cast<int>(*protocol);
+  auto pid = read_integer(message, "pid", "\"ready\"");
+  if (!pid) return tl::unexpected(pid.error());
+  out.pid = *pid;
+  auto worker_id = read_string(message, "worker_id", "\"ready\"");
+  if (!worker_id) return tl::unexpected(worker_id.error());
+  out.worker_id = std::move(*worker_id);
+  if (auto commands = read_commands(message, out.commands); !commands) return commands;
+
+  for (auto& [key, value] : message.items()) {
+    if (key == "id" || key == "event" || key == "protocol" || key == "pid" || key == "worker_id" ||
+        key == "commands") {
+      continue;
+    }
+    out.extra[key] = std::move(value);
+  }
+  return {};
+}
+
+Checked read_event(Json& message, const Json& event, WorkerMessage& out) {
+  if (!event.is_string()) return tl::unexpected(malformed("\"event\" must be a string"));
+  const std::string& name = event.get_ref<const std::string&>();
+  if (name == "ready") {
+    out.kind = WorkerMessage::Kind::kReady;
+    return read_handshake(message, out.handshake);
+  }
+  if (name == "init_failed") {
+    out.kind = WorkerMessage::Kind::kInitFailed;
+    auto error = read_reply_error(message);
+    if (!error) return tl::unexpected(error.error());
+    out.error = std::move(*error);
+    return {};
+  }
+  return tl::unexpected(malformed(fmt::format("unknown event \"{}\"", excerpt(name))));
+}
+
+Checked read_reply(Json& message, const Json& ok, WorkerMessage& out) {
+  if (!ok.is_boolean()) return tl::unexpected(malformed("\"ok\" must be a bool"));
+  out.kind = WorkerMessage::Kind::kReply;
+  out.ok = ok.get<bool>();
+  if (out.ok) {
+    // An absent result reads as null: a handler that returns None may leave it out.
+    if (Json* result = find(message, "result")) out.result = std::move(*result);
+    return {};
+  }
+  auto error = read_reply_error(message);
+  if (!error) return tl::unexpected(error.error());
+  out.error = std::move(*error);
+  return {};
+}
+
+Checked read_message(Json& message, WorkerMessage& out) {
+  if (!message.is_object()) {
+    return tl::unexpected(
+        malformed(fmt::format("expected a JSON object, got {}", message.type_name())));
+  }
+  auto id = read_id(message);
+  if (!id) return tl::unexpected(id.error());
+  out.id = *id;
+
+  if (const Json* event = find(message, "event")) return read_event(message, *event, out);
+  if (const Json* ok = find(message, "ok")) return read_reply(message, *ok, out);
+  if (Json* chunk = find(message, "chunk")) {
+    out.kind = WorkerMessage::Kind::kChunk;
+    out.chunk = std::move(*chunk);
+    return {};
+  }
+  return tl::unexpected(malformed("message has none of \"ok\", \"chunk\", \"event\""));
+}
+
+Error communication_error(std::string_view what, std::string_view payload) {
+  return Error(ErrorCategory::kCommunication,
+               fmt::format("malformed worker message: {} (payload: {})", what, excerpt(payload)));
+}
+
+}  // namespace
+
+void append_request_json(std::string& out, const Request& request) {
+  out += "{\"id\":";
+  append_integer(out, request.id);
+  out += ",\"command\":";
+  append_json_string(out, request.command);
+  out += ",\"args\":";
+  if (request.args.is_null()) {
+    out += "{}";  // a default-constructed Json means "no arguments"
+  } else {
+    append_dump(out, request.args);
+  }
+  out += ",\"session_id\":";
+  if (request.session_id) {
+    append_json_string(out, *request.session_id);
+  } else {
+    out += "null";
+  }
+  out += ",\"deadline_ms\":";
+  if (request.deadline_ms) {
+    append_integer(out, *request.deadline_ms);
+  } else {
+    out += "null";
+  }
+  out += '}';
+}
+
+std::string encode_request(const Request& request) {
+  std::string out;
+  append_request_json(out, request);
+  return out;
+}
+
+Result<WorkerMessage> decode_worker_message(std::string_view payload) {
+  try {
+    Json root;
+    DepthLimitedDomBuilder builder(root);
+    if (!Json::sax_parse(payload.begin(), payload.end(), &builder)) {
+      std::string_view problem = builder.problem();
+      return tl::unexpected(
+          communication_error(problem.empty() ? "invalid JSON" : problem, payload));
+    }
+    WorkerMessage message;
+    if (auto checked = read_message(root, message); !checked) {
+      return tl::unexpected(communication_error(checked.error().what, payload));
+    }
+    return message;
+  } catch (const std::exception& e) {
+    // Not expected (every access above is type-checked), but a worker must never be able to
+    // throw through the pool: an exception here is one more kind of malformed message.
+    return tl::unexpected(communication_error(e.what(), payload));
+  }
+}
+
+}  // namespace bridgepool::wire

@@ -1,0 +1,85 @@
+// Message codec: the JSON messages of SPEC §2 carried inside frames.
+//
+// Pure: no I/O. The pool encodes requests and decodes whatever a worker sends (handshake, init
+// failure, progress chunk, reply). Anything that is not valid JSON, or is JSON of the wrong shape,
+// is a communication error naming what was wrong — the caller then treats the worker's stream as
+// untrustworthy. Functions are thread-safe (no shared state).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "bridgepool/error.h"
+
+namespace bridgepool::wire {
+
+using Json = nlohmann::json;
+
+inline constexpr int kProtocolVersion = 1;
+
+struct Request {
+  std::uint64_t id = 0;
+  std::string command;
+  Json args = Json::object();
+  std::optional<std::string> session_id;
+  std::optional<std::int64_t> deadline_ms;
+};
+
+// Appends the request's JSON text to `out` (no frame header). Args must be an object (a null
+// Json is written as {}). Never throws: invalid UTF-8 in any string is replaced by U+FFFD.
+void append_request_json(std::string& out, const Request& request);
+std::string encode_request(const Request& request);
+
+// A command the worker announced in its handshake.
+struct CommandInfo {
+  std::string name;
+  bool idempotent = false;
+};
+
+// {"id": 0, "event": "ready", "protocol": 1, "pid": ..., "worker_id": ..., "commands": [...]}
+// `commands` entries are either strings or {"name": ..., "idempotent": bool}.
+struct Handshake {
+  int protocol = 0;
+  std::int64_t pid = 0;
+  std::string worker_id;
+  std::vector<CommandInfo> commands;
+  Json extra = Json::object();  // any other fields the worker sent (e.g. "version")
+};
+
+// {"id": 0, "event": "init_failed", "error": {type, message, traceback}}: the handler module
+// could not be loaded. Decoded into an initialization Error carrying the Python details.
+struct ReplyError {
+  std::string type;
+  std::string message;
+  std::string traceback;           // "" when null/absent
+  std::optional<bool> retryable;   // null/absent -> nullopt
+};
+
+struct WorkerMessage {
+  enum class Kind { kReady, kInitFailed, kChunk, kReply };
+  Kind kind = Kind::kReply;
+  std::uint64_t id = 0;
+  // kReply
+  bool ok = false;
+  Json result;                        // when ok
+  std::optional<ReplyError> error;    // when !ok, and for kInitFailed
+  // kChunk
+  Json chunk;
+  // kReady
+  Handshake handshake;
+};
+
+// Decodes one frame payload from a worker. Communication error (with a short excerpt of the
+// offending text) on invalid JSON, JSON nested deeper than 512 levels, a non-object, a
+// missing/ill-typed "id" (must be a non-negative integer), a non-bool "ok", an `ok: false` reply
+// or init_failed event without a well-formed "error", a "ready" event missing protocol, pid,
+// worker_id or commands, an unknown "event", or none of "ok"/"chunk"/"event". An `ok: true`
+// reply without "result" has a null result. Never throws.
+Result<WorkerMessage> decode_worker_message(std::string_view payload);
+
+}  // namespace bridgepool::wire

@@ -1,0 +1,363 @@
+#include "worker/worker.h"
+
+#include <poll.h>
+#include <sys/ioctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include <fmt/format.h>
+
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+
+namespace bridgepool {
+namespace {
+
+// Bytes read per read(2): large enough that a typical reply arrives in one call.
+constexpr std::size_t kReadChunk = 64 * 1024;
+
+enum class Ready { kFirst, kSecond, kTimeout };
+
+// Waits until fd `a` has `events_a`, or fd `b` (the pidfd) is readable, or the deadline passes.
+// ppoll gives microsecond resolution (poll's millisecond timeout would round short waits up).
+Ready wait_for(int a, short events_a, int b, TimePoint deadline, const Clock& clock) {
+  pollfd fds[2] = {{a, events_a, 0}, {b, POLLIN, 0}};
+  for (;;) {
+    auto remaining = deadline - clock.now();
+    if (remaining <= Duration::zero()) return Ready::kTimeout;
+    auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(remaining).count();
+    timespec ts{static_cast<time_t>(ns / 1'000'000'000), static_cast<long>(ns % 1'000'000'000)};
+    int rc = ::ppoll(fds, 2, &ts, nullptr);
+    if (rc < 0 && errno == EINTR) continue;
+    if (rc < 0) return Ready::kSecond;  // cannot wait: treat as the process being unusable
+    if (rc == 0) continue;              // re-check the deadline against the injected clock
+    // Data (or HUP) on the protocol fd wins over the exit notice: a reply written just before
+    // exiting (e.g. to `shutdown`) must still be read.
+    if (fds[0].revents != 0) return Ready::kFirst;
+    return Ready::kSecond;
+  }
+}
+
+// Unread bytes left in a pipe (FIONREAD works on either end of a Linux pipe).
+int pending_bytes(int fd) {
+  int n = 0;
+  if (fd < 0 || ::ioctl(fd, FIONREAD, &n) != 0) return 0;
+  return n;
+}
+
+std::string excerpt(std::string_view s) {
+  return std::string(s.substr(0, 80)) + (s.size() > 80 ? "..." : "");
+}
+
+}  // namespace
+
+std::string_view fault_name(WorkerFault fault) {
+  switch (fault) {
+    case WorkerFault::kNone: return "none";
+    case WorkerFault::kNotDelivered: return "not_delivered";
+    case WorkerFault::kExited: return "exited";
+    case WorkerFault::kProtocol: return "protocol";
+    case WorkerFault::kTimeout: return "timeout";
+  }
+  return "none";
+}
+
+Worker::Worker(std::string id, std::unique_ptr<ChildProcess> process, std::size_t max_frame_bytes,
+               const Clock& clock)
+    : id_(std::move(id)),
+      process_(std::move(process)),
+      max_frame_bytes_(max_frame_bytes),
+      clock_(clock),
+      decoder_(max_frame_bytes),
+      machine_(clock) {}
+
+Result<std::optional<wire::Handshake>> Worker::read_handshake() {
+  auto init_error = [&](std::string message) {
+    Error e(ErrorCategory::kInitialization, std::move(message));
+    e.context.operation = "handshake";
+    e.context.worker_id = id_;
+    return tl::unexpected(std::move(e));
+  };
+  for (;;) {
+    auto frame = decoder_.next();
+    if (!frame) return init_error(fmt::format("worker {} sent an invalid first frame: {}", id_,
+                                              frame.error().message));
+    if (*frame) {
+      auto msg = wire::decode_worker_message(**frame);
+      if (!msg) return init_error(fmt::format("worker {} sent an invalid handshake: {}", id_,
+                                              msg.error().message));
+      if (msg->kind == wire::WorkerMessage::Kind::kInitFailed) {
+        const auto& pe = *msg->error;
+        auto err = init_error(fmt::format("worker {} failed to load its handlers: {}: {}", id_,
+                                          pe.type, pe.message));
+        err.value().python = PythonError{pe.type, pe.traceback, pe.retryable};
+        err.value().context.cause = pe.traceback;
+        return err;
+      }
+      if (msg->kind != wire::WorkerMessage::Kind::kReady) {
+        return init_error(fmt::format("worker {} spoke before its handshake", id_));
+      }
+      if (msg->handshake.protocol != wire::kProtocolVersion) {
+        return init_error(fmt::format("worker {} speaks protocol {}, expected {}", id_,
+                                      msg->handshake.protocol, wire::kProtocolVersion));
+      }
+      handshake_ = std::move(msg->handshake);
+      return std::optional<wire::Handshake>(handshake_);
+    }
+    ssize_t n = ::read(process_->response_fd(), decoder_.prepare(kReadChunk), kReadChunk);
+    if (n > 0) {
+      decoder_.commit(static_cast<std::size_t>(n));
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EAGAIN) return std::optional<wire::Handshake>();
+    return init_error(fmt::format("worker {} (pid {}) closed its channel before the handshake ({})",
+                                  id_, pid(), describe_exit()));
+  }
+}
+
+std::optional<std::string> Worker::check_usable() const {
+  pollfd fds[2] = {{process_->pidfd(), POLLIN, 0}, {process_->response_fd(), POLLIN, 0}};
+  int rc;
+  do {
+    rc = ::poll(fds, 2, 0);
+  } while (rc < 0 && errno == EINTR);
+  if (rc < 0) return fmt::format("poll failed: {}", std::strerror(errno));
+  if (fds[0].revents != 0) return fmt::format("process exited ({})", describe_exit());
+  if (fds[1].revents & POLLIN) return std::string("unexpected output on the response channel");
+  if (fds[1].revents != 0) return std::string("response channel closed");
+  return std::nullopt;
+}
+
+CallOutcome Worker::fail(ErrorCategory category, WorkerFault fault, std::string message,
+                         std::string_view command) const {
+  Error e(category, std::move(message));
+  e.context.operation = "execute";
+  e.context.command = command;
+  e.context.worker_id = id_;
+  return CallOutcome{tl::unexpected(std::move(e)), fault};
+}
+
+CallOutcome Worker::exited_outcome(std::string_view command, bool partial_reply) const {
+  // EOF can arrive a moment before the process is a zombie (it closes its descriptors first);
+  // wait briefly for the exit so the error can say how it ended.
+  pollfd exit_fd{process_->pidfd(), POLLIN, 0};
+  while (::poll(&exit_fd, 1, 200) < 0 && errno == EINTR) {
+  }
+  // Was the request consumed? Our frame is the only thing in the request pipe, so any unread
+  // byte left there means the worker never read the whole request and cannot have run it.
+  int unread = pending_bytes(process_->request_fd());
+  if (unread > 0) {
+    return fail(ErrorCategory::kConnection, WorkerFault::kNotDelivered,
+                fmt::format("worker {} (pid {}) exited before reading the request ({})", id_,
+                            pid(), describe_exit()),
+                command);
+  }
+  return fail(ErrorCategory::kConnection, WorkerFault::kExited,
+              fmt::format("worker {} (pid {}) exited during request{} ({})", id_, pid(),
+                          partial_reply ? " in the middle of a reply frame" : "", describe_exit()),
+              command);
+}
+
+Error Worker::python_error(const wire::ReplyError& pe, std::string_view command) const {
+  // Errors the runtime raises about the request itself are not user-code exceptions.
+  ErrorCategory category = ErrorCategory::kPython;
+  if (pe.type == "UnknownCommand" || pe.type == "InvalidArguments") {
+    category = ErrorCategory::kInvalidRequest;
+  } else if (pe.type == "ProtocolError") {
+    category = ErrorCategory::kCommunication;
+  }
+  Error e(category, fmt::format("{}: {}", pe.type, pe.message));
+  e.context.operation = "execute";
+  e.context.command = command;
+  e.context.worker_id = id_;
+  e.python = PythonError{pe.type, pe.traceback, pe.retryable};
+  return e;
+}
+
+Result<void> Worker::write_request(TimePoint deadline) {
+  std::size_t off = 0;
+  while (off < out_.size()) {
+    ssize_t n = ::write(process_->request_fd(), out_.data() + off, out_.size() - off);
+    if (n > 0) {
+      off += static_cast<std::size_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EAGAIN) {
+      // The pipe is full (request > 64 KiB, or the worker is slow to read): wait for room, but
+      // also for the process to die, and for the deadline.
+      Ready r = wait_for(process_->request_fd(), POLLOUT, process_->pidfd(), deadline, clock_);
+      if (r == Ready::kTimeout) return make_error(ErrorCategory::kTimeout, "writing the request");
+      if (r == Ready::kSecond) return make_error(ErrorCategory::kConnection, "exited");
+      continue;
+    }
+    // EPIPE (SIGPIPE is ignored by the pool): no reader left, the worker is gone.
+    return make_error(ErrorCategory::kConnection, std::strerror(errno));
+  }
+  return {};
+}
+
+CallOutcome Worker::call(wire::Request& request, TimePoint deadline, const ChunkCallback& on_chunk) {
+  request.id = next_request_id_++;
+  out_.assign(wire::kFrameHeaderSize, '\0');
+  wire::append_request_json(out_, request);
+  std::size_t payload = out_.size() - wire::kFrameHeaderSize;
+  if (payload > max_frame_bytes_) {
+    return fail(ErrorCategory::kInvalidRequest, WorkerFault::kNone,
+                fmt::format("request of {} bytes exceeds the maximum frame size of {} bytes",
+                            payload, max_frame_bytes_),
+                request.command);
+  }
+  for (int i = 0; i < 4; ++i) out_[i] = static_cast<char>((payload >> (8 * (3 - i))) & 0xff);
+
+  if (auto written = write_request(deadline); !written) {
+    if (written.error().category == ErrorCategory::kTimeout) {
+      return fail(ErrorCategory::kTimeout, WorkerFault::kTimeout,
+                  fmt::format("worker {} did not accept the request before the deadline", id_),
+                  request.command);
+    }
+    // The worker died before the whole frame was written, so it cannot have run the request.
+    return fail(ErrorCategory::kConnection, WorkerFault::kNotDelivered,
+                fmt::format("worker {} (pid {}) exited before the request was delivered ({})",
+                            id_, pid(), describe_exit()),
+                request.command);
+  }
+  return read_reply(request.id, deadline, on_chunk, request.command);
+}
+
+CallOutcome Worker::read_reply(std::uint64_t id, TimePoint deadline, const ChunkCallback& on_chunk,
+                               std::string_view command) {
+  const int fd = process_->response_fd();
+  for (;;) {
+    auto frame = decoder_.next();
+    if (!frame) {
+      return fail(ErrorCategory::kCommunication, WorkerFault::kProtocol,
+                  fmt::format("worker {} sent an invalid frame: {}", id_, frame.error().message),
+                  command);
+    }
+    if (*frame) {
+      auto msg = wire::decode_worker_message(**frame);
+      if (!msg) {
+        return fail(ErrorCategory::kCommunication, WorkerFault::kProtocol,
+                    fmt::format("worker {} sent an invalid reply: {}", id_, msg.error().message),
+                    command);
+      }
+      bool is_reply = msg->kind == wire::WorkerMessage::Kind::kReply;
+      bool is_chunk = msg->kind == wire::WorkerMessage::Kind::kChunk;
+      if ((!is_reply && !is_chunk) || msg->id != id) {
+        return fail(ErrorCategory::kCommunication, WorkerFault::kProtocol,
+                    fmt::format("worker {} answered request {} with a frame for id {}: {}", id_,
+                                id, msg->id, excerpt(**frame)),
+                    command);
+      }
+      if (is_chunk) {
+        if (on_chunk) on_chunk(msg->chunk);
+        continue;
+      }
+      requests_.fetch_add(1, std::memory_order_relaxed);
+      // Anything after the reply is not ours to read: the next borrower would get it.
+      WorkerFault after = decoder_.buffered() > 0 ? WorkerFault::kProtocol : WorkerFault::kNone;
+      if (msg->ok) return CallOutcome{std::move(msg->result), after};
+      python_errors_.fetch_add(1, std::memory_order_relaxed);
+      return CallOutcome{tl::unexpected(python_error(*msg->error, command)), after};
+    }
+    ssize_t n = ::read(fd, decoder_.prepare(kReadChunk), kReadChunk);
+    if (n > 0) {
+      decoder_.commit(static_cast<std::size_t>(n));
+      continue;
+    }
+    if (n == 0) return exited_outcome(command, decoder_.has_partial());
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN) return exited_outcome(command, decoder_.has_partial());
+    Ready r = wait_for(fd, POLLIN, process_->pidfd(), deadline, clock_);
+    if (r == Ready::kTimeout) {
+      return fail(ErrorCategory::kTimeout, WorkerFault::kTimeout,
+                  fmt::format("worker {} (pid {}) did not reply to '{}' before the deadline", id_,
+                              pid(), command),
+                  command);
+    }
+    if (r == Ready::kSecond) {
+      // Exited. Drain what it wrote before dying (a complete reply still counts).
+      ssize_t last = ::read(fd, decoder_.prepare(kReadChunk), kReadChunk);
+      if (last > 0) {
+        decoder_.commit(static_cast<std::size_t>(last));
+        continue;
+      }
+      return exited_outcome(command, decoder_.has_partial());
+    }
+  }
+}
+
+Result<Transition> Worker::transition(WorkerState to, TransitionReason reason,
+                                      std::map<std::string, std::string> metadata) {
+  std::lock_guard lock(mu_);
+  return machine_.transition(to, reason, std::move(metadata));
+}
+
+WorkerState Worker::state() const {
+  std::lock_guard lock(mu_);
+  return machine_.state();
+}
+
+WorkerHealth Worker::health() const {
+  std::lock_guard lock(mu_);
+  return machine_.health();
+}
+
+void Worker::set_health(WorkerHealth health) {
+  std::lock_guard lock(mu_);
+  machine_.set_health(health);
+}
+
+bool Worker::can_accept_work() const {
+  std::lock_guard lock(mu_);
+  return machine_.can_accept_work();
+}
+
+void Worker::note_ready(TimePoint at) {
+  std::lock_guard lock(mu_);
+  ready_at_ = at;
+}
+
+WorkerSnapshot Worker::snapshot() const {
+  WorkerSnapshot s;
+  s.id = id_;
+  s.pid = pid();
+  s.requests = requests();
+  s.python_errors = python_errors_.load(std::memory_order_relaxed);
+  s.failures = consecutive_failures_.load(std::memory_order_relaxed);
+  auto version = handshake_.extra.find("handlers_version");
+  if (version != handshake_.extra.end() && version->is_string()) s.handlers_version = *version;
+  std::lock_guard lock(mu_);
+  s.state = machine_.state();
+  s.health = machine_.health();
+  if (ready_at_ != TimePoint{}) s.uptime = clock_.now() - ready_at_;
+  s.history.assign(machine_.history().begin(), machine_.history().end());
+  return s;
+}
+
+std::optional<ExitStatus> Worker::peek_exit_status() const {
+  if (auto s = process_->exit_status()) return s;
+  // WNOWAIT leaves the zombie for the monitor thread to reap; WNOHANG: never block here.
+  siginfo_t info{};
+  if (::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(process_->pidfd()), &info,
+               WEXITED | WNOWAIT | WNOHANG) != 0 || info.si_pid == 0) {
+    return process_->exit_status();  // reaped meanwhile, or still running
+  }
+  ExitStatus s;
+  s.signaled = info.si_code == CLD_KILLED || info.si_code == CLD_DUMPED;
+  (s.signaled ? s.signal : s.code) = info.si_status;
+  return s;
+}
+
+std::string Worker::describe_exit() const {
+  auto s = peek_exit_status();
+  return s ? s->describe() : std::string("still running");
+}
+
+}  // namespace bridgepool

@@ -1,0 +1,113 @@
+"""Handlers that exercise the runtime's edge cases (used by tests/python and usable from C++).
+
+  context {}            the ctx fields of this call
+  counter {}            increments ctx.session["n"]; returns {"n", "session_id"}
+  unserialisable {}     returns a set (not JSON)
+  nan {}                returns NaN (not JSON either: allow_nan=False)
+  surrogate {}          returns a lone surrogate (cannot be encoded as UTF-8)
+  big {"bytes"}         returns a string of that many "x" (frame limits, short writes)
+  stream_then_fail {"count"}  yields count chunks, then raises ValueError
+  stream_bad_chunk {}   yields one good chunk, then a set
+  raise_custom {"retryable"}  raises CustomError with .retryable set to the given value
+  raise_keyerror {}     raises KeyError("program not found: p-9")
+  sys_exit {"code"}     calls sys.exit(code) inside a handler
+  start_thread {}       starts a non-daemon thread that never ends
+  print_line {"text"}   print()s one line to stdout without flushing
+  protocol_fds {}       whether fds 3 and 4 would be inherited by a subprocess
+"""
+
+import os
+import sys
+import threading
+import time
+
+from bridgepool_worker import command
+
+
+class CustomError(Exception):
+    pass
+
+
+@command("context", idempotent=True)
+def context(args, ctx):
+    return {
+        "session_id": ctx.session_id,
+        "worker_id": ctx.worker_id,
+        "request_id": ctx.request_id,
+        "deadline_ms": ctx.deadline_ms,
+        "session_keys": sorted(ctx.session),
+    }
+
+
+@command("counter")
+def counter(args, ctx):
+    ctx.session["n"] = ctx.session.get("n", 0) + 1
+    return {"n": ctx.session["n"], "session_id": ctx.session_id}
+
+
+@command("unserialisable")
+def unserialisable(args, ctx):
+    return {"values": {1, 2, 3}}
+
+
+@command("nan")
+def nan(args, ctx):
+    return float("nan")
+
+
+@command("surrogate")
+def surrogate(args, ctx):
+    return "\ud800"
+
+
+@command("big", idempotent=True)
+def big(args, ctx):
+    return "x" * int(args.get("bytes", 1 << 20))
+
+
+@command("stream_then_fail")
+def stream_then_fail(args, ctx):
+    for i in range(int(args.get("count", 2))):
+        yield {"i": i}
+    raise ValueError("stream broke")
+
+
+@command("stream_bad_chunk")
+def stream_bad_chunk(args, ctx):
+    yield {"fine": True}
+    yield {1, 2}
+
+
+@command("raise_custom")
+def raise_custom(args, ctx):
+    exc = CustomError("custom failure")
+    exc.retryable = args.get("retryable")
+    raise exc
+
+
+@command("raise_keyerror")
+def raise_keyerror(args, ctx):
+    raise KeyError("program not found: p-9")
+
+
+@command("sys_exit")
+def sys_exit(args, ctx):
+    sys.exit(int(args.get("code", 7)))
+
+
+@command("start_thread")
+def start_thread(args, ctx):
+    threading.Thread(target=lambda: time.sleep(3600), daemon=False).start()
+    return {"started": True}
+
+
+@command("print_line")
+def print_line(args, ctx):
+    print(args.get("text", "hello"))
+    return {"printed": True}
+
+
+@command("protocol_fds", idempotent=True)
+def protocol_fds(args, ctx):
+    return {"request_inheritable": os.get_inheritable(3),
+            "response_inheritable": os.get_inheritable(4)}

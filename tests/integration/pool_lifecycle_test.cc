@@ -1,0 +1,144 @@
+// Shutdown and process hygiene: no zombies, no orphans, requests in flight finish, the host
+// dying takes its workers with it.
+#include <gtest/gtest.h>
+
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "integration/test_support.h"
+
+extern char** environ;
+
+namespace bridgepool {
+namespace {
+
+using testing::children_of;
+using testing::process_running;
+using testing::test_config;
+using testing::wait_until;
+using namespace std::chrono_literals;
+
+TEST(PoolLifecycle, ShutdownLeavesNoChildProcesses) {
+  std::vector<pid_t> pids;
+  {
+    auto pool = Pool::start(test_config(4));
+    ASSERT_TRUE(pool) << pool.error().to_string();
+    for (const auto& w : (*pool)->workers()) pids.push_back(w.pid);
+    ASSERT_EQ(children_of(::getpid()).size(), 4u);
+    ASSERT_TRUE((*pool)->execute("echo", {{"x", 1}}));
+    auto t0 = std::chrono::steady_clock::now();
+    (*pool)->shutdown();
+    // Idle workers exit on EOF at once; shutdown does not wait out a grace per worker.
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 1500ms);
+    auto after = (*pool)->execute("ping");
+    ASSERT_FALSE(after);
+    EXPECT_EQ(after.error().category, ErrorCategory::kResource);
+  }
+  EXPECT_TRUE(children_of(::getpid()).empty());  // zombies count as children: none left
+  for (pid_t p : pids) EXPECT_FALSE(process_running(p));
+}
+
+TEST(PoolLifecycle, DestructorShutsDownToo) {
+  { auto pool = Pool::start(test_config(2)); ASSERT_TRUE(pool); }
+  EXPECT_TRUE(children_of(::getpid()).empty());
+}
+
+TEST(PoolLifecycle, ShutdownLetsRequestsInFlightFinish) {
+  auto config = test_config(2);
+  config.shutdown_grace = 3000ms;
+  auto pool = Pool::start(config);
+  ASSERT_TRUE(pool);
+  auto a = (*pool)->execute_async("sleep", {{"ms", 400}});
+  auto b = (*pool)->execute_async("sleep", {{"ms", 400}});
+  ASSERT_TRUE(wait_until([&] { return (*pool)->stats().busy == 2; }));
+  (*pool)->shutdown();
+  auto ra = a.get(), rb = b.get();
+  ASSERT_TRUE(ra) << ra.error().to_string();
+  ASSERT_TRUE(rb) << rb.error().to_string();
+  EXPECT_EQ((*ra)["slept_ms"], 400);
+  EXPECT_TRUE(children_of(::getpid()).empty());
+}
+
+TEST(PoolLifecycle, ShutdownPastGraceKillsBusyWorkersAndFailsTheirRequests) {
+  auto config = test_config(1);
+  auto pool = Pool::start(config);
+  ASSERT_TRUE(pool);
+  auto slow = (*pool)->execute_async("sleep", {{"ms", 10000}});
+  ASSERT_TRUE(wait_until([&] { return (*pool)->stats().busy == 1; }));
+  auto t0 = std::chrono::steady_clock::now();
+  (*pool)->shutdown(200ms);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 3000ms);
+  auto r = slow.get();
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().category, ErrorCategory::kConnection);
+  EXPECT_TRUE(children_of(::getpid()).empty());
+}
+
+TEST(PoolLifecycle, HostKilledTakesItsWorkersWithIt) {
+  int out[2];
+  ASSERT_EQ(::pipe(out), 0);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+  posix_spawn_file_actions_addclose(&fa, out[0]);
+  char arg0[] = BRIDGEPOOL_HOST_HELPER;
+  char arg1[] = "3";
+  char* argv[] = {arg0, arg1, nullptr};
+  pid_t host;
+  ASSERT_EQ(posix_spawn(&host, arg0, &fa, nullptr, argv, environ), 0);
+  posix_spawn_file_actions_destroy(&fa);
+  ::close(out[1]);
+  FILE* f = ::fdopen(out[0], "r");
+  char line[512] = {0};
+  ASSERT_NE(std::fgets(line, sizeof line, f), nullptr) << "host printed nothing";
+  std::fclose(f);
+  std::istringstream in(line);
+  std::string tag;
+  in >> tag;
+  ASSERT_EQ(tag, "PIDS");
+  std::vector<pid_t> workers;
+  for (pid_t p; in >> p;) workers.push_back(p);
+  ASSERT_EQ(workers.size(), 3u);
+  for (pid_t p : workers) ASSERT_TRUE(process_running(p));
+  ASSERT_EQ(::kill(host, SIGKILL), 0);
+  ::waitpid(host, nullptr, 0);
+  auto t0 = std::chrono::steady_clock::now();
+  EXPECT_TRUE(wait_until(
+      [&] {
+        for (pid_t p : workers) {
+          if (process_running(p)) return false;
+        }
+        return true;
+      },
+      1000ms));
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 1000ms);
+}
+
+TEST(PoolLifecycle, WorkerGrandchildrenAreEndedWithTheWorker) {
+  // A handler that leaves a child process behind: it lives in the worker's process group and is
+  // ended when the worker is reaped (no orphans).
+  auto dir = ::testing::TempDir();
+  std::string module = dir + "/spawner_" + std::to_string(::getpid()) + ".py";
+  std::ofstream(module) << "import os, subprocess\nfrom bridgepool_worker import command\n"
+                        << "@command('spawn_child')\ndef spawn_child(args, ctx):\n"
+                        << "    p = subprocess.Popen(['sleep', '60'])\n    return {'pid': p.pid}\n"
+                        << "@command('die')\ndef die(args, ctx):\n    os._exit(0)\n";
+  auto pool = Pool::start(test_config(1, {module}));
+  ASSERT_TRUE(pool) << pool.error().to_string();
+  auto r = (*pool)->execute("spawn_child");
+  ASSERT_TRUE(r) << r.error().to_string();
+  pid_t grandchild = (*r)["pid"];
+  ASSERT_TRUE(process_running(grandchild));
+  EXPECT_FALSE((*pool)->execute("die"));
+  EXPECT_TRUE(wait_until([&] { return !process_running(grandchild); }, 2000ms));
+  std::remove(module.c_str());
+}
+
+}  // namespace
+}  // namespace bridgepool

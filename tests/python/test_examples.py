@@ -1,0 +1,201 @@
+"""Tests for the shipped handler modules: examples/handlers.py (echo, sleep, fail, crash,
+compute, whoami, configure, DSPy-like programs) and the misbehaving tests/data/misbehave.py
+that the C++ integration tests rely on."""
+
+import hashlib
+import json
+import os
+import signal
+import struct
+import time
+import unittest
+
+from bridgepool_worker.testing import WorkerTestCase
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+EXAMPLES = os.environ.get("BRIDGEPOOL_EXAMPLES_DIR") or os.path.join(REPO, "examples")
+HANDLERS = os.path.join(EXAMPLES, "handlers.py")
+MISBEHAVE = os.path.join(REPO, "tests", "data", "misbehave.py")
+
+
+def expected_output(field: str, inputs: dict) -> str:
+    canonical = json.dumps(inputs, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return f"mock-{field}-{hashlib.sha256(canonical.encode()).hexdigest()[:12]}"
+
+
+class SimpleCommandsTest(WorkerTestCase):
+    handlers = HANDLERS
+
+    def test_echo_returns_args_unchanged(self):
+        worker = self.ready()
+        args = {"s": "x", "n": 1, "f": 1.5, "l": [1, None, True], "d": {"k": {}}}
+        self.assertEqual(worker.result("echo", args), args)
+
+    def test_sleep(self):
+        worker = self.ready()
+        started = time.monotonic()
+        self.assertEqual(worker.result("sleep", {"ms": 30}), {"slept_ms": 30})
+        self.assertGreaterEqual(time.monotonic() - started, 0.03)
+
+    def test_fail_defaults_and_unknown_types(self):
+        worker = self.ready()
+        error = self.assertError(worker.call("fail"), "RuntimeError")
+        self.assertEqual(error["message"], "requested failure")
+        self.assertEqual(self.assertError(worker.call("fail", {"type": "NoSuchError"}),
+                                          "RuntimeError")["message"], "requested failure")
+        self.assertError(worker.call("fail", {"type": "SystemExit"}), "RuntimeError")
+        error = self.assertError(worker.call("fail", {"type": "TimeoutError", "message": "t",
+                                                      "retryable": True}), "TimeoutError")
+        self.assertEqual((error["message"], error["retryable"]), ("t", True))
+
+    def test_crash_exits_with_the_code_and_sends_nothing(self):
+        worker = self.ready()
+        worker.request("crash", {"code": 5})
+        self.assertTrue(worker.at_eof(5))
+        self.assertEqual(worker.wait(5), 5)
+
+    def test_crash_by_signal(self):
+        worker = self.ready()
+        worker.request("crash", {"signal": int(signal.SIGKILL)})
+        self.assertEqual(worker.wait(5), -signal.SIGKILL)
+
+    def test_compute(self):
+        worker = self.ready()
+        self.assertEqual(worker.result("compute", {"n": 10}),
+                         {"n": 10, "value": sum(i * i % 7 for i in range(10))})
+
+    def test_whoami(self):
+        worker = self.ready(worker_id="w-who")
+        worker.result("ping")
+        worker.result("ping")
+        self.assertEqual(worker.result("whoami"), {"pid": worker.pid, "worker_id": "w-who",
+                                                   "requests_served": 2,
+                                                   "handlers_version": "examples-1"})
+
+    def test_configure_is_process_global(self):
+        worker = self.ready()
+        self.assertEqual(worker.result("get_config"), {"config": {}})
+        worker.result("configure", {"model": "mock-lm"}, session_id="a")
+        self.assertEqual(worker.result("get_config", session_id="b"),
+                         {"config": {"model": "mock-lm"}})
+
+
+class ProgramsTest(WorkerTestCase):
+    handlers = HANDLERS
+
+    def test_create_execute_list_delete(self):
+        worker = self.ready()
+        created = worker.result("create_program", {"signature": "question, context -> answer"},
+                                session_id="s")
+        self.assertEqual(created, {"program_id": "prog-1", "inputs": ["question", "context"],
+                                   "outputs": ["answer"]})
+        self.assertEqual(worker.result("create_program", {"signature": "a -> b, c"},
+                                       session_id="s")["program_id"], "prog-2")
+        self.assertEqual(worker.result("create_program", {"signature": "a -> b",
+                                                          "program_id": "custom"},
+                                       session_id="s")["program_id"], "custom")
+        self.assertEqual(worker.result("list_programs", session_id="s"),
+                         {"programs": ["custom", "prog-1", "prog-2"]})
+
+        inputs = {"question": "2+2?", "context": "math"}
+        executed = worker.result("execute_program", {"program_id": "prog-1",
+                                                     "inputs": dict(inputs, extra="ignored")},
+                                 session_id="s")
+        self.assertEqual(executed, {"program_id": "prog-1",
+                                    "outputs": {"answer": expected_output("answer", inputs)}})
+        self.assertEqual(worker.result("delete_program", {"program_id": "prog-1"},
+                                       session_id="s"), {"deleted": True})
+        self.assertEqual(worker.result("delete_program", {"program_id": "prog-1"},
+                                       session_id="s"), {"deleted": False})
+        self.assertEqual(worker.result("list_programs", session_id="s")["programs"],
+                         ["custom", "prog-2"])
+
+    def test_outputs_are_deterministic_across_workers(self):
+        outputs = []
+        for worker_id in ("w-a", "w-b"):
+            worker = self.ready(worker_id=worker_id)
+            worker.result("create_program", {"signature": "q -> a, b"}, session_id="s")
+            outputs.append(worker.result("execute_program",
+                                         {"program_id": "prog-1", "inputs": {"q": "hi"}},
+                                         session_id="s")["outputs"])
+        self.assertEqual(outputs[0], outputs[1])
+        self.assertEqual(outputs[0], {"a": expected_output("a", {"q": "hi"}),
+                                      "b": expected_output("b", {"q": "hi"})})
+
+    def test_programs_are_isolated_per_session(self):
+        worker = self.ready()
+        worker.result("create_program", {"signature": "q -> a"}, session_id="s1")
+        self.assertEqual(worker.result("list_programs", session_id="s2"), {"programs": []})
+        error = self.assertError(worker.call("execute_program", {"program_id": "prog-1",
+                                                                 "inputs": {"q": 1}},
+                                             session_id="s2"), "KeyError")
+        self.assertEqual(error["message"], "program not found: prog-1")
+
+    def test_errors(self):
+        worker = self.ready()
+        error = self.assertError(worker.call("create_program", {"signature": "q -> a"}),
+                                 "ValueError")
+        self.assertEqual(error["message"], "programs need a session")
+        self.assertError(worker.call("create_program", {"signature": "no arrow"},
+                                     session_id="s"), "ValueError")
+        self.assertError(worker.call("create_program", {"signature": "q, -> a"},
+                                     session_id="s"), "ValueError")
+        worker.result("create_program", {"signature": "q, r -> a"}, session_id="s")
+        error = self.assertError(worker.call("execute_program",
+                                             {"program_id": "prog-1", "inputs": {"q": 1}},
+                                             session_id="s"), "ValueError")
+        self.assertIn("r", error["message"])
+
+    def test_close_session_forgets_the_programs(self):
+        worker = self.ready()
+        worker.result("create_program", {"signature": "q -> a"}, session_id="s")
+        worker.result("close_session", session_id="s")
+        self.assertEqual(worker.result("list_programs", session_id="s"), {"programs": []})
+
+
+class MisbehaveTest(WorkerTestCase):
+    """The raw frames the C++ integration tests are built on, byte for byte."""
+
+    handlers = MISBEHAVE
+
+    def test_garbage_frame(self):
+        worker = self.ready()
+        worker.request("garbage", {"then": "reply"}, request_id=4)
+        self.assertEqual(worker.recv_bytes(), b"this is not json{{")
+        self.assertEqual(worker.recv(), {"id": 4, "ok": True, "result": {"then": "reply"}})
+
+    def test_garbage_then_hang_sends_only_the_garbage(self):
+        worker = self.ready()
+        worker.request("garbage", {"seconds": 5})
+        self.assertEqual(worker.recv_bytes(), b"this is not json{{")
+        with self.assertRaises(TimeoutError):
+            worker.recv_bytes(timeout=0.1)
+
+    def test_wrong_id(self):
+        worker = self.ready()
+        worker.request("wrong_id", {"then": "exit"}, request_id=7)
+        self.assertEqual(worker.recv(), {"id": 1007, "ok": True, "result": "wrong id"})
+        self.assertTrue(worker.at_eof(5))
+        self.assertEqual(worker.wait(5), 0)
+
+    def test_truncated(self):
+        worker = self.ready()
+        worker.request("truncated")
+        self.assertIsNone(worker.recv_bytes())  # EOF inside the frame
+        self.assertEqual(worker.wait(5), 0)
+
+    def test_oversized_header_only(self):
+        worker = self.ready()
+        worker.request("oversized", {"seconds": 5})
+        self.assertEqual(struct.unpack(">I", worker.read_raw(4))[0], 0x7FFFFFF0)
+        with self.assertRaises(TimeoutError):  # the header, then nothing while it sleeps
+            worker.read_raw(1, timeout=0.1)
+
+    def test_echo_control(self):
+        worker = self.ready()
+        self.assertEqual(worker.result("echo", {"a": 1}), {"a": 1})
+
+
+if __name__ == "__main__":
+    unittest.main()
