@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import struct
+from json.encoder import c_make_encoder, encode_basestring
 
 PROTOCOL_VERSION = 1
 DEFAULT_REQUEST_FD = 3
@@ -34,6 +35,25 @@ EXIT_PROTOCOL = 4
 encode_json = json.JSONEncoder(
     separators=(",", ":"), ensure_ascii=False, allow_nan=False
 ).encode
+
+
+def _not_serialisable(value):
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def make_chunk_encoder():
+    """Returns `encode(obj, 0) -> sequence of str` with the same output as `encode_json`.
+
+    This is the C encoder that JSONEncoder.encode() builds afresh on every call; building it
+    once saves about 0.7 µs per reply (half the cost of encoding a small reply). Its
+    circular-reference markers may keep stale entries after a failed encoding, so callers
+    build a new one after any error. Falls back to JSONEncoder where _json is unavailable.
+    """
+    if c_make_encoder is None:
+        return lambda obj, _level: (encode_json(obj),)
+    return c_make_encoder({}, _not_serialisable, encode_basestring, None, ":", ",",
+                          False, False, False)  # sort_keys, skipkeys, allow_nan
+
 
 # What a failed json encoding can raise: TypeError (unsupported type or key), ValueError
 # (NaN, circular reference, lone surrogate on .encode()), RecursionError (absurd nesting).

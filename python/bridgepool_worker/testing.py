@@ -118,6 +118,11 @@ class WorkerProcess:
                     self.command_line(child_in, child_out), env=self.environment(),
                     stdin=subprocess.DEVNULL, stdout=self._stdout, stderr=self._stderr,
                     pass_fds=(child_in, child_out))
+        except BaseException:
+            self.close_requests()
+            os.close(self.response_fd)
+            self.response_fd = -1
+            raise
         finally:
             os.close(child_in)
             os.close(child_out)

@@ -5,6 +5,7 @@
   unserialisable {}     returns a set (not JSON)
   nan {}                returns NaN (not JSON either: allow_nan=False)
   surrogate {}          returns a lone surrogate (cannot be encoded as UTF-8)
+  circular {}           returns a dict that contains itself
   big {"bytes"}         returns a string of that many "x" (frame limits, short writes)
   stream_then_fail {"count"}  yields count chunks, then raises ValueError
   stream_bad_chunk {}   yields one good chunk, then a set
@@ -58,6 +59,13 @@ def nan(args, ctx):
 @command("surrogate")
 def surrogate(args, ctx):
     return "\ud800"
+
+
+@command("circular")
+def circular(args, ctx):
+    loop = {"inner": [1, 2]}
+    loop["inner"].append(loop)
+    return loop
 
 
 @command("big", idempotent=True)

@@ -157,6 +157,9 @@ struct ProtocolCase {
   const char* message_fragment;
 };
 
+// Readable test names in ctest ("...WorkerIsRemovedAndRequestClassified/garbage # garbage").
+void PrintTo(const ProtocolCase& c, std::ostream* os) { *os << c.command; }
+
 class PoolProtocolViolation : public ::testing::TestWithParam<ProtocolCase> {};
 
 TEST_P(PoolProtocolViolation, WorkerIsRemovedAndRequestClassified) {

@@ -149,12 +149,15 @@ class HandlerErrorTest(CommandTestCase):
 class SerialisationTest(CommandTestCase):
     def test_results_that_are_not_json_become_serialization_errors(self):
         worker = self.ready()
-        for command in ("unserialisable", "nan", "surrogate"):
+        for command in ("unserialisable", "nan", "surrogate", "circular"):
             with self.subTest(command=command):
                 error = self.assertError(worker.call(command), "SerializationError")
                 self.assertIn(repr(command), error["message"])
                 self.assertIs(error["retryable"], False)
-        self.assertEqual(worker.result("ping"), "pong")
+                # Nested containers still encode after a failure halfway through one.
+                nested = {"inner": [1, 2, {"deep": [{"x": None}]}]}
+                self.assertEqual(worker.result("echo", nested), nested)
+        self.assertIn("Circular reference", worker.call("circular")["error"]["message"])
 
 
 class SessionTest(CommandTestCase):

@@ -92,7 +92,8 @@ class FramingTest(ExamplesTestCase):
         worker.request("echo", {"s": "héllo ✓ 😀"}, request_id=3)
         payload = worker.recv_bytes()
         self.assertIn("héllo ✓ 😀".encode(), payload)  # not \u escapes
-        self.assertEqual(json.loads(payload), {"id": 3, "ok": True, "result": {"s": "héllo ✓ 😀"}})
+        self.assertEqual(json.loads(payload),
+                         {"id": 3, "ok": True, "result": {"s": "héllo ✓ 😀"}})
 
     def test_replies_are_compact_json(self):
         worker = self.ready()
