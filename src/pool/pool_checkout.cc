@@ -24,16 +24,16 @@ void Pool::Impl::fail_waiters_locked(const Error& error) {
   }
 }
 
-void Pool::Impl::give_back_locked(const WorkerPtr& worker) {
+std::shared_ptr<Pool::Impl::Waiter> Pool::Impl::give_back_locked(const WorkerPtr& worker) {
   while (auto ticket = queue.pop_next(clock.now())) {
     auto it = waiters.find(*ticket);
     if (it == waiters.end()) continue;
     ++borrowed;
     it->second->worker = worker;
-    it->second->cv.notify_one();
-    return;
+    return it->second;
   }
   idle.push_back(worker);
+  return nullptr;
 }
 
 Result<WorkerPtr> Pool::Impl::checkout(TimePoint deadline) {
@@ -70,16 +70,16 @@ Result<WorkerPtr> Pool::Impl::checkout(TimePoint deadline) {
     schedule_spawn(std::chrono::milliseconds(0));
     lock.lock();
   }
-  Waiter waiter;
-  waiters.emplace(*ticket, &waiter);
+  auto waiter = std::make_shared<Waiter>();
+  waiters.emplace(*ticket, waiter);
   TimePoint queued_at = clock.now();
-  while (!waiter.worker && !waiter.error) {
-    if (waiter.cv.wait_until(lock, deadline) == std::cv_status::timeout) break;
+  while (!waiter->worker && !waiter->error) {
+    if (waiter->cv.wait_until(lock, deadline) == std::cv_status::timeout) break;
   }
   waiters.erase(*ticket);
-  if (waiter.worker) return std::move(waiter.worker);
+  if (waiter->worker) return std::move(waiter->worker);
   queue.remove(*ticket);
-  if (waiter.error) return tl::unexpected(std::move(*waiter.error));
+  if (waiter->error) return tl::unexpected(std::move(*waiter->error));
   auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(clock.now() - queued_at);
   return refuse(ErrorCategory::kTimeout,
                 fmt::format("no worker became free within {} ms ({})", waited.count(),
@@ -89,12 +89,16 @@ Result<WorkerPtr> Pool::Impl::checkout(TimePoint deadline) {
 void Pool::Impl::checkin_ok(const WorkerPtr& worker) {
   worker->reset_failures();
   bool ready = transit(worker, WorkerState::kReady, TransitionReason::kCheckinOk);
-  std::lock_guard lock(mu);
-  --borrowed;
-  // Retired meanwhile (e.g. by the monitor): it must not go back into service.
-  auto it = live.find(worker->id());
-  if (ready && it != live.end() && it->second == worker) give_back_locked(worker);
-  state_cv.notify_all();
+  std::shared_ptr<Waiter> wake;
+  {
+    std::lock_guard lock(mu);
+    --borrowed;
+    // Retired meanwhile (e.g. by the monitor): it must not go back into service.
+    auto it = live.find(worker->id());
+    if (ready && it != live.end() && it->second == worker) wake = give_back_locked(worker);
+    if (shutting_down) state_cv.notify_all();  // shutdown waits for borrowed == 0
+  }
+  if (wake) wake->cv.notify_one();
 }
 
 void Pool::Impl::checkin_remove(const WorkerPtr& worker, TransitionReason reason, bool kill,

@@ -61,7 +61,9 @@ struct Pool::Impl {
     WorkerPtr worker;
     std::optional<Error> error;
   };
-  std::unordered_map<CheckoutQueue::Ticket, Waiter*> waiters;
+  // shared_ptr: the waker notifies after releasing mu (so the woken thread does not immediately
+  // block on mu again), by which time the waiter may already have left checkout().
+  std::unordered_map<CheckoutQueue::Ticket, std::shared_ptr<Waiter>> waiters;
   std::size_t borrowed = 0;
   std::size_t starting = 0;  // spawns scheduled, spawning or handshaking
   bool shutting_down = false;
@@ -110,8 +112,9 @@ struct Pool::Impl {
   // ---- checkout side (pool_checkout.cc) ----
   Result<WorkerPtr> checkout(TimePoint deadline);
   // mu held; `worker` is live and ready and not counted as borrowed: hands it to the oldest
-  // waiter (counting it borrowed) or puts it on the idle stack.
-  void give_back_locked(const WorkerPtr& worker);
+  // waiter (counting it borrowed) or puts it on the idle stack. Returns the waiter to notify
+  // once mu is released (null if it went idle).
+  [[nodiscard]] std::shared_ptr<Waiter> give_back_locked(const WorkerPtr& worker);
   void checkin_ok(const WorkerPtr& worker);
   // The borrower is done with a worker that must leave service.
   void checkin_remove(const WorkerPtr& worker, TransitionReason reason, bool kill,

@@ -105,6 +105,7 @@ void Pool::Impl::on_handshake_readable(const std::string& id) {
   transit(worker, WorkerState::kReady, TransitionReason::kInitComplete,
           {{"startup_ms", fmt::format("{:.1f}", startup)}});
   bool admitted = false;
+  std::shared_ptr<Waiter> wake;
   {
     std::lock_guard lock(mu);
     --starting;
@@ -121,10 +122,11 @@ void Pool::Impl::on_handshake_readable(const std::string& id) {
         command_table.store(std::move(table));
       }
       live.emplace(id, worker);
-      give_back_locked(worker);
+      wake = give_back_locked(worker);
     }
     state_cv.notify_all();
   }
+  if (wake) wake->cv.notify_one();
   if (!admitted) {
     transit(worker, WorkerState::kTerminating, TransitionReason::kShutdown);
     terminate_gracefully(worker, config.shutdown_grace);
