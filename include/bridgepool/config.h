@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "bridgepool/error.h"
 #include "bridgepool/event_bus.h"
 #include "bridgepool/logging.h"
@@ -18,6 +20,17 @@
 namespace bridgepool {
 
 using std::chrono::milliseconds;
+
+// A command replayed on every newly started worker before it takes traffic (SPEC §11.12:
+// process-wide settings must reach every worker, replacements included).
+struct InitCommand {
+  std::string command;
+  nlohmann::json args = nlohmann::json::object();
+};
+
+// What happens to a session whose worker was removed (SPEC §5): kStrict fails its next calls
+// with a `session` error naming the dead worker; kHint binds it to another worker (counted).
+enum class SessionMode { kStrict, kHint };
 
 struct PoolConfig {
   std::string name = "default";
@@ -31,6 +44,7 @@ struct PoolConfig {
   std::string python_path;               // "": $BRIDGEPOOL_PYTHONPATH, else the source tree's python/
   std::map<std::string, std::string> env;
   std::string version_tag;               // reported by workers whose handlers have no __version__
+  std::vector<InitCommand> init_commands;  // run in order on each new worker; a failure = init failure
 
   bool eager = true;          // start every worker at pool start, concurrently
   std::size_t min_ready = 0;  // start() waits for this many ready workers (0: all of `size`)
@@ -45,6 +59,25 @@ struct PoolConfig {
   std::size_t max_queue = 1024;  // waiting callers beyond this fail fast (resource error)
   std::size_t max_frame_bytes = 64u * 1024u * 1024u;
   std::size_t max_checkin_failures = 3;  // checkin `error`s before the worker is removed
+
+  // Health monitoring (SPEC §4): idle workers are probed with the `health_check` built-in every
+  // interval; failures degrade them, max_health_failures in a row remove them. 0 = off.
+  milliseconds health_check_interval{30'000};
+  milliseconds health_check_timeout{5'000};
+  std::size_t max_health_failures = 3;
+  milliseconds health_recheck_interval{200};  // a degraded worker is probed again this soon
+
+  // Recycling: replace a worker after max_requests (± jitter, so workers started together do not
+  // recycle together) or when its RSS exceeds max_rss_mb; 0 = off. Replaced when next idle.
+  std::uint64_t max_requests = 0;
+  double max_requests_jitter = 0.1;
+  double max_rss_mb = 0;
+
+  // Session affinity: bindings idle for session_ttl are swept every session_cleanup_interval
+  // (and the worker is told to drop that session's state).
+  milliseconds session_ttl{300'000};
+  milliseconds session_cleanup_interval{60'000};
+  SessionMode session_mode = SessionMode::kStrict;
 
   milliseconds respawn_backoff_initial{100};
   milliseconds respawn_backoff_max{10'000};

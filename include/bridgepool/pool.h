@@ -28,16 +28,10 @@
 #include "bridgepool/config.h"
 #include "bridgepool/error.h"
 #include "bridgepool/event_bus.h"
+#include "bridgepool/executor.h"
 
 namespace bridgepool {
 
-using Json = nlohmann::json;
-
-struct ExecuteOptions {
-  std::optional<milliseconds> timeout;           // request deadline (default: request_timeout)
-  std::optional<milliseconds> checkout_timeout;  // wait for a worker (default: checkout_timeout)
-  std::function<void(const Json&)> on_chunk;     // progress chunks of streaming commands
-};
 
 struct TransitionInfo {
   std::string from, to, reason;
@@ -75,6 +69,18 @@ struct PoolStats {
   std::map<std::string, std::uint64_t> errors;  // category -> count
   std::uint64_t rerouted = 0;       // requests moved to another worker before delivery
   std::uint64_t discarded_workers = 0;  // dead/unusable workers caught at checkout
+  std::size_t degraded = 0;
+  std::uint64_t health_checks = 0;         // probes sent
+  std::uint64_t health_check_failures = 0; // probes that failed (counted apart from requests)
+  std::uint64_t recycled = 0;
+  // Session affinity.
+  std::size_t sessions = 0;             // bindings, including lost ones not yet closed/expired
+  std::uint64_t session_hits = 0;       // calls routed to their bound worker
+  std::uint64_t session_misses = 0;     // first calls of new sessions
+  std::uint64_t session_rebinds = 0;    // hint mode: moved off a removed worker
+  std::uint64_t session_expirations = 0;
+  std::uint64_t session_losses = 0;     // bindings dropped because their worker was removed
+  std::uint64_t session_lost_calls = 0; // calls failed with session_lost
   std::string last_init_error;
 };
 
@@ -83,7 +89,7 @@ struct CommandSpec {
   bool idempotent = false;
 };
 
-class Pool {
+class Pool final : public Executor {
  public:
   // Starts the workers and waits (up to startup_timeout) until min_ready are ready. Returns an
   // initialization error carrying the Python traceback when workers cannot start at all.
@@ -94,7 +100,24 @@ class Pool {
 
   // Runs `command` on a free worker. Blocks the calling thread up to checkout + request time.
   Result<Json> execute(std::string_view command, Json args = Json::object(),
-                       const ExecuteOptions& options = {});
+                       const ExecuteOptions& options = {}) override;
+  // Runs in a session: the first call binds the session to the least-loaded worker, later calls
+  // go to that worker (waiting while it is busy, up to the checkout timeout). If that worker was
+  // removed, strict mode fails with a `session` error naming the session and the dead worker.
+  Result<Json> execute_in_session(std::string_view session_id, std::string_view command,
+                                  Json args = Json::object(),
+                                  const ExecuteOptions& options = {}) override;
+  Result<bool> close_session(std::string_view session_id) override;
+  std::string_view kind() const override { return "pool"; }
+
+  // Runs `command` once on every worker in service (waiting for busy ones up to `timeout`).
+  struct BroadcastResult {
+    std::map<std::string, Result<Json>> results;  // worker id -> its reply
+    std::size_t succeeded = 0;
+    std::size_t failed = 0;
+  };
+  BroadcastResult broadcast(std::string_view command, Json args = Json::object(),
+                            milliseconds timeout = milliseconds(10'000));
   // The same on an internal thread; the future never throws.
   std::future<Result<Json>> execute_async(std::string command, Json args = Json::object(),
                                           ExecuteOptions options = {});

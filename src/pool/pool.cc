@@ -11,6 +11,7 @@
 #include <fmt/ranges.h>
 
 #include "pool/pool_impl.h"
+#include "pool/worker_command.h"
 
 extern char** environ;
 
@@ -26,26 +27,6 @@ void ignore_sigpipe_if_default() {
   if (::sigaction(SIGPIPE, nullptr, &current) == 0 && current.sa_handler == SIG_DFL) {
     ::signal(SIGPIPE, SIG_IGN);
   }
-}
-
-std::vector<std::string> build_worker_env(const PoolConfig& config) {
-  std::map<std::string, std::string> env;
-  for (char** e = environ; e && *e; ++e) {
-    std::string_view kv(*e);
-    auto eq = kv.find('=');
-    if (eq != std::string_view::npos) env[std::string(kv.substr(0, eq))] = kv.substr(eq + 1);
-  }
-  std::string pythonpath = config.python_path;
-  if (auto it = env.find("PYTHONPATH"); it != env.end() && !it->second.empty()) {
-    pythonpath += ":" + it->second;
-  }
-  env["PYTHONPATH"] = pythonpath;
-  env["PYTHONUNBUFFERED"] = "1";  // user prints reach the pool's log as they happen
-  env["BRIDGEPOOL_PARENT_PID"] = std::to_string(::getpid());
-  for (const auto& [k, v] : config.env) env[k] = v;
-  std::vector<std::string> out;
-  for (auto& [k, v] : env) out.push_back(k + "=" + v);
-  return out;
 }
 
 Result<void> validate_request(std::string_view command, const Json& args) {
@@ -69,10 +50,36 @@ Result<void> validate_request(std::string_view command, const Json& args) {
 
 }  // namespace
 
+Result<void> Pool::Impl::validate(std::string_view command, const Json& args) const {
+  if (auto valid = validate_request(command, args); !valid) return valid;
+  // Unknown commands are refused here, before any worker is touched (SPEC §11.4).
+  auto table = command_table.load();
+  if (table->idempotent.empty() || table->idempotent.contains(std::string(command))) return {};
+  std::vector<std::string> names;
+  for (const auto& [name, _] : table->idempotent) names.push_back(name);
+  std::sort(names.begin(), names.end());
+  Error e(ErrorCategory::kInvalidRequest,
+          fmt::format("unknown command '{}'; available: {}", command, fmt::join(names, ", ")));
+  e.context.operation = "execute";
+  return tl::unexpected(std::move(e));
+}
+
 Pool::Impl::Impl(PoolConfig cfg)
     : config(std::move(cfg)),
       spawner(std::make_unique<PosixSpawner>()),
       backoff{config.respawn_backoff_initial, config.respawn_backoff_max},
+      recovery(RecoveryLimits{static_cast<std::uint32_t>(config.max_health_failures),
+                              static_cast<std::uint32_t>(config.max_checkin_failures),
+                              static_cast<std::uint32_t>(config.size + 2)}),
+      recycle(RecycleConfig{config.max_requests, config.max_requests_jitter, config.max_rss_mb}),
+      health_config{config.health_check_interval, config.health_check_timeout,
+                    static_cast<std::uint32_t>(config.max_health_failures),
+                    config.health_recheck_interval},
+      affinity(clock, AffinityConfig{config.session_ttl,
+                                     config.session_mode == SessionMode::kStrict
+                                         ? AffinityMode::kStrict
+                                         : AffinityMode::kHint,
+                                     64}),
       worker_env(build_worker_env(config)),
       queue(config.max_queue),
       command_table(std::make_shared<const CommandTable>()) {}
@@ -86,6 +93,8 @@ Result<std::unique_ptr<Pool>> Pool::start(PoolConfig config) {
   ignore_sigpipe_if_default();
   auto impl = std::make_unique<Impl>(std::move(config));
   if (auto ok = impl->loop.start(); !ok) return tl::unexpected(ok.error());
+  impl->maintenance = std::make_unique<AsyncExecutor>(1);
+  impl->schedule_maintenance();
   std::size_t initial = impl->config.eager ? impl->config.size : impl->config.min_ready;
   for (std::size_t i = 0; i < initial; ++i) impl->schedule_spawn(std::chrono::milliseconds(0));
   std::unique_ptr<Pool> pool(new Pool(std::move(impl)));
@@ -149,18 +158,8 @@ Result<Json> Pool::Impl::finish(Result<Json> result, std::string_view command,
 Result<Json> Pool::execute(std::string_view command, Json args, const ExecuteOptions& options) {
   Impl& s = *impl_;
   TimePoint started_at = s.clock.now();
-  if (auto valid = validate_request(command, args); !valid) {
-    s.errors_by_category[static_cast<std::size_t>(ErrorCategory::kInvalidRequest)]++;
-    return tl::unexpected(valid.error());
-  }
-  auto table = s.command_table.load();
-  if (!table->idempotent.empty() && !table->idempotent.contains(std::string(command))) {
-    std::vector<std::string> names;
-    for (const auto& [name, _] : table->idempotent) names.push_back(name);
-    std::sort(names.begin(), names.end());
-    Error e(ErrorCategory::kInvalidRequest,
-            fmt::format("unknown command '{}'; available: {}", command, fmt::join(names, ", ")));
-    return s.finish(tl::unexpected(std::move(e)), command, started_at, Duration(0), 1);
+  if (auto valid = s.validate(command, args); !valid) {
+    return s.finish(tl::unexpected(valid.error()), command, started_at, Duration(0), 1);
   }
   s.requests.fetch_add(1, std::memory_order_relaxed);
 
@@ -172,51 +171,15 @@ Result<Json> Pool::execute(std::string_view command, Json args, const ExecuteOpt
   // A worker found dead before it read the request is replaced and the request goes to another
   // one; bounded so a pool whose workers all die on arrival still answers.
   const int max_attempts = static_cast<int>(s.config.size) + 2;
-  for (int attempt = 1;; ++attempt) {
+  for (int attempt = 1; attempt <= max_attempts; ++attempt) {
     TimePoint checkout_start = s.clock.now();
     auto worker = s.checkout(checkout_deadline);
     queue_wait += s.clock.now() - checkout_start;
     if (!worker) return s.finish(tl::unexpected(worker.error()), command, started_at, queue_wait, attempt);
-    const WorkerPtr& w = *worker;
-    std::optional<std::string> unusable = w->check_usable();
-    if (!unusable && !s.transit(w, WorkerState::kBusy, TransitionReason::kCheckout)) {
-      unusable = "it is no longer in service";
+    Impl::Attempt a = s.attempt_on(*worker, request, deadline, options.on_chunk);
+    if (!a.try_another_worker || attempt == max_attempts) {
+      return s.finish(std::move(a.result), command, started_at, queue_wait, attempt);
     }
-    if (unusable) {
-      {
-        std::lock_guard lock(s.mu);
-        ++s.discarded;
-      }
-      s.checkin_remove(w, TransitionReason::kExited, true, "at checkout: " + *unusable);
-      if (attempt >= max_attempts) break;
-      continue;
-    }
-    auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - s.clock.now());
-    request.deadline_ms = std::max<std::int64_t>(0, remaining.count());
-    CallOutcome outcome = w->call(request, deadline, options.on_chunk);
-    switch (outcome.fault) {
-      case WorkerFault::kNone:
-        s.checkin_ok(w);
-        return s.finish(std::move(outcome.result), command, started_at, queue_wait, attempt);
-      case WorkerFault::kNotDelivered:
-        s.rerouted.fetch_add(1, std::memory_order_relaxed);
-        s.checkin_remove(w, TransitionReason::kExited, true, outcome.result.error().message);
-        if (attempt >= max_attempts) {
-          return s.finish(std::move(outcome.result), command, started_at, queue_wait, attempt);
-        }
-        continue;
-      case WorkerFault::kExited:
-        s.checkin_remove(w, TransitionReason::kExited, true, outcome.result.error().message);
-        break;
-      case WorkerFault::kProtocol:
-        s.checkin_remove(w, TransitionReason::kProtocolError, true,
-                         outcome.result ? "data after the reply" : outcome.result.error().message);
-        break;
-      case WorkerFault::kTimeout:
-        s.checkin_remove(w, TransitionReason::kTimeout, true, outcome.result.error().message);
-        break;
-    }
-    return s.finish(std::move(outcome.result), command, started_at, queue_wait, attempt);
   }
   Error e(ErrorCategory::kConnection,
           fmt::format("no usable worker after {} attempts: every worker checked out was dead",
@@ -288,6 +251,7 @@ void Pool::shutdown(std::optional<milliseconds> grace_opt) {
     }
   }
   if (async) async->stop();
+  if (s.maintenance) s.maintenance->stop();  // its tasks end quickly: every worker is gone
   s.loop.stop();
   std::lock_guard lock(s.mu);
   if (!s.known.empty()) {
@@ -315,11 +279,23 @@ PoolStats Pool::stats() const {
     st.init_failures = s.init_failures;
     st.exits = s.exits;
     st.discarded_workers = s.discarded;
+    st.degraded = s.degraded.size();
+    st.health_checks = s.health_checks;
+    st.health_check_failures = s.health_check_failures;
+    st.recycled = s.recycled;
+    st.sessions = s.affinity.size();
     if (s.last_init_error) st.last_init_error = s.last_init_error->message;
   }
   st.requests = s.requests.load();
   st.ok = s.ok.load();
   st.rerouted = s.rerouted.load();
+  auto sc = s.affinity.counters();
+  st.session_hits = sc.hits;
+  st.session_misses = sc.misses;
+  st.session_rebinds = sc.rebinds;
+  st.session_expirations = sc.expirations;
+  st.session_losses = sc.losses;
+  st.session_lost_calls = sc.lost_calls;
   for (std::size_t i = 0; i < s.errors_by_category.size(); ++i) {
     auto n = s.errors_by_category[i].load();
     if (n > 0) st.errors[std::string(category_name(static_cast<ErrorCategory>(i)))] = n;

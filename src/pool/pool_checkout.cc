@@ -15,7 +15,27 @@ std::string Pool::Impl::describe_load_locked() const {
                      live.size(), starting, queue.size());
 }
 
+std::vector<std::shared_ptr<Pool::Impl::Waiter>> Pool::Impl::fail_targeted_waiters_locked(
+    const std::string& worker_id, const Error& error) {
+  std::vector<std::shared_ptr<Waiter>> out;
+  auto t = targeted.find(worker_id);
+  if (t == targeted.end()) return out;
+  for (auto& w : t->second) {
+    w->error = error;
+    out.push_back(std::move(w));
+  }
+  targeted.erase(t);
+  return out;
+}
+
 void Pool::Impl::fail_waiters_locked(const Error& error) {
+  for (auto& [id, list] : targeted) {
+    for (auto& w : list) {
+      w->error = error;
+      w->cv.notify_one();
+    }
+  }
+  targeted.clear();
   for (auto ticket : queue.drain()) {
     auto it = waiters.find(ticket);
     if (it == waiters.end()) continue;
@@ -25,6 +45,14 @@ void Pool::Impl::fail_waiters_locked(const Error& error) {
 }
 
 std::shared_ptr<Pool::Impl::Waiter> Pool::Impl::give_back_locked(const WorkerPtr& worker) {
+  if (auto t = targeted.find(worker->id()); t != targeted.end()) {
+    auto waiter = std::move(t->second.front());
+    t->second.pop_front();
+    if (t->second.empty()) targeted.erase(t);
+    ++borrowed;
+    waiter->worker = worker;
+    return waiter;
+  }
   while (auto ticket = queue.pop_next(clock.now())) {
     auto it = waiters.find(*ticket);
     if (it == waiters.end()) continue;
@@ -90,15 +118,33 @@ void Pool::Impl::checkin_ok(const WorkerPtr& worker) {
   worker->reset_failures();
   bool ready = transit(worker, WorkerState::kReady, TransitionReason::kCheckinOk);
   std::shared_ptr<Waiter> wake;
+  bool recycle_now = false;
   {
     std::lock_guard lock(mu);
     --borrowed;
     // Retired meanwhile (e.g. by the monitor): it must not go back into service.
     auto it = live.find(worker->id());
-    if (ready && it != live.end() && it->second == worker) wake = give_back_locked(worker);
+    bool in_service = ready && it != live.end() && it->second == worker;
+    if (in_service) {
+      auto t = tracking.find(worker->id());
+      if (t != tracking.end()) {
+        t->second.health.note_activity(clock.now());
+        if (recycle.check(worker->requests(), t->second.rss_mb, t->second.recycle_limit)) {
+          t->second.recycle_due = true;
+        }
+      }
+      recycle_now = recycle_if_due_locked(worker);
+      if (recycle_now) {
+        ++borrowed;  // stays out of rotation; checkin_remove below gives it up
+        ++recycled;
+      } else {
+        wake = give_back_locked(worker);
+      }
+    }
     if (shutting_down) state_cv.notify_all();  // shutdown waits for borrowed == 0
   }
   if (wake) wake->cv.notify_one();
+  if (recycle_now) checkin_remove(worker, TransitionReason::kRecycled, false, "request limit reached");
 }
 
 void Pool::Impl::checkin_remove(const WorkerPtr& worker, TransitionReason reason, bool kill,
@@ -113,16 +159,31 @@ void Pool::Impl::checkin_remove(const WorkerPtr& worker, TransitionReason reason
 bool Pool::Impl::retire(const WorkerPtr& worker, TransitionReason reason, bool kill,
                         const std::string& detail) {
   bool replace = false;
+  std::vector<std::shared_ptr<Waiter>> to_wake;
   {
     std::lock_guard lock(mu);
     auto it = live.find(worker->id());
     if (it == live.end() || it->second != worker) return false;
     live.erase(it);
     std::erase(idle, worker);
+    std::erase(degraded, worker);
+    tracking.erase(worker->id());
+    pending_closes.erase(worker->id());
+    Error gone(ErrorCategory::kConnection,
+               fmt::format("worker {} left service ({}) while this call waited for it",
+                           worker->id(), reason_name(reason)));
+    gone.context.worker_id = worker->id();
+    to_wake = fail_targeted_waiters_locked(worker->id(), gone);
     if (!shutting_down) {
       replace = true;
       ++replaced;
     }
+  }
+  for (auto& w : to_wake) w->cv.notify_one();
+  std::size_t sessions_lost = affinity.drop_worker(worker->number());
+  if (sessions_lost > 0) {
+    emit("pool.session.affinity", {{"lost", double(sessions_lost)}},
+         {{"outcome", "worker_removed"}, {"worker_id", worker->id()}});
   }
   transit(worker, WorkerState::kTerminating, reason, {{"detail", detail}});
   // SIGKILL for a worker whose state cannot be trusted (protocol violation, missed deadline):

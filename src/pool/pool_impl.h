@@ -15,6 +15,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <random>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -28,7 +29,11 @@
 #include "bridgepool/pool.h"
 #include "pool/async_executor.h"
 #include "pool/checkout_queue.h"
+#include "pool/health_tracker.h"
+#include "pool/recovery_policy.h"
+#include "pool/recycle_policy.h"
 #include "pool/respawn_backoff.h"
+#include "pool/session_affinity.h"
 #include "process/spawner.h"
 #include "worker/output_capture.h"
 #include "worker/worker.h"
@@ -45,6 +50,10 @@ struct Pool::Impl {
   const Clock& clock = SteadyClock::instance();
   std::unique_ptr<Spawner> spawner;
   RespawnBackoff backoff;
+  RecoveryPolicy recovery;
+  RecyclePolicy recycle;
+  HealthConfig health_config;
+  SessionAffinity affinity;
   std::vector<std::string> worker_env;  // computed once: the environment is validated once
 
   EventLoop loop;
@@ -64,6 +73,9 @@ struct Pool::Impl {
   // shared_ptr: the waker notifies after releasing mu (so the woken thread does not immediately
   // block on mu again), by which time the waiter may already have left checkout().
   std::unordered_map<CheckoutQueue::Ticket, std::shared_ptr<Waiter>> waiters;
+  // Callers waiting for one particular worker (session affinity, broadcast), FIFO per worker.
+  // They are served before the general queue: they cannot use any other worker.
+  std::unordered_map<std::string, std::deque<std::shared_ptr<Waiter>>> targeted;
   std::size_t borrowed = 0;
   std::size_t starting = 0;  // spawns scheduled, spawning or handshaking
   bool shutting_down = false;
@@ -73,6 +85,21 @@ struct Pool::Impl {
   std::uint64_t next_worker_number = 1;
   std::uint64_t started = 0, replaced = 0, init_failures = 0, exits = 0, discarded = 0;
   std::vector<CommandSpec> commands;
+  // Per live worker: health bookkeeping and recycling limits.
+  struct Tracking {
+    HealthTracker health;
+    std::uint64_t recycle_limit = 0;  // requests; 0 = no limit
+    double rss_mb = 0;
+    bool recycle_due = false;
+  };
+  std::unordered_map<std::string, Tracking> tracking;
+  std::vector<WorkerPtr> degraded;  // live but out of rotation until a probe passes
+  std::mt19937_64 rng{std::random_device{}()};
+  std::uint64_t health_checks = 0, health_check_failures = 0, recycled = 0;
+  // Sessions whose worker must be told to drop their state (expired or closed while the worker
+  // was busy): worker id -> session ids. Flushed by the maintenance thread when it is idle.
+  std::unordered_map<std::string, std::vector<std::string>> pending_closes;
+  TimePoint last_session_sweep{};
 
   // ---- lock-free counters and the command table (read on every request) ----
   std::atomic<std::uint64_t> requests{0}, ok{0}, rerouted{0};
@@ -83,12 +110,15 @@ struct Pool::Impl {
   std::atomic<std::shared_ptr<const CommandTable>> command_table;
 
   std::unique_ptr<AsyncExecutor> async;  // created on first execute_async (guarded by mu)
+  // One thread for the pool's own request I/O off the monitor thread: init commands (later
+  // health probes and session clean-up). Created at start, stopped at shutdown.
+  std::unique_ptr<AsyncExecutor> maintenance;
 
   // ---- monitor thread only ----
   struct Proc {
     WorkerPtr worker;
-    bool initializing = true;
-    bool exited = false;
+    bool initializing = true;  // until admitted (handshake + init commands) or failed
+    bool handshaken = false;
     EventLoop::WatchId pid_watch = 0, response_watch = 0, stdout_watch = 0, stderr_watch = 0;
     OutputCapture out, err;
     std::deque<std::string> stderr_tail;  // last lines, for init-failure messages
@@ -102,6 +132,9 @@ struct Pool::Impl {
   void spawn_worker();
   SpawnSpec spawn_spec(const std::string& id) const;
   void on_handshake_readable(const std::string& id);
+  Result<void> run_init_commands(Worker& worker);  // maintenance thread
+  void finish_init(const std::string& id, const Result<void>& init);
+  void admit(Proc& proc);
   void on_init_timeout(const std::string& id);
   void on_init_failure(Proc* proc, const std::string& id, Error error);
   void on_output(const std::string& id, bool is_stderr);
@@ -127,7 +160,41 @@ struct Pool::Impl {
   void terminate_gracefully(const WorkerPtr& worker, std::chrono::milliseconds grace);
   void fail_waiters_locked(const Error& error);
 
+  // ---- requests (pool_request.cc) ----
+  struct Attempt {
+    Result<Json> result;
+    bool try_another_worker = false;  // the request provably never ran: safe to re-route
+  };
+  // One round trip on a checked-out worker, then its checkin (ok, or removal by fault).
+  Attempt attempt_on(const WorkerPtr& worker, wire::Request& request, TimePoint deadline,
+                     const ChunkCallback& on_chunk);
+  // Checks out exactly `target`, waiting while it is busy. Error (connection) if it leaves
+  // service first.
+  Result<WorkerPtr> checkout_worker(const WorkerPtr& target, TimePoint deadline);
+  std::vector<std::shared_ptr<Waiter>> fail_targeted_waiters_locked(const std::string& worker_id,
+                                                                    const Error& error);
+
+  // ---- maintenance (pool_maintenance.cc): health probes, recycling ----
+  std::atomic<bool> maintenance_running{false};
+  std::chrono::milliseconds maintenance_tick() const;
+  void schedule_maintenance();  // monitor thread: posts the next round
+  void maintenance_round();     // maintenance thread
+  void probe(const WorkerPtr& worker, bool was_degraded);
+  // Gives back a worker that was taken out of rotation without a request (probe, lost bind).
+  void return_unused(const WorkerPtr& worker);
+  // mu held: take an idle worker that is due for recycling out of service, if capacity allows.
+  bool recycle_if_due_locked(const WorkerPtr& worker);
+
+  // ---- sessions (pool_sessions.cc) ----
+  Result<WorkerPtr> checkout_for_new_session(TimePoint deadline);
+  WorkerPtr live_worker(WorkerKey key) const;  // null if not in service
+  Error session_lost(std::string_view session_id, WorkerKey worker) const;
+  void sweep_sessions();   // maintenance thread
+  void flush_pending_closes();  // maintenance thread
+  void send_closes(const WorkerPtr& worker, const std::vector<std::string>& session_ids);
+
   // ---- helpers ----
+  Result<void> validate(std::string_view command, const Json& args) const;
   bool transit(const WorkerPtr& worker, WorkerState to, TransitionReason reason,
                std::map<std::string, std::string> metadata = {});
   void emit(std::string name, std::map<std::string, double> measurements,

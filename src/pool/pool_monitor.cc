@@ -11,6 +11,7 @@
 #include <fmt/ranges.h>
 
 #include "pool/pool_impl.h"
+#include "pool/worker_command.h"
 
 extern char** environ;
 
@@ -31,20 +32,11 @@ void Pool::Impl::schedule_spawn(std::chrono::milliseconds delay) {
 }
 
 SpawnSpec Pool::Impl::spawn_spec(const std::string& id) const {
-  SpawnSpec spec;
-  spec.argv.push_back(config.python);
-  spec.argv.insert(spec.argv.end(), config.python_args.begin(), config.python_args.end());
-  spec.argv.insert(spec.argv.end(), {"-m", "bridgepool_worker"});
-  for (const auto& h : config.handlers) spec.argv.insert(spec.argv.end(), {"--handlers", h});
-  spec.argv.insert(spec.argv.end(), {"--worker-id", id, "--parent-pid", std::to_string(::getpid()),
-                                     "--max-frame-bytes", std::to_string(config.max_frame_bytes)});
-  if (!config.version_tag.empty()) spec.argv.insert(spec.argv.end(), {"--version-tag", config.version_tag});
-  spec.env = worker_env;
-  return spec;
+  return worker_spawn_spec(config, id, ::getpid(), worker_env);
 }
 
 void Pool::Impl::spawn_worker() {
-  std::string id;
+  std::uint64_t number;
   {
     std::lock_guard lock(mu);
     if (shutting_down) {
@@ -52,14 +44,15 @@ void Pool::Impl::spawn_worker() {
       state_cv.notify_all();
       return;
     }
-    id = fmt::format("w{}", next_worker_number++);
+    number = next_worker_number++;
   }
+  std::string id = fmt::format("w{}", number);
   auto child = spawner->spawn(spawn_spec(id));
   if (!child) {
     on_init_failure(nullptr, id, child.error());
     return;
   }
-  auto worker = std::make_shared<Worker>(id, std::move(*child), config.max_frame_bytes, clock);
+  auto worker = std::make_shared<Worker>(number, std::move(*child), config.max_frame_bytes, clock);
   OutputCapture::Limits limits;
   limits.lines_per_second = config.output_lines_per_second;
   limits.burst = config.output_lines_per_second * 2;
@@ -86,19 +79,64 @@ void Pool::Impl::spawn_worker() {
 
 void Pool::Impl::on_handshake_readable(const std::string& id) {
   auto it = procs.find(id);
-  if (it == procs.end() || !it->second->initializing) return;
+  if (it == procs.end() || !it->second->initializing || it->second->handshaken) return;
   Proc& proc = *it->second;
   auto handshake = proc.worker->read_handshake();
   if (handshake && !*handshake) return;  // need more bytes
-  proc.initializing = false;
-  loop.unwatch(proc.response_watch);  // from now on the borrower reads this pipe
+  loop.unwatch(proc.response_watch);  // from now on whoever holds the worker reads this pipe
   proc.response_watch = 0;
   if (!handshake) {
+    proc.initializing = false;
     proc.worker->process().signal(SIGKILL);
     on_init_failure(&proc, id, handshake.error());
     return;
   }
+  proc.handshaken = true;
+  if (config.init_commands.empty()) {
+    finish_init(id, {});
+    return;
+  }
+  // Init commands are request I/O: never on the monitor thread. The worker stays
+  // `initializing` (so the init timeout and exit handling still apply) until they all succeeded.
+  WorkerPtr worker = proc.worker;
+  maintenance->submit([this, id, worker] { loop.post([this, id, r = run_init_commands(*worker)] {
+    finish_init(id, r);
+  }); });
+}
+
+Result<void> Pool::Impl::run_init_commands(Worker& worker) {
+  TimePoint deadline = clock.now() + config.init_timeout;
+  for (const auto& init : config.init_commands) {
+    wire::Request request{0, init.command, init.args, std::nullopt, std::nullopt};
+    CallOutcome outcome = worker.call(request, deadline, nullptr);
+    if (!outcome.result) {
+      Error e(ErrorCategory::kInitialization,
+              fmt::format("init command '{}' failed on worker {}: {}", init.command, worker.id(),
+                          outcome.result.error().message));
+      e.python = outcome.result.error().python;
+      e.context.operation = "init_command";
+      return tl::unexpected(std::move(e));
+    }
+  }
+  return {};
+}
+
+void Pool::Impl::finish_init(const std::string& id, const Result<void>& init) {
+  auto it = procs.find(id);
+  if (it == procs.end() || !it->second->initializing) return;  // exited or timed out meanwhile
+  Proc& proc = *it->second;
+  proc.initializing = false;
+  if (!init) {
+    proc.worker->process().signal(SIGKILL);
+    on_init_failure(&proc, id, init.error());
+    return;
+  }
+  admit(proc);
+}
+
+void Pool::Impl::admit(Proc& proc) {
   const WorkerPtr& worker = proc.worker;
+  const std::string& id = worker->id();
   worker->set_health(WorkerHealth::kHealthy);
   worker->note_ready(clock.now());
   auto startup = std::chrono::duration<double, std::milli>(clock.now() - proc.spawned_at).count();
@@ -115,13 +153,17 @@ void Pool::Impl::on_handshake_readable(const std::string& id) {
       ++started;
       if (commands.empty()) {
         auto table = std::make_shared<CommandTable>();
-        for (const auto& c : handshake->value().commands) {
+        for (const auto& c : worker->handshake().commands) {
           commands.push_back(CommandSpec{c.name, c.idempotent});
           table->idempotent[c.name] = c.idempotent;
         }
         command_table.store(std::move(table));
       }
       live.emplace(id, worker);
+      affinity.add_worker(worker->number());
+      std::uniform_real_distribution<double> uniform(0.0, 1.0);
+      tracking.emplace(id, Tracking{HealthTracker(health_config, clock.now()),
+                                    recycle.limit_for_new_worker([&] { return uniform(rng); })});
       wake = give_back_locked(worker);
     }
     state_cv.notify_all();
@@ -269,7 +311,9 @@ void Pool::Impl::end_all_workers(std::chrono::milliseconds grace) {
   {
     std::lock_guard lock(mu);
     idle_now = idle;
+    idle_now.insert(idle_now.end(), degraded.begin(), degraded.end());
     idle.clear();
+    degraded.clear();
     for (auto& [id, w] : known) {
       if (std::find(idle_now.begin(), idle_now.end(), w) == idle_now.end()) others.push_back(w);
     }

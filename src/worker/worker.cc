@@ -66,9 +66,10 @@ std::string_view fault_name(WorkerFault fault) {
   return "none";
 }
 
-Worker::Worker(std::string id, std::unique_ptr<ChildProcess> process, std::size_t max_frame_bytes,
-               const Clock& clock)
-    : id_(std::move(id)),
+Worker::Worker(std::uint64_t number, std::unique_ptr<ChildProcess> process,
+               std::size_t max_frame_bytes, const Clock& clock)
+    : number_(number),
+      id_(fmt::format("w{}", number)),
       process_(std::move(process)),
       max_frame_bytes_(max_frame_bytes),
       clock_(clock),

@@ -65,10 +65,12 @@ struct WorkerSnapshot {
 
 class Worker {
  public:
-  Worker(std::string id, std::unique_ptr<ChildProcess> process, std::size_t max_frame_bytes,
+  // `number` is unique within the pool and never reused; the id is "w<number>".
+  Worker(std::uint64_t number, std::unique_ptr<ChildProcess> process, std::size_t max_frame_bytes,
          const Clock& clock);
 
   const std::string& id() const { return id_; }
+  std::uint64_t number() const { return number_; }
   pid_t pid() const { return process_->pid(); }
   ChildProcess& process() { return *process_; }
   const ChildProcess& process() const { return *process_; }
@@ -114,6 +116,7 @@ class Worker {
                    std::string_view command) const;
   Error python_error(const wire::ReplyError& e, std::string_view command) const;
 
+  const std::uint64_t number_;
   const std::string id_;
   std::unique_ptr<ChildProcess> process_;
   const std::size_t max_frame_bytes_;
