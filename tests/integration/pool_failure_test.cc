@@ -10,6 +10,7 @@
 #include <fstream>
 
 #include <atomic>
+#include <mutex>
 #include <thread>
 
 #include "integration/test_support.h"
@@ -274,8 +275,13 @@ TEST(PoolFailure, BrokenHandlersAfterStartBackOffInsteadOfStorming) {
   auto config = test_config(1, {module});
   config.respawn_backoff_initial = 100ms;
   auto events = std::make_shared<EventBus>();
-  std::atomic<int> failures{0};
-  events->attach("pool.worker.init_failed", [&](const Event&) { ++failures; });
+  std::mutex mu;
+  std::vector<std::pair<std::string, std::chrono::steady_clock::time_point>> timeline;
+  events->attach("pool.worker.", [&](const Event& e) {
+    if (e.name != "pool.worker.spawned" && e.name != "pool.worker.init_failed") return;
+    std::lock_guard lock(mu);
+    timeline.emplace_back(e.name, std::chrono::steady_clock::now());
+  });
   config.events = events;
   auto pool = start_pool(config);
   ASSERT_TRUE(pool);
@@ -283,10 +289,26 @@ TEST(PoolFailure, BrokenHandlersAfterStartBackOffInsteadOfStorming) {
   auto crash = pool->execute("crash");
   ASSERT_FALSE(crash);
   EXPECT_EQ(crash.error().category, ErrorCategory::kConnection);
-  std::this_thread::sleep_for(1000ms);  // observation window for the spawn rate
-  // Backoff 0, 100, 200, 400 ms ... => at most ~5 attempts in one second, not hundreds.
-  EXPECT_GE(failures.load(), 2);
-  EXPECT_LE(failures.load(), 6);
+  auto failures = [&] {
+    std::lock_guard lock(mu);
+    return std::count_if(timeline.begin(), timeline.end(),
+                         [](const auto& e) { return e.first == "pool.worker.init_failed"; });
+  };
+  ASSERT_TRUE(wait_until([&] { return failures() >= 4; }, 10000ms));
+  // After the k-th consecutive start failure the next spawn waits at least 100 ms * 2^(k-1):
+  // load on the machine can only lengthen these gaps, never shorten them.
+  {
+    std::lock_guard lock(mu);
+    int k = 0;
+    for (std::size_t i = 0; i + 1 < timeline.size() && k < 3; ++i) {
+      if (timeline[i].first != "pool.worker.init_failed") continue;
+      ASSERT_EQ(timeline[i + 1].first, "pool.worker.spawned");
+      auto gap = timeline[i + 1].second - timeline[i].second;
+      EXPECT_GE(gap, std::chrono::milliseconds(100 << k) - 5ms) << "after failure " << k + 1;
+      ++k;
+    }
+    EXPECT_EQ(k, 3);
+  }
   auto reply = pool->execute("crash");
   ASSERT_FALSE(reply);
   EXPECT_EQ(reply.error().category, ErrorCategory::kInitialization);
