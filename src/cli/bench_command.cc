@@ -82,6 +82,13 @@ nlohmann::json summary_json(const BenchOptions& o, std::size_t concurrency, cons
   };
 }
 
+void add_sessions(nlohmann::json& j, const BenchOptions& o, const PoolStats& st) {
+  if (o.sessions == 0) return;
+  j["sessions"] = {{"count", o.sessions},          {"hits", st.session_hits},
+                   {"misses", st.session_misses},  {"lost", st.session_lost_calls},
+                   {"rebound", st.session_rebinds}, {"expired", st.session_expirations}};
+}
+
 void print_human(const nlohmann::json& j, const CallerResult& all) {
   std::printf("bridgepool bench: %s x %zu with %zu callers on %zu workers\n",
               j["command"].get<std::string>().c_str(), j["requests"].get<std::size_t>(),
@@ -95,6 +102,7 @@ void print_human(const nlohmann::json& j, const CallerResult& all) {
               l["max"].get<double>());
   std::printf("  throughput %.0f req/s over %.2f s\n", j["throughput_per_s"].get<double>(),
               j["duration_s"].get<double>());
+  if (j.contains("sessions")) std::printf("  sessions %s\n", j["sessions"].dump().c_str());
   std::printf("  workers started %llu, replaced %llu\n",
               static_cast<unsigned long long>(j["workers"]["started"].get<std::uint64_t>()),
               static_cast<unsigned long long>(j["workers"]["replaced"].get<std::uint64_t>()));
@@ -140,9 +148,12 @@ int run_bench(const BenchOptions& o) {
     callers.emplace_back([&, c] {
       CallerResult& r = results[c];
       r.latencies_us.reserve(o.requests / concurrency + 1);
-      while (next.fetch_add(1) < o.requests) {
+      for (std::size_t i; (i = next.fetch_add(1)) < o.requests;) {
         auto start = Clock::now();
-        auto reply = (*pool)->execute(o.command, args);
+        auto reply = o.sessions == 0
+                         ? (*pool)->execute(o.command, args)
+                         : (*pool)->execute_in_session(fmt::format("bench-{}", i % o.sessions),
+                                                       o.command, args);
         r.latencies_us.push_back(
             std::chrono::duration<double, std::micro>(Clock::now() - start).count());
         if (reply) {
@@ -171,6 +182,7 @@ int run_bench(const BenchOptions& o) {
   PoolStats st = (*pool)->stats();
   (*pool)->shutdown();
   nlohmann::json j = summary_json(o, concurrency, all, lat, secs, st);
+  add_sessions(j, o, st);
   print_human(j, all);
   if (o.json) std::printf("%s\n", j.dump().c_str());
   std::fflush(stdout);

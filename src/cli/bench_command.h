@@ -4,7 +4,8 @@
 // With --json the last line of stdout is one JSON object (the schema the benchmark driver and
 // the tests parse): command, concurrency, requests, ok, errors{category: n},
 // latency_us{p50,p90,p99,max,mean}, throughput_per_s, duration_s,
-// workers{configured, started, replaced}.
+// workers{configured, started, replaced}, and with --sessions S:
+// sessions{count, hits, misses, lost, rebound, expired}.
 #pragma once
 
 #include <string>
@@ -16,6 +17,7 @@ struct BenchOptions {
   std::size_t workers = 2;
   std::size_t concurrency = 0;  // 0: same as workers
   std::size_t requests = 10000;
+  std::size_t sessions = 0;  // > 0: requests go round-robin through S sessions
   std::string command = "echo";
   std::string args_json = "{}";
   std::vector<std::string> handlers;

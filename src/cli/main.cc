@@ -16,6 +16,8 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 4096));
   b->add_option("--requests", bench.requests, "Total requests")->check(CLI::Range(1, 100000000));
   b->add_option("--command", bench.command, "Command to call");
+  b->add_option("--sessions", bench.sessions, "Drive S sessions round-robin (execute_in_session)")
+      ->check(CLI::Range(0, 10000000));
   b->add_option("--args", bench.args_json, "Arguments as a JSON object");
   b->add_option("--handlers", bench.handlers, "Handler module(s) (path or dotted name)");
   b->add_option("--python", bench.python, "Python interpreter");

@@ -279,7 +279,7 @@ PoolStats Pool::stats() const {
     st.init_failures = s.init_failures;
     st.exits = s.exits;
     st.discarded_workers = s.discarded;
-    st.degraded = s.degraded.size();
+    for (const auto& [id, w] : s.live) st.degraded += w->state() == WorkerState::kDegraded ? 1 : 0;
     st.health_checks = s.health_checks;
     st.health_check_failures = s.health_check_failures;
     st.recycled = s.recycled;

@@ -50,6 +50,18 @@ TEST(CliBench, JsonSummaryOnTheLastLine) {
   EXPECT_NE(r.output.find("throughput"), std::string::npos);  // the human summary too
 }
 
+TEST(CliBench, SessionsAreDrivenRoundRobinAndCounted) {
+  CliRun r = run_cli("bench --workers 2 --concurrency 2 --requests 400 --sessions 10 --command "
+                     "whoami --json " + kPython);
+  ASSERT_EQ(r.status, 0) << r.output;
+  ASSERT_TRUE(r.summary.is_object()) << r.output;
+  EXPECT_EQ(r.summary["ok"], 400);
+  EXPECT_EQ(r.summary["sessions"]["count"], 10);
+  EXPECT_EQ(r.summary["sessions"]["misses"], 10);
+  EXPECT_EQ(r.summary["sessions"]["hits"], 390);
+  EXPECT_EQ(r.summary["sessions"]["lost"], 0);
+}
+
 TEST(CliBench, ErrorsAreCountedByCategoryAndTheRunStillSucceeds) {
   CliRun r = run_cli("bench --workers 2 --requests 20 --command crash --json " + kPython);
   ASSERT_EQ(r.status, 0) << r.output;

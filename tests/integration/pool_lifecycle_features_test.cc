@@ -1,0 +1,290 @@
+// Lifecycle features against real workers: session affinity (stickiness, spread, strict loss,
+// hint rebind, expiry), health probes (degrade, restore, removal, busy workers untouched),
+// recycling without failed requests, init commands reaching replacements, broadcast.
+#include <gtest/gtest.h>
+
+#include <signal.h>
+
+#include <atomic>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <thread>
+
+#include "integration/test_support.h"
+
+namespace bridgepool {
+namespace {
+
+using testing::data_path;
+using testing::pid_of;
+using testing::process_running;
+using testing::test_config;
+using testing::wait_until;
+using namespace std::chrono_literals;
+
+std::unique_ptr<Pool> start_pool(PoolConfig config) {
+  auto pool = Pool::start(std::move(config));
+  EXPECT_TRUE(pool.has_value()) << (pool ? "" : pool.error().format_for_logging());
+  return pool ? std::move(*pool) : nullptr;
+}
+
+std::string worker_of(const Result<Json>& r) { return r ? (*r)["worker_id"].get<std::string>() : ""; }
+
+TEST(Sessions, CallsOfASessionStayOnItsWorkerAndKeepState) {
+  auto pool = start_pool(test_config(3));
+  ASSERT_TRUE(pool);
+  auto created = pool->execute_in_session("s1", "create_program", {{"signature", "question -> answer"}});
+  ASSERT_TRUE(created) << created.error().to_string();
+  std::string program = (*created)["program_id"];
+  std::string first = worker_of(pool->execute_in_session("s1", "whoami"));
+  ASSERT_FALSE(first.empty());
+  for (int i = 0; i < 20; ++i) {
+    auto r = pool->execute_in_session("s1", "execute_program",
+                                      {{"program_id", program}, {"inputs", {{"question", i}}}});
+    ASSERT_TRUE(r) << r.error().to_string();
+    EXPECT_EQ(worker_of(pool->execute_in_session("s1", "whoami")), first);
+  }
+  auto st = pool->stats();
+  EXPECT_EQ(st.session_misses, 1u);
+  EXPECT_EQ(st.session_hits, 41u);
+  EXPECT_EQ(st.sessions, 1u);
+}
+
+TEST(Sessions, NewSessionsSpreadOverWorkers) {
+  auto pool = start_pool(test_config(3));
+  ASSERT_TRUE(pool);
+  std::map<std::string, int> per_worker;
+  for (int i = 0; i < 9; ++i) {
+    per_worker[worker_of(pool->execute_in_session("spread-" + std::to_string(i), "whoami"))]++;
+  }
+  ASSERT_EQ(per_worker.size(), 3u);
+  for (const auto& [w, n] : per_worker) EXPECT_EQ(n, 3) << w;
+}
+
+TEST(Sessions, BusyBoundWorkerIsWaitedForNotReplaced) {
+  auto pool = start_pool(test_config(2));
+  ASSERT_TRUE(pool);
+  std::string bound = worker_of(pool->execute_in_session("sticky", "whoami"));
+  std::thread slow([&] { pool->execute_in_session("sticky", "sleep", {{"ms", 300}}); });
+  ASSERT_TRUE(wait_until([&] { return pool->stats().busy == 1; }));
+  auto r = pool->execute_in_session("sticky", "whoami");  // waits ~300 ms for its worker
+  slow.join();
+  EXPECT_EQ(worker_of(r), bound);
+}
+
+TEST(Sessions, StrictModeFailsWithSessionLostNamingTheDeadWorker) {
+  auto pool = start_pool(test_config(2));
+  ASSERT_TRUE(pool);
+  std::string bound = worker_of(pool->execute_in_session("doomed", "whoami"));
+  ASSERT_EQ(::kill(pid_of(*pool, bound), SIGKILL), 0);
+  ASSERT_TRUE(wait_until([&] { return pool->stats().session_losses == 1; }));
+  for (int i = 0; i < 2; ++i) {  // every later call too, until the client closes the session
+    auto r = pool->execute_in_session("doomed", "whoami");
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().category, ErrorCategory::kSession);
+    EXPECT_NE(r.error().message.find("session_lost"), std::string::npos);
+    EXPECT_NE(r.error().message.find("'doomed'"), std::string::npos);
+    EXPECT_NE(r.error().message.find(bound), std::string::npos);
+    EXPECT_EQ(r.error().context.session_id, "doomed");
+  }
+  EXPECT_EQ(pool->stats().session_lost_calls, 2u);
+  ASSERT_TRUE(pool->close_session("doomed").value());
+  auto fresh = pool->execute_in_session("doomed", "whoami");
+  ASSERT_TRUE(fresh) << fresh.error().to_string();
+  EXPECT_NE(worker_of(fresh), bound);
+}
+
+TEST(Sessions, HintModeRebindsToAnotherWorker) {
+  auto config = test_config(2);
+  config.session_mode = SessionMode::kHint;
+  auto pool = start_pool(config);
+  ASSERT_TRUE(pool);
+  std::string bound = worker_of(pool->execute_in_session("movable", "whoami"));
+  ASSERT_EQ(::kill(pid_of(*pool, bound), SIGKILL), 0);
+  ASSERT_TRUE(wait_until([&] { return pool->stats().session_losses == 1; }));
+  auto r = pool->execute_in_session("movable", "whoami");
+  ASSERT_TRUE(r) << r.error().to_string();
+  EXPECT_NE(worker_of(r), bound);
+  EXPECT_EQ(pool->stats().session_rebinds, 1u);
+  EXPECT_EQ(worker_of(pool->execute_in_session("movable", "whoami")), worker_of(r));
+}
+
+TEST(Sessions, IdleSessionsExpireAndTheirStateIsDroppedInTheWorker) {
+  auto config = test_config(1);
+  config.session_ttl = 300ms;
+  config.session_cleanup_interval = 50ms;
+  auto pool = start_pool(config);
+  ASSERT_TRUE(pool);
+  ASSERT_TRUE(pool->execute_in_session("short", "create_program", {{"signature", "a -> b"}}));
+  auto before = pool->execute("get_stats");
+  ASSERT_TRUE(before);
+  EXPECT_EQ((*before)["sessions"], 1);
+  ASSERT_TRUE(wait_until([&] { return pool->stats().session_expirations == 1; }, 3000ms));
+  EXPECT_EQ(pool->stats().sessions, 0u);
+  // The worker was told to drop the session's state (close_session) once idle.
+  ASSERT_TRUE(wait_until([&] {
+    auto s = pool->execute("get_stats");
+    return s && (*s)["sessions"] == 0;
+  }, 3000ms));
+  auto again = pool->execute_in_session("short", "list_programs");
+  ASSERT_TRUE(again);
+  EXPECT_EQ((*again)["programs"], Json::array());
+}
+
+TEST(Health, FailingHealthHookDegradesThenRemovesAndPassingRestores) {
+  std::string marker = ::testing::TempDir() + "bp_unhealthy_" + std::to_string(::getpid());
+  std::remove(marker.c_str());
+  auto config = test_config(1, {data_path("healthy_toggle.py")});
+  config.env["BRIDGEPOOL_TEST_UNHEALTHY_FILE"] = marker;
+  config.health_check_interval = 100ms;
+  config.health_recheck_interval = 100ms;
+  config.max_health_failures = 3;
+  auto pool = start_pool(config);
+  ASSERT_TRUE(pool);
+  std::string first = pool->workers().at(0).id;
+  ASSERT_TRUE(wait_until([&] { return pool->stats().health_checks >= 2; }));
+  EXPECT_EQ(pool->stats().health_check_failures, 0u);
+  // Degrade: one failed probe, then restore when the hook passes again.
+  std::ofstream(marker) << "x";
+  ASSERT_TRUE(wait_until([&] { return pool->workers().at(0).state == "degraded"; }));
+  EXPECT_EQ(pool->workers().at(0).health, "unhealthy");
+  EXPECT_EQ(pool->stats().degraded, 1u);
+  std::remove(marker.c_str());
+  ASSERT_TRUE(wait_until([&] { return pool->workers().at(0).state == "ready"; }));
+  EXPECT_EQ(pool->stats().degraded, 0u);
+  auto w = pool->workers().at(0);
+  EXPECT_EQ(w.state, "ready");
+  EXPECT_EQ(w.history.back().reason, "health_check_passed");
+  EXPECT_EQ(pool->stats().replaced, 0u);
+  // Remove: three failures in a row.
+  std::ofstream(marker) << "x";
+  ASSERT_TRUE(wait_until([&] { return pool->stats().replaced == 1; }, 5000ms));
+  std::remove(marker.c_str());
+  ASSERT_TRUE(wait_until([&] { return pool->stats().live == 1 && pool->stats().idle == 1; }));
+  EXPECT_NE(pool->workers().back().id, first);
+  EXPECT_EQ(pool->stats().errors.size(), 0u);  // probe failures are not request errors
+  EXPECT_GE(pool->stats().health_check_failures, 4u);
+}
+
+TEST(Health, BusyWorkersAreNeverProbed) {
+  auto config = test_config(1);
+  config.health_check_interval = 20ms;
+  auto pool = start_pool(config);
+  ASSERT_TRUE(pool);
+  ASSERT_TRUE(wait_until([&] { return pool->stats().health_checks >= 1; }));
+  auto r = pool->execute("sleep", {{"ms", 400}});
+  ASSERT_TRUE(r);
+  auto stats = pool->execute("get_stats");
+  ASSERT_TRUE(stats);
+  // Every health_check the worker answered came while it was idle: the pool's probe count
+  // equals the worker's own count of health_check calls.
+  EXPECT_EQ((*stats)["commands"]["health_check"].get<std::uint64_t>(),
+            pool->stats().health_checks);
+}
+
+TEST(Health, IntervalIsRespected) {
+  auto config = test_config(1);
+  config.health_check_interval = 200ms;
+  auto pool = start_pool(config);
+  ASSERT_TRUE(pool);
+  auto t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(wait_until([&] { return pool->stats().health_checks >= 3; }, 3000ms));
+  // Three probes need at least three intervals after start-up.
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, 550ms);
+}
+
+TEST(Recycling, ByRequestCountWithoutAFailedRequest) {
+  auto config = test_config(2);
+  config.max_requests = 50;
+  config.max_requests_jitter = 0;
+  auto pool = start_pool(config);
+  ASSERT_TRUE(pool);
+  std::atomic<int> failed{0};
+  std::atomic<bool> done{false};
+  std::size_t min_live = 2;
+  std::thread sampler([&] {  // capacity never dips below size - 1
+    while (!done) {
+      min_live = std::min(min_live, pool->stats().live);
+      std::this_thread::sleep_for(1ms);
+    }
+  });
+  std::vector<std::thread> callers;
+  for (int t = 0; t < 4; ++t) {
+    callers.emplace_back([&] {
+      for (int i = 0; i < 100; ++i) failed += pool->execute("sleep", {{"ms", 2}}) ? 0 : 1;
+    });
+  }
+  for (auto& c : callers) c.join();
+  done = true;
+  sampler.join();
+  EXPECT_EQ(failed.load(), 0);
+  EXPECT_GE(min_live, 1u);
+  auto st = pool->stats();
+  // 400 requests at 50 per worker; recycling goes one worker at a time, so under this load a
+  // worker may serve a little past its limit while the previous replacement starts.
+  EXPECT_GE(st.recycled, 3u);
+  EXPECT_EQ(st.replaced, st.recycled);
+  EXPECT_EQ(st.ok, 400u);
+}
+
+TEST(Recycling, ByRssWhenIdle) {
+  auto config = test_config(1);
+  config.max_rss_mb = 1;  // any Python process is above 1 MiB
+  config.session_cleanup_interval = 100ms;  // also sets the maintenance tick
+  auto pool = start_pool(config);
+  ASSERT_TRUE(pool);
+  ASSERT_TRUE(wait_until([&] { return pool->stats().recycled >= 1; }, 5000ms));
+  auto r = pool->execute("ping");
+  ASSERT_TRUE(r) << r.error().to_string();
+}
+
+TEST(InitCommands, ReachEveryWorkerIncludingReplacements) {
+  auto config = test_config(2);
+  config.init_commands = {{"configure", {{"model", "mock-lm"}, {"temperature", 0}}}};
+  auto pool = start_pool(config);
+  ASSERT_TRUE(pool);
+  auto all = pool->broadcast("get_config");
+  ASSERT_EQ(all.succeeded, 2u);
+  for (const auto& [id, r] : all.results) EXPECT_EQ((*r)["config"]["model"], "mock-lm") << id;
+  std::string victim = pool->workers().at(0).id;
+  ::kill(pid_of(*pool, victim), SIGKILL);
+  ASSERT_TRUE(wait_until([&] { return pool->stats().replaced == 1 && pool->stats().idle == 2; }));
+  auto after = pool->broadcast("get_config");
+  ASSERT_EQ(after.succeeded, 2u);
+  EXPECT_EQ(after.results.count(victim), 0u);
+  for (const auto& [id, r] : after.results) EXPECT_EQ((*r)["config"]["model"], "mock-lm") << id;
+}
+
+TEST(InitCommands, FailingInitCommandIsAnInitializationError) {
+  auto config = test_config(1);
+  config.init_commands = {{"fail", {{"type", "ValueError"}, {"message", "bad model name"}}}};
+  config.startup_timeout = 3000ms;
+  auto pool = Pool::start(config);
+  ASSERT_FALSE(pool);
+  EXPECT_EQ(pool.error().category, ErrorCategory::kInitialization);
+  EXPECT_NE(pool.error().message.find("init command 'fail' failed"), std::string::npos);
+  EXPECT_NE(pool.error().message.find("bad model name"), std::string::npos);
+}
+
+TEST(Broadcast, ReachesEveryWorkerAndWaitsForBusyOnes) {
+  auto pool = start_pool(test_config(3));
+  ASSERT_TRUE(pool);
+  auto busy = pool->execute_async("sleep", {{"ms", 300}});
+  ASSERT_TRUE(wait_until([&] { return pool->stats().busy == 1; }));
+  auto r = pool->broadcast("configure", {{"flag", true}});
+  EXPECT_EQ(r.succeeded, 3u);
+  EXPECT_EQ(r.failed, 0u);
+  std::set<std::string> ids;
+  for (const auto& w : pool->workers()) ids.insert(w.id);
+  for (const auto& [id, reply] : r.results) EXPECT_TRUE(ids.count(id));
+  EXPECT_TRUE(busy.get());
+  auto bad = pool->broadcast("no_such_command");
+  EXPECT_EQ(bad.failed, 3u);
+  EXPECT_EQ(bad.results.begin()->second.error().category, ErrorCategory::kInvalidRequest);
+}
+
+}  // namespace
+}  // namespace bridgepool
