@@ -295,7 +295,7 @@ PoolStats Pool::stats() const {
   st.session_rebinds = sc.rebinds;
   st.session_expirations = sc.expirations;
   st.session_losses = sc.losses;
-  st.session_lost_calls = sc.lost_calls;
+  st.session_lost_calls = s.session_lost_calls.load();
   for (std::size_t i = 0; i < s.errors_by_category.size(); ++i) {
     auto n = s.errors_by_category[i].load();
     if (n > 0) st.errors[std::string(category_name(static_cast<ErrorCategory>(i)))] = n;

@@ -103,6 +103,7 @@ struct Pool::Impl {
 
   // ---- lock-free counters and the command table (read on every request) ----
   std::atomic<std::uint64_t> requests{0}, ok{0}, rerouted{0};
+  std::atomic<std::uint64_t> session_lost_calls{0};  // every call failed with session_lost
   std::array<std::atomic<std::uint64_t>, 16> errors_by_category{};
   struct CommandTable {
     std::unordered_map<std::string, bool> idempotent;  // name -> idempotent

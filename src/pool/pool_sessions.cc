@@ -70,6 +70,7 @@ Result<Json> Pool::execute_in_session(std::string_view session_id, std::string_v
   s.requests.fetch_add(1, std::memory_order_relaxed);
   auto fail = [&](Error e, Duration waited, int attempt) {
     e.context.session_id = session_id;
+    if (e.category == ErrorCategory::kSession) s.session_lost_calls.fetch_add(1);
     return s.finish(tl::unexpected(std::move(e)), command, started_at, waited, attempt);
   };
   TimePoint deadline = started_at + options.timeout.value_or(s.config.request_timeout);
@@ -82,6 +83,7 @@ Result<Json> Pool::execute_in_session(std::string_view session_id, std::string_v
   const int max_attempts = static_cast<int>(s.config.size) + 2;
   for (int attempt = 1; attempt <= max_attempts; ++attempt) {
     LookupResult where = s.affinity.lookup(session_id);
+    bool fresh_binding = false;  // bound by this very call: no state can have been lost yet
     TimePoint checkout_start = s.clock.now();
     Result<WorkerPtr> worker = tl::unexpected(Error());
     if (where.outcome == LookupOutcome::kLost) {
@@ -114,14 +116,19 @@ Result<Json> Pool::execute_in_session(std::string_view session_id, std::string_v
           }
           continue;
         }
+        fresh_binding = true;
       }
     }
     queue_wait += s.clock.now() - checkout_start;
     if (!worker) return fail(worker.error(), queue_wait, attempt);
     Impl::Attempt a = s.attempt_on(*worker, request, deadline, options.on_chunk);
     if (a.try_another_worker) {
-      // The session's worker died before it got the request: its state died with it.
-      if (strict) return fail(s.session_lost(session_id, (*worker)->number()), queue_wait, attempt);
+      // The session's worker died before it got the request: its state died with it — unless
+      // this call had just bound it, in which case there was no state yet: bind afresh.
+      if (strict && !fresh_binding) {
+        return fail(s.session_lost(session_id, (*worker)->number()), queue_wait, attempt);
+      }
+      s.affinity.close(session_id);
       continue;
     }
     if (!a.result) a.result.error().context.session_id = session_id;
