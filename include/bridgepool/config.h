@@ -35,6 +35,10 @@ enum class SessionMode { kStrict, kHint };
 struct PoolConfig {
   std::string name = "default";
   std::size_t size = 0;  // 0: number of cores
+  // Extra workers started when every worker is busy and callers are queued; each is retired
+  // after overflow_idle_timeout without work. Never more than size + max_overflow processes.
+  std::size_t max_overflow = 0;
+  milliseconds overflow_idle_timeout{30'000};
 
   // Python: interpreter, its own arguments, the handler modules (paths or dotted modules), the
   // directory holding the bridgepool_worker package, extra environment for the workers.

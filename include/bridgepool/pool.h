@@ -49,6 +49,7 @@ struct WorkerInfo {
   std::uint64_t failures = 0;
   double uptime_s = 0;
   std::string handlers_version;
+  std::uint64_t generation = 0;  // spawn generation (1 at start, +1 per rolling_restart)
   std::vector<TransitionInfo> history;
 };
 
@@ -73,6 +74,8 @@ struct PoolStats {
   std::uint64_t health_checks = 0;         // probes sent
   std::uint64_t health_check_failures = 0; // probes that failed (counted apart from requests)
   std::uint64_t recycled = 0;
+  std::uint64_t generation = 1;          // current spawn generation
+  std::uint64_t overflow_retired = 0;
   // Session affinity.
   std::size_t sessions = 0;             // bindings, including lost ones not yet closed/expired
   std::uint64_t session_hits = 0;       // calls routed to their bound worker
@@ -124,6 +127,15 @@ class Pool final : public Executor {
 
   // Waits until at least `count` workers (0: configured size) are ready.
   Result<void> wait_ready(milliseconds timeout, std::size_t count = 0);
+
+  // Replaces every worker, `batch` at a time, with workers started from `new_config`'s python,
+  // python_args, handlers, python_path, env, version_tag and init_commands (other settings
+  // stay). An idle worker is retired at once, a busy one when its request completes, so no
+  // request fails; at least size - batch workers stay in service. Returns once every worker runs
+  // the new generation, or the first initialization error of a new worker (the pool then goes
+  // back to the previous generation for further starts). Counters are not reset.
+  Result<void> rolling_restart(PoolConfig new_config, std::size_t batch = 1,
+                               milliseconds timeout = milliseconds(120'000));
 
   // Stops accepting work, lets requests in flight finish within `grace`, ends every worker
   // (shutdown command + EOF, then SIGTERM, then SIGKILL on one shared deadline) and reaps them.

@@ -80,8 +80,9 @@ Pool::Impl::Impl(PoolConfig cfg)
                                          ? AffinityMode::kStrict
                                          : AffinityMode::kHint,
                                      64}),
-      worker_env(build_worker_env(config)),
       queue(config.max_queue),
+      generation(std::make_shared<const SpawnGeneration>(
+          SpawnGeneration{1, config, build_worker_env(config)})),
       command_table(std::make_shared<const CommandTable>()) {}
 
 Pool::Pool(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -196,7 +197,8 @@ std::future<Result<Json>> Pool::execute_async(std::string command, Json args,
   {
     std::lock_guard lock(s.mu);
     if (!s.shutting_down) {
-      if (!s.async) s.async = std::make_unique<AsyncExecutor>(s.config.size + 1);
+      // One thread per worker that could serve at once (overflow included): more could only wait.
+      if (!s.async) s.async = std::make_unique<AsyncExecutor>(s.config.size + s.config.max_overflow + 1);
       executor = s.async.get();
     }
   }
@@ -284,6 +286,8 @@ PoolStats Pool::stats() const {
     st.health_check_failures = s.health_check_failures;
     st.recycled = s.recycled;
     st.sessions = s.affinity.size();
+    st.generation = s.generation->number;
+    st.overflow_retired = s.overflow_retired;
     if (s.last_init_error) st.last_init_error = s.last_init_error->message;
   }
   st.requests = s.requests.load();
@@ -322,6 +326,11 @@ std::vector<WorkerInfo> Pool::workers() const {
     info.failures = snap.failures;
     info.uptime_s = std::chrono::duration<double>(snap.uptime).count();
     info.handlers_version = snap.handlers_version;
+    {
+      std::lock_guard lock(impl_->mu);
+      auto t = impl_->tracking.find(snap.id);
+      if (t != impl_->tracking.end()) info.generation = t->second.generation;
+    }
     for (const auto& t : snap.history) {
       info.history.push_back(TransitionInfo{
           std::string(state_name(t.from)), std::string(state_name(t.to)),

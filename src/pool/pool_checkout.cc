@@ -85,8 +85,9 @@ Result<WorkerPtr> Pool::Impl::checkout(TimePoint deadline) {
     e.message = "no worker available, workers fail to start: " + e.message;
     return tl::unexpected(std::move(e));
   }
-  // Lazy start: grow towards the configured size when callers have to wait.
-  bool grow = live.size() + starting < config.size;
+  // Lazy start grows towards `size` when callers have to wait; beyond it, up to max_overflow
+  // extra workers absorb a burst (retired again after overflow_idle_timeout).
+  bool grow = live.size() + starting < config.size + config.max_overflow;
   auto ticket = queue.push(deadline);
   if (!ticket) {
     return refuse(ErrorCategory::kResource,
@@ -118,7 +119,7 @@ void Pool::Impl::checkin_ok(const WorkerPtr& worker) {
   worker->reset_failures();
   bool ready = transit(worker, WorkerState::kReady, TransitionReason::kCheckinOk);
   std::shared_ptr<Waiter> wake;
-  bool recycle_now = false;
+  bool recycle_now = false, restart_now = false;
   {
     std::lock_guard lock(mu);
     --borrowed;
@@ -129,14 +130,16 @@ void Pool::Impl::checkin_ok(const WorkerPtr& worker) {
       auto t = tracking.find(worker->id());
       if (t != tracking.end()) {
         t->second.health.note_activity(clock.now());
+        t->second.last_used = clock.now();
         if (recycle.check(worker->requests(), t->second.rss_mb, t->second.recycle_limit)) {
           t->second.recycle_due = true;
         }
       }
-      recycle_now = recycle_if_due_locked(worker);
-      if (recycle_now) {
+      restart_now = retire_on_return_locked(worker);
+      recycle_now = !restart_now && recycle_if_due_locked(worker);
+      if (recycle_now) ++recycled;
+      if (recycle_now || restart_now) {
         ++borrowed;  // stays out of rotation; checkin_remove below gives it up
-        ++recycled;
       } else {
         wake = give_back_locked(worker);
       }
@@ -145,6 +148,7 @@ void Pool::Impl::checkin_ok(const WorkerPtr& worker) {
   }
   if (wake) wake->cv.notify_one();
   if (recycle_now) checkin_remove(worker, TransitionReason::kRecycled, false, "request limit reached");
+  if (restart_now) checkin_remove(worker, TransitionReason::kReplaced, false, "rolling restart");
 }
 
 void Pool::Impl::checkin_remove(const WorkerPtr& worker, TransitionReason reason, bool kill,
@@ -174,7 +178,8 @@ bool Pool::Impl::retire(const WorkerPtr& worker, TransitionReason reason, bool k
                            worker->id(), reason_name(reason)));
     gone.context.worker_id = worker->id();
     to_wake = fail_targeted_waiters_locked(worker->id(), gone);
-    if (!shutting_down) {
+    // Replace only up to the configured size: an overflow worker leaving is not replaced.
+    if (!shutting_down && live.size() + starting < config.size) {
       replace = true;
       ++replaced;
     }

@@ -54,7 +54,13 @@ struct Pool::Impl {
   RecyclePolicy recycle;
   HealthConfig health_config;
   SessionAffinity affinity;
-  std::vector<std::string> worker_env;  // computed once: the environment is validated once
+  // What new workers are started with: the interpreter, handlers, environment and init commands
+  // of one "generation". rolling_restart() installs a new generation; workers remember theirs.
+  struct SpawnGeneration {
+    std::uint64_t number = 1;
+    PoolConfig config;
+    std::vector<std::string> env;  // computed once per generation
+  };
 
   EventLoop loop;
 
@@ -80,6 +86,9 @@ struct Pool::Impl {
   std::size_t starting = 0;  // spawns scheduled, spawning or handshaking
   bool shutting_down = false;
   bool shut_down = false;
+  std::shared_ptr<const SpawnGeneration> generation;
+  std::uint64_t last_failed_generation = 0;  // generation of the last worker that failed to start
+  std::uint64_t overflow_retired = 0;
   std::uint32_t consecutive_init_failures = 0;
   std::optional<Error> last_init_error;
   std::uint64_t next_worker_number = 1;
@@ -91,6 +100,9 @@ struct Pool::Impl {
     std::uint64_t recycle_limit = 0;  // requests; 0 = no limit
     double rss_mb = 0;
     bool recycle_due = false;
+    std::uint64_t generation = 1;
+    bool retire_when_idle = false;  // rolling restart: leave service at the next checkin
+    TimePoint last_used{};          // last checkin (for retiring idle overflow workers)
   };
   std::unordered_map<std::string, Tracking> tracking;
   std::vector<WorkerPtr> degraded;  // live but out of rotation until a probe passes
@@ -124,6 +136,7 @@ struct Pool::Impl {
     OutputCapture out, err;
     std::deque<std::string> stderr_tail;  // last lines, for init-failure messages
     TimePoint spawned_at;
+    std::shared_ptr<const SpawnGeneration> generation;
     Proc(const Clock& c, OutputCapture::Limits l) : out(c, l), err(c, l) {}
   };
   std::unordered_map<std::string, std::unique_ptr<Proc>> procs;
@@ -131,13 +144,13 @@ struct Pool::Impl {
   // ---- monitor side (pool_monitor.cc) ----
   void schedule_spawn(std::chrono::milliseconds delay);  // any thread; caller must NOT hold mu
   void spawn_worker();
-  SpawnSpec spawn_spec(const std::string& id) const;
   void on_handshake_readable(const std::string& id);
-  Result<void> run_init_commands(Worker& worker);  // maintenance thread
+  Result<void> run_init_commands(Worker& worker, const std::vector<InitCommand>& commands);
   void finish_init(const std::string& id, const Result<void>& init);
   void admit(Proc& proc);
   void on_init_timeout(const std::string& id);
-  void on_init_failure(Proc* proc, const std::string& id, Error error);
+  void on_init_failure(Proc* proc, const std::string& id, Error error,
+                       std::uint64_t generation_number = 0);
   void on_output(const std::string& id, bool is_stderr);
   void drain_output(Proc& proc, bool is_stderr);
   void on_exit(const std::string& id);
@@ -185,12 +198,18 @@ struct Pool::Impl {
   void return_unused(const WorkerPtr& worker);
   // mu held: take an idle worker that is due for recycling out of service, if capacity allows.
   bool recycle_if_due_locked(const WorkerPtr& worker);
+  // mu held: whether a worker coming back must leave service instead (rolling restart).
+  bool retire_on_return_locked(const WorkerPtr& worker) const;
 
   // ---- sessions (pool_sessions.cc) ----
   Result<WorkerPtr> checkout_for_new_session(TimePoint deadline);
   WorkerPtr live_worker(WorkerKey key) const;  // null if not in service
   Error session_lost(std::string_view session_id, WorkerKey worker) const;
   void sweep_sessions();   // maintenance thread
+  bool take_pending_close(const std::string& worker_id, std::string_view session_id);
+  // Sends close_session on a worker the caller holds; on a fault the worker is removed.
+  Result<void> send_close_now(const WorkerPtr& worker, std::string_view session_id,
+                              TimePoint deadline);
   void flush_pending_closes();  // maintenance thread
   void send_closes(const WorkerPtr& worker, const std::vector<std::string>& session_ids);
 

@@ -66,6 +66,7 @@ void Pool::Impl::maintenance_round() {
   TimePoint now = clock.now();
   std::vector<std::pair<WorkerPtr, bool>> to_probe;
   std::vector<WorkerPtr> to_recycle, to_sample;
+  WorkerPtr to_retire_overflow;
   {
     std::lock_guard lock(mu);
     if (shutting_down) return;
@@ -95,6 +96,18 @@ void Pool::Impl::maintenance_round() {
       }
     }
     if (config.max_rss_mb > 0) to_sample = idle;
+    // Overflow: above `size`, the idle worker unused for longest goes after the idle timeout.
+    if (live.size() > config.size && !idle.empty()) {
+      auto oldest = std::min_element(idle.begin(), idle.end(), [&](const auto& a, const auto& b) {
+        return tracking.at(a->id()).last_used < tracking.at(b->id()).last_used;
+      });
+      if (now - tracking.at((*oldest)->id()).last_used >= config.overflow_idle_timeout) {
+        to_retire_overflow = *oldest;
+        ++borrowed;
+        ++overflow_retired;
+        idle.erase(oldest);
+      }
+    }
   }
   for (const auto& w : to_sample) {
     double rss = rss_mb_of(w->pid());
@@ -103,6 +116,9 @@ void Pool::Impl::maintenance_round() {
     if (t == tracking.end()) continue;
     t->second.rss_mb = rss;
     if (recycle.check(w->requests(), rss, t->second.recycle_limit)) t->second.recycle_due = true;
+  }
+  if (to_retire_overflow) {
+    checkin_remove(to_retire_overflow, TransitionReason::kRecycled, false, "overflow worker idle");
   }
   for (const auto& w : to_recycle) {
     {

@@ -31,14 +31,12 @@ void Pool::Impl::schedule_spawn(std::chrono::milliseconds delay) {
   loop.post_after(delay, [this] { spawn_worker(); });
 }
 
-SpawnSpec Pool::Impl::spawn_spec(const std::string& id) const {
-  return worker_spawn_spec(config, id, ::getpid(), worker_env);
-}
-
 void Pool::Impl::spawn_worker() {
   std::uint64_t number;
+  std::shared_ptr<const SpawnGeneration> gen;
   {
     std::lock_guard lock(mu);
+    gen = generation;
     if (shutting_down) {
       --starting;
       state_cv.notify_all();
@@ -47,9 +45,9 @@ void Pool::Impl::spawn_worker() {
     number = next_worker_number++;
   }
   std::string id = fmt::format("w{}", number);
-  auto child = spawner->spawn(spawn_spec(id));
+  auto child = spawner->spawn(worker_spawn_spec(gen->config, id, ::getpid(), gen->env));
   if (!child) {
-    on_init_failure(nullptr, id, child.error());
+    on_init_failure(nullptr, id, child.error(), gen->number);
     return;
   }
   auto worker = std::make_shared<Worker>(number, std::move(*child), config.max_frame_bytes, clock);
@@ -59,6 +57,7 @@ void Pool::Impl::spawn_worker() {
   auto proc = std::make_unique<Proc>(clock, limits);
   proc->worker = worker;
   proc->spawned_at = clock.now();
+  proc->generation = gen;
   ChildProcess& p = worker->process();
   proc->pid_watch = loop.watch(p.pidfd(), EPOLLIN, [this, id](std::uint32_t) { on_exit(id); });
   proc->response_watch = loop.watch(p.response_fd(), EPOLLIN,
@@ -92,21 +91,24 @@ void Pool::Impl::on_handshake_readable(const std::string& id) {
     return;
   }
   proc.handshaken = true;
-  if (config.init_commands.empty()) {
+  auto gen = proc.generation;
+  if (gen->config.init_commands.empty()) {
     finish_init(id, {});
     return;
   }
   // Init commands are request I/O: never on the monitor thread. The worker stays
   // `initializing` (so the init timeout and exit handling still apply) until they all succeeded.
   WorkerPtr worker = proc.worker;
-  maintenance->submit([this, id, worker] { loop.post([this, id, r = run_init_commands(*worker)] {
-    finish_init(id, r);
-  }); });
+  maintenance->submit([this, id, worker, gen] {
+    auto result = run_init_commands(*worker, gen->config.init_commands);
+    loop.post([this, id, result] { finish_init(id, result); });
+  });
 }
 
-Result<void> Pool::Impl::run_init_commands(Worker& worker) {
+Result<void> Pool::Impl::run_init_commands(Worker& worker,
+                                           const std::vector<InitCommand>& commands) {
   TimePoint deadline = clock.now() + config.init_timeout;
-  for (const auto& init : config.init_commands) {
+  for (const auto& init : commands) {
     wire::Request request{0, init.command, init.args, std::nullopt, std::nullopt};
     CallOutcome outcome = worker.call(request, deadline, nullptr);
     if (!outcome.result) {
@@ -162,8 +164,11 @@ void Pool::Impl::admit(Proc& proc) {
       live.emplace(id, worker);
       affinity.add_worker(worker->number());
       std::uniform_real_distribution<double> uniform(0.0, 1.0);
-      tracking.emplace(id, Tracking{HealthTracker(health_config, clock.now()),
-                                    recycle.limit_for_new_worker([&] { return uniform(rng); })});
+      Tracking t{HealthTracker(health_config, clock.now()),
+                 recycle.limit_for_new_worker([&] { return uniform(rng); })};
+      t.generation = proc.generation->number;
+      t.last_used = clock.now();
+      tracking.emplace(id, std::move(t));
       wake = give_back_locked(worker);
     }
     state_cv.notify_all();
@@ -195,7 +200,9 @@ void Pool::Impl::on_init_timeout(const std::string& id) {
   on_init_failure(&proc, id, std::move(e));
 }
 
-void Pool::Impl::on_init_failure(Proc* proc, const std::string& id, Error error) {
+void Pool::Impl::on_init_failure(Proc* proc, const std::string& id, Error error,
+                                 std::uint64_t generation_number) {
+  if (proc) generation_number = proc->generation->number;
   error.context.worker_id = id;
   error.context.pool_name = config.name;
   if (proc && !proc->stderr_tail.empty() && error.context.cause.empty()) {
@@ -212,10 +219,11 @@ void Pool::Impl::on_init_failure(Proc* proc, const std::string& id, Error error)
     ++init_failures;
     ++consecutive_init_failures;
     last_init_error = error;
+    last_failed_generation = generation_number;
     // Nobody can be served while no worker is alive and starts keep failing: tell the waiters now
     // instead of letting each run into its checkout timeout.
     if (live.empty()) fail_waiters_locked(error);
-    respawn = !shutting_down;
+    respawn = !shutting_down && live.size() + starting < config.size;
     delay = backoff.delay(consecutive_init_failures);
     state_cv.notify_all();
   }

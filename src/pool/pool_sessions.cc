@@ -117,6 +117,14 @@ Result<Json> Pool::execute_in_session(std::string_view session_id, std::string_v
           continue;
         }
         fresh_binding = true;
+        // A close of an earlier session with this id may still be queued for this worker. It
+        // must reach the worker before the new session's first call (the new session starts
+        // empty) and never after it (it would wipe the new state): send it now, we hold the
+        // worker.
+        if (s.take_pending_close((*worker)->id(), session_id)) {
+          auto closed = s.send_close_now(*worker, session_id, deadline);
+          if (!closed) return fail(closed.error(), queue_wait, attempt);
+        }
       }
     }
     queue_wait += s.clock.now() - checkout_start;
@@ -151,6 +159,31 @@ Result<bool> Pool::close_session(std::string_view session_id) {
   std::lock_guard lock(s.mu);
   s.pending_closes[w->id()].push_back(std::string(session_id));
   return true;
+}
+
+bool Pool::Impl::take_pending_close(const std::string& worker_id, std::string_view session_id) {
+  std::lock_guard lock(mu);
+  auto p = pending_closes.find(worker_id);
+  if (p == pending_closes.end()) return false;
+  auto before = p->second.size();
+  std::erase(p->second, session_id);
+  bool found = p->second.size() != before;
+  if (p->second.empty()) pending_closes.erase(p);
+  return found;
+}
+
+Result<void> Pool::Impl::send_close_now(const WorkerPtr& worker, std::string_view session_id,
+                                        TimePoint deadline) {
+  wire::Request request{0, "close_session", Json{{"session_id", session_id}}, std::nullopt,
+                        std::nullopt};
+  CallOutcome outcome = worker->call(request, deadline, nullptr);
+  if (outcome.fault == WorkerFault::kNone) return {};
+  Error e = outcome.result ? Error(ErrorCategory::kCommunication, "data after the reply")
+                           : outcome.result.error();
+  checkin_remove(worker, outcome.fault == WorkerFault::kTimeout ? TransitionReason::kTimeout
+                                                                : TransitionReason::kExited,
+                 true, "close_session: " + e.message);
+  return tl::unexpected(std::move(e));
 }
 
 void Pool::Impl::sweep_sessions() {

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <future>
 #include <set>
 #include <thread>
 
@@ -110,6 +111,21 @@ TEST(Sessions, HintModeRebindsToAnotherWorker) {
   EXPECT_NE(worker_of(r), bound);
   EXPECT_EQ(pool->stats().session_rebinds, 1u);
   EXPECT_EQ(worker_of(pool->execute_in_session("movable", "whoami")), worker_of(r));
+}
+
+TEST(Sessions, ReopenedSessionIsNotWipedByTheQueuedCloseOfItsPredecessor) {
+  auto config = test_config(1);
+  config.session_cleanup_interval = 50ms;  // maintenance rounds (which flush closes) every 50 ms
+  auto pool = start_pool(config);
+  ASSERT_TRUE(pool);
+  ASSERT_TRUE(pool->execute_in_session("again", "create_program", {{"signature", "a -> b"}}));
+  ASSERT_TRUE(pool->close_session("again").value());
+  auto created = pool->execute_in_session("again", "create_program", {{"signature", "c -> d"}});
+  ASSERT_TRUE(created);
+  std::this_thread::sleep_for(300ms);  // several maintenance rounds
+  auto listed = pool->execute_in_session("again", "list_programs");
+  ASSERT_TRUE(listed);
+  EXPECT_EQ((*listed)["programs"], Json::array({(*created)["program_id"]}));
 }
 
 TEST(Sessions, IdleSessionsExpireAndTheirStateIsDroppedInTheWorker) {
@@ -284,6 +300,105 @@ TEST(Broadcast, ReachesEveryWorkerAndWaitsForBusyOnes) {
   auto bad = pool->broadcast("no_such_command");
   EXPECT_EQ(bad.failed, 3u);
   EXPECT_EQ(bad.results.begin()->second.error().category, ErrorCategory::kInvalidRequest);
+}
+
+}  // namespace
+}  // namespace bridgepool
+
+namespace bridgepool {
+namespace {
+
+TEST(RollingRestart, ReplacesEveryWorkerUnderLoadWithoutAFailedRequest) {
+  auto config = test_config(3);
+  config.version_tag = "v1";
+  auto dir = ::testing::TempDir() + "bp_rr_" + std::to_string(::getpid());
+  std::filesystem::create_directories(dir);
+  auto write_module = [&](const std::string& name, const std::string& version) {
+    std::ofstream(dir + "/" + name) << "from bridgepool_worker import command\n__version__ = '"
+                                    << version << "'\n@command('version', idempotent=True)\n"
+                                    << "def version(args, ctx):\n    return {'version': __version__, "
+                                    << "'worker_id': ctx.worker_id}\n";
+  };
+  write_module("handlers_v1.py", "v1");
+  write_module("handlers_v2.py", "v2");
+  config.handlers = {dir + "/handlers_v1.py"};
+  auto pool = start_pool(config);
+  ASSERT_TRUE(pool);
+  std::atomic<bool> stop{false};
+  std::atomic<int> ok{0}, failed{0};
+  std::vector<std::thread> load;
+  for (int t = 0; t < 4; ++t) {
+    load.emplace_back([&] {
+      while (!stop) {
+        auto r = pool->execute("version", Json::object(), {});
+        (r ? ok : failed)++;
+      }
+    });
+  }
+  std::this_thread::sleep_for(100ms);
+  auto before = pool->stats();
+  PoolConfig next;
+  next.handlers = {dir + "/handlers_v2.py"};
+  auto restarted = pool->rolling_restart(next);
+  std::this_thread::sleep_for(100ms);
+  stop = true;
+  for (auto& t : load) t.join();
+  ASSERT_TRUE(restarted) << restarted.error().to_string();
+  EXPECT_EQ(failed.load(), 0);
+  EXPECT_GT(ok.load(), 100);
+  auto after = pool->stats();
+  EXPECT_GE(after.requests, before.requests);  // counters continue, never reset
+  EXPECT_EQ(after.ok, after.requests);
+  EXPECT_EQ(after.generation, 2u);
+  auto workers = pool->workers();
+  ASSERT_EQ(workers.size(), 3u);
+  for (const auto& w : workers) {
+    EXPECT_EQ(w.handlers_version, "v2") << w.id;
+    EXPECT_EQ(w.generation, 2u);
+  }
+  for (int i = 0; i < 6; ++i) {
+    auto v = pool->execute("version");
+    ASSERT_TRUE(v) << v.error().to_string();
+    EXPECT_EQ((*v)["version"], "v2");
+  }
+  std::filesystem::remove_all(dir);
+}
+
+TEST(RollingRestart, BrokenNewCodeStopsTheRestartAndKeepsServing) {
+  auto pool = start_pool(test_config(2));
+  ASSERT_TRUE(pool);
+  PoolConfig next;
+  next.handlers = {data_path("import_error.py")};
+  auto r = pool->rolling_restart(next, 1, 10000ms);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().category, ErrorCategory::kInitialization);
+  EXPECT_NE(r.error().message.find("rolling restart to generation 2 stopped"), std::string::npos);
+  EXPECT_NE(r.error().message.find("simulated import failure"), std::string::npos);
+  // The pool refills with the previous generation and keeps serving.
+  ASSERT_TRUE(wait_until([&] { return pool->stats().live == 2; }, 5000ms));
+  EXPECT_TRUE(pool->execute("ping"));
+}
+
+TEST(Overflow, ExtraWorkersStartUnderQueueingAndRetireWhenIdle) {
+  auto config = test_config(1);
+  config.max_overflow = 2;
+  config.overflow_idle_timeout = 300ms;
+  auto pool = start_pool(config);
+  ASSERT_TRUE(pool);
+  std::vector<std::future<Result<Json>>> calls;
+  for (int i = 0; i < 6; ++i) calls.push_back(pool->execute_async("sleep", {{"ms", 400}}));
+  ASSERT_TRUE(wait_until([&] { return pool->stats().live == 3; }, 5000ms));
+  std::size_t most = 0;
+  for (int i = 0; i < 50; ++i) {
+    most = std::max(most, pool->workers().size());
+    std::this_thread::sleep_for(5ms);
+  }
+  EXPECT_LE(most, 3u);  // never more than size + max_overflow processes
+  for (auto& c : calls) EXPECT_TRUE(c.get());
+  ASSERT_TRUE(wait_until([&] { return pool->stats().live == 1; }, 5000ms));
+  EXPECT_EQ(pool->stats().overflow_retired, 2u);
+  EXPECT_EQ(pool->stats().replaced, 0u);
+  EXPECT_TRUE(pool->execute("ping"));
 }
 
 }  // namespace
