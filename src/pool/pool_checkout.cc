@@ -95,9 +95,8 @@ Result<WorkerPtr> Pool::Impl::checkout(TimePoint deadline) {
                               queue.size(), queue.max_waiters(), describe_load_locked()));
   }
   if (grow) {
-    lock.unlock();
-    schedule_spawn(std::chrono::milliseconds(0));
-    lock.lock();
+    ++starting;
+    post_spawn(std::chrono::milliseconds(0));  // loop.post takes only the loop's own lock
   }
   auto waiter = std::make_shared<Waiter>();
   waiters.emplace(*ticket, waiter);
@@ -163,6 +162,7 @@ void Pool::Impl::checkin_remove(const WorkerPtr& worker, TransitionReason reason
 bool Pool::Impl::retire(const WorkerPtr& worker, TransitionReason reason, bool kill,
                         const std::string& detail) {
   bool replace = false;
+  std::chrono::milliseconds replace_delay{0};
   std::vector<std::shared_ptr<Waiter>> to_wake;
   {
     std::lock_guard lock(mu);
@@ -182,6 +182,8 @@ bool Pool::Impl::retire(const WorkerPtr& worker, TransitionReason reason, bool k
     if (!shutting_down && live.size() + starting < config.size) {
       replace = true;
       ++replaced;
+      ++starting;  // counted with the decision (see post_spawn)
+      replace_delay = backoff.delay(consecutive_init_failures);
     }
   }
   for (auto& w : to_wake) w->cv.notify_one();
@@ -197,14 +199,7 @@ bool Pool::Impl::retire(const WorkerPtr& worker, TransitionReason reason, bool k
   config.logger->log(LogLevel::kWarn, "pool",
                      fmt::format("worker removed ({}): {}", reason_name(reason), detail),
                      worker->id());
-  if (replace) {
-    std::chrono::milliseconds delay;
-    {
-      std::lock_guard lock(mu);
-      delay = backoff.delay(consecutive_init_failures);
-    }
-    schedule_spawn(delay);
-  }
+  if (replace) post_spawn(replace_delay);
   return true;
 }
 

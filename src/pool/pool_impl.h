@@ -143,6 +143,10 @@ struct Pool::Impl {
 
   // ---- monitor side (pool_monitor.cc) ----
   void schedule_spawn(std::chrono::milliseconds delay);  // any thread; caller must NOT hold mu
+  // Posts a spawn whose `starting` count the caller already took under mu, together with the
+  // decision to spawn: deciding and counting in one critical section is what keeps two threads
+  // from both seeing "one short" and starting two workers for one missing slot.
+  void post_spawn(std::chrono::milliseconds delay);
   void spawn_worker();
   void on_handshake_readable(const std::string& id);
   Result<void> run_init_commands(Worker& worker, const std::vector<InitCommand>& commands);

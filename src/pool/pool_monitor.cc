@@ -28,6 +28,10 @@ void Pool::Impl::schedule_spawn(std::chrono::milliseconds delay) {
     std::lock_guard lock(mu);
     ++starting;
   }
+  post_spawn(delay);
+}
+
+void Pool::Impl::post_spawn(std::chrono::milliseconds delay) {
   loop.post_after(delay, [this] { spawn_worker(); });
 }
 
@@ -224,10 +228,11 @@ void Pool::Impl::on_init_failure(Proc* proc, const std::string& id, Error error,
     // instead of letting each run into its checkout timeout.
     if (live.empty()) fail_waiters_locked(error);
     respawn = !shutting_down && live.size() + starting < config.size;
+    if (respawn) ++starting;  // counted with the decision, under the same lock
     delay = backoff.delay(consecutive_init_failures);
     state_cv.notify_all();
   }
-  if (respawn) schedule_spawn(delay);
+  if (respawn) post_spawn(delay);
 }
 
 void Pool::Impl::drain_output(Proc& proc, bool is_stderr) {

@@ -126,10 +126,12 @@ TEST(Chaos, SessionsUnderRandomWorkerKills) {
   }
   std::mt19937 rng(12345);
   int kills = 0;
-  std::set<pid_t> killed;  // a worker killed but not yet reaped is still listed: never count it twice
+  std::set<pid_t> killed;
+  std::size_t max_live = 0;  // workers in service + starting: never above the size  // a worker killed but not yet reaped is still listed: never count it twice
   auto end = std::chrono::steady_clock::now() + kDuration;
   while (std::chrono::steady_clock::now() < end) {
     std::this_thread::sleep_for(200ms);
+    max_live = std::max(max_live, pool.stats().live + pool.stats().starting);
     auto ws = pool.workers();
     std::vector<pid_t> alive;
     for (const auto& w : ws) {
@@ -177,6 +179,7 @@ TEST(Chaos, SessionsUnderRandomWorkerKills) {
   EXPECT_EQ(sum.other, 0u) << sum.first_problem;
   EXPECT_EQ(sum.issued, sum.ok + sum.session_lost + sum.connection);  // none lost
   EXPECT_GT(kills, 30);
+  EXPECT_LE(max_live, 5u);
   EXPECT_GT(sum.ok, 1000u);
   // The pool's counters equal what the clients saw.
   EXPECT_EQ(st.requests, sum.issued);
