@@ -106,7 +106,12 @@ Result<std::optional<wire::Handshake>> Worker::read_handshake() {
         return init_error(fmt::format("worker {} speaks protocol {}, expected {}", id_,
                                       msg->handshake.protocol, wire::kProtocolVersion));
       }
+      // Other threads read the version through snapshot() (e.g. Pool::workers() listing an
+      // initializing worker): publish it under the mutex.
+      std::lock_guard lock(mu_);
       handshake_ = std::move(msg->handshake);
+      auto version = handshake_.extra.find("handlers_version");
+      if (version != handshake_.extra.end() && version->is_string()) handlers_version_ = *version;
       return std::optional<wire::Handshake>(handshake_);
     }
     ssize_t n = ::read(process_->response_fd(), decoder_.prepare(kReadChunk), kReadChunk);
@@ -332,9 +337,8 @@ WorkerSnapshot Worker::snapshot() const {
   s.requests = requests();
   s.python_errors = python_errors_.load(std::memory_order_relaxed);
   s.failures = consecutive_failures_.load(std::memory_order_relaxed);
-  auto version = handshake_.extra.find("handlers_version");
-  if (version != handshake_.extra.end() && version->is_string()) s.handlers_version = *version;
   std::lock_guard lock(mu_);
+  s.handlers_version = handlers_version_;
   s.state = machine_.state();
   s.health = machine_.health();
   if (ready_at_ != TimePoint{}) s.uptime = clock_.now() - ready_at_;
@@ -346,10 +350,15 @@ std::optional<ExitStatus> Worker::peek_exit_status() const {
   if (auto s = process_->exit_status()) return s;
   // WNOWAIT leaves the zombie for the monitor thread to reap; WNOHANG: never block here.
   siginfo_t info{};
-  if (::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(process_->pidfd()), &info,
-               WEXITED | WNOWAIT | WNOHANG) != 0 || info.si_pid == 0) {
-    return process_->exit_status();  // reaped meanwhile, or still running
+  int rc = ::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(process_->pidfd()), &info,
+                    WEXITED | WNOWAIT | WNOHANG);
+  if (rc != 0 && errno == ECHILD) {
+    // The monitor thread reaped it between our two looks and is about to publish the status:
+    // wait for that (microseconds), so the caller's error can say how the worker ended.
+    for (int i = 0; i < 2000 && !process_->reaped(); ++i) ::usleep(50);
+    return process_->exit_status();
   }
+  if (rc != 0 || info.si_pid == 0) return process_->exit_status();  // still running
   ExitStatus s;
   s.signaled = info.si_code == CLD_KILLED || info.si_code == CLD_DUMPED;
   (s.signaled ? s.signal : s.code) = info.si_status;

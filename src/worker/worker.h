@@ -78,6 +78,7 @@ class Worker {
   // Monitor thread, while initializing, when the response pipe is readable. nullopt: need more
   // bytes. Error (initialization) on init_failed, a malformed first frame, or EOF.
   Result<std::optional<wire::Handshake>> read_handshake();
+  // Only after read_handshake() succeeded, on the thread that called it (or after admission).
   const wire::Handshake& handshake() const { return handshake_; }
 
   // Borrower thread: one round trip. Sets request.id. `deadline` bounds the whole call.
@@ -132,6 +133,7 @@ class Worker {
   mutable std::mutex mu_;
   WorkerStateMachine machine_;  // guarded by mu_
   TimePoint ready_at_{};        // guarded by mu_
+  std::string handlers_version_;  // guarded by mu_
 
   std::atomic<std::uint64_t> requests_{0};
   std::atomic<std::uint64_t> python_errors_{0};
