@@ -7,46 +7,78 @@
 
 namespace bridgepool {
 
+namespace {
+
+FailureKind failure_kind(WorkerFault fault) {
+  switch (fault) {
+    case WorkerFault::kNotDelivered: return FailureKind::kNotDelivered;
+    case WorkerFault::kExited: return FailureKind::kProcessExited;
+    case WorkerFault::kProtocol: return FailureKind::kProtocolViolation;
+    case WorkerFault::kTimeout: return FailureKind::kRequestTimeout;
+    case WorkerFault::kNone: break;
+  }
+  return FailureKind::kPythonException;
+}
+
+}  // namespace
+
 Pool::Impl::Attempt Pool::Impl::attempt_on(const WorkerPtr& w, wire::Request& request,
                                            TimePoint deadline, const ChunkCallback& on_chunk) {
   std::optional<std::string> unusable = w->check_usable();
   if (!unusable && !transit(w, WorkerState::kBusy, TransitionReason::kCheckout)) {
     unusable = "it is no longer in service";
   }
+  CallOutcome outcome;
   if (unusable) {
     {
       std::lock_guard lock(mu);
       ++discarded;
     }
-    checkin_remove(w, TransitionReason::kExited, true, "at checkout: " + *unusable);
     Error e(ErrorCategory::kConnection,
             fmt::format("worker {} was unusable at checkout: {}", w->id(), *unusable));
     e.context.worker_id = w->id();
-    return Attempt{tl::unexpected(std::move(e)), true};
+    outcome = CallOutcome{tl::unexpected(std::move(e)), WorkerFault::kNotDelivered};
+  } else {
+    auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock.now());
+    request.deadline_ms = std::max<std::int64_t>(0, remaining.count());
+    outcome = w->call(request, deadline, on_chunk);
   }
-  auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock.now());
-  request.deadline_ms = std::max<std::int64_t>(0, remaining.count());
-  CallOutcome outcome = w->call(request, deadline, on_chunk);
-  switch (outcome.fault) {
-    case WorkerFault::kNone:
-      checkin_ok(w);
-      return Attempt{std::move(outcome.result), false};
-    case WorkerFault::kNotDelivered:
-      rerouted.fetch_add(1, std::memory_order_relaxed);
-      checkin_remove(w, TransitionReason::kExited, true, outcome.result.error().message);
-      return Attempt{std::move(outcome.result), true};
-    case WorkerFault::kExited:
-      checkin_remove(w, TransitionReason::kExited, true, outcome.result.error().message);
-      break;
-    case WorkerFault::kProtocol:
-      checkin_remove(w, TransitionReason::kProtocolError, true,
-                     outcome.result ? "data after the reply" : outcome.result.error().message);
-      break;
-    case WorkerFault::kTimeout:
-      checkin_remove(w, TransitionReason::kTimeout, true, outcome.result.error().message);
-      break;
+  if (outcome.fault == WorkerFault::kNone) {
+    // Success, or a Python exception reported in a normal reply: the worker is fine either way
+    // (RecoveryPolicy: kPythonException keeps the worker). Retrying a Python error, when the
+    // worker marked it retryable, is the caller's resilience layer's decision, not the pool's.
+    checkin_ok(w);
+    return Attempt{std::move(outcome.result), false};
   }
-  return Attempt{std::move(outcome.result), false};
+  // Every worker-level failure goes through the one recovery policy (SPEC §4).
+  auto table = command_table.load();
+  auto cmd = table->idempotent.find(request.command);
+  FailureReport report;
+  report.kind = failure_kind(outcome.fault);
+  report.consecutive_failures = 1;
+  report.idempotent = cmd != table->idempotent.end() && cmd->second;
+  report.delivered = outcome.fault != WorkerFault::kNotDelivered;
+  {
+    std::lock_guard lock(mu);
+    report.shutting_down = shutting_down;
+  }
+  RecoveryDecision decision = recovery.decide(report);
+  std::string detail = outcome.result ? std::string("data after the reply")
+                                      : outcome.result.error().message;
+  if (decision.worker == WorkerAction::kKeep) {
+    checkin_ok(w);
+  } else {
+    // kRemove and kKill both take the worker out of service; SIGKILL is harmless for a process
+    // that already exited and required for one whose state is unknown.
+    checkin_remove(w, decision.transition, true, detail);
+  }
+  if (outcome.fault == WorkerFault::kNotDelivered) rerouted.fetch_add(1, std::memory_order_relaxed);
+  // The pool itself re-routes only what provably never ran (not delivered). A delivered request
+  // that the policy would retry (idempotent) goes back to the caller, whose resilience layer
+  // owns the retry budget and breaker.
+  bool reroute = decision.request == RequestAction::kRetryElsewhere &&
+                 outcome.fault == WorkerFault::kNotDelivered;
+  return Attempt{std::move(outcome.result), reroute};
 }
 
 Result<WorkerPtr> Pool::Impl::checkout_worker(const WorkerPtr& target, TimePoint deadline) {
