@@ -50,6 +50,7 @@ struct WorkerInfo {
   double uptime_s = 0;
   std::string handlers_version;
   std::uint64_t generation = 0;  // spawn generation (1 at start, +1 per rolling_restart)
+  std::string current_session;   // session of the request in flight ("" when idle or sessionless)
   std::vector<TransitionInfo> history;
 };
 

@@ -326,6 +326,7 @@ std::vector<WorkerInfo> Pool::workers() const {
     info.failures = snap.failures;
     info.uptime_s = std::chrono::duration<double>(snap.uptime).count();
     info.handlers_version = snap.handlers_version;
+    info.current_session = snap.current_session;
     {
       std::lock_guard lock(impl_->mu);
       auto t = impl_->tracking.find(snap.id);

@@ -83,6 +83,12 @@ Result<Json> Pool::execute_in_session(std::string_view session_id, std::string_v
   const int max_attempts = static_cast<int>(s.config.size) + 2;
   for (int attempt = 1; attempt <= max_attempts; ++attempt) {
     LookupResult where = s.affinity.lookup(session_id);
+    if (s.config.events->has_handlers()) {
+      static constexpr const char* kOutcome[] = {"hit", "miss", "lost", "rebind"};
+      s.emit("pool.session.affinity", {},
+             {{"outcome", kOutcome[static_cast<int>(where.outcome)]},
+              {"session_id", std::string(session_id)}});
+    }
     bool fresh_binding = false;  // bound by this very call: no state can have been lost yet
     TimePoint checkout_start = s.clock.now();
     Result<WorkerPtr> worker = tl::unexpected(Error());

@@ -221,6 +221,11 @@ CallOutcome Worker::call(wire::Request& request, TimePoint deadline, const Chunk
   }
   for (int i = 0; i < 4; ++i) out_[i] = static_cast<char>((payload >> (8 * (3 - i))) & 0xff);
 
+  set_current_session(request.session_id ? *request.session_id : std::string());
+  struct ClearSession {
+    Worker* w;
+    ~ClearSession() { w->set_current_session({}); }
+  } clear_session{this};
   if (auto written = write_request(deadline); !written) {
     if (written.error().category == ErrorCategory::kTimeout) {
       return fail(ErrorCategory::kTimeout, WorkerFault::kTimeout,
@@ -339,6 +344,7 @@ WorkerSnapshot Worker::snapshot() const {
   s.failures = consecutive_failures_.load(std::memory_order_relaxed);
   std::lock_guard lock(mu_);
   s.handlers_version = handlers_version_;
+  s.current_session = current_session_;
   s.state = machine_.state();
   s.health = machine_.health();
   if (ready_at_ != TimePoint{}) s.uptime = clock_.now() - ready_at_;

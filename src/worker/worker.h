@@ -60,6 +60,7 @@ struct WorkerSnapshot {
   std::uint64_t failures = 0;         // consecutive checkin errors
   Duration uptime{0};                 // since the handshake (0 while initializing)
   std::string handlers_version;
+  std::string current_session;        // session of the request in flight ("" if none/idle)
   std::vector<Transition> history;
 };
 
@@ -106,7 +107,11 @@ class Worker {
 
   // Exit status: from the reaper if reaped, else peeked without reaping (WNOWAIT), else nullopt.
   std::optional<ExitStatus> peek_exit_status() const;
-  std::string describe_exit() const;  // "exit code 1" / "killed by signal 9 (SIGKILL)" / "running"
+  std::string describe_exit() const;
+  void set_current_session(std::string session) {
+    std::lock_guard lock(mu_);
+    current_session_ = std::move(session);
+  }  // "exit code 1" / "killed by signal 9 (SIGKILL)" / "running"
 
  private:
   Result<void> write_request(TimePoint deadline);
@@ -134,6 +139,7 @@ class Worker {
   WorkerStateMachine machine_;  // guarded by mu_
   TimePoint ready_at_{};        // guarded by mu_
   std::string handlers_version_;  // guarded by mu_
+  std::string current_session_;   // guarded by mu_: session of the request in flight, if any
 
   std::atomic<std::uint64_t> requests_{0};
   std::atomic<std::uint64_t> python_errors_{0};

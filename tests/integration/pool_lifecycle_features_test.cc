@@ -11,6 +11,7 @@
 #include <fstream>
 #include <map>
 #include <future>
+#include <mutex>
 #include <set>
 #include <thread>
 
@@ -52,6 +53,28 @@ TEST(Sessions, CallsOfASessionStayOnItsWorkerAndKeepState) {
   EXPECT_EQ(st.session_misses, 1u);
   EXPECT_EQ(st.session_hits, 41u);
   EXPECT_EQ(st.sessions, 1u);
+}
+
+TEST(Sessions, AffinityOutcomesAreEmittedAndTheBusyWorkerShowsItsSession) {
+  auto config = test_config(1);
+  config.events = std::make_shared<EventBus>();
+  std::mutex mu;
+  std::map<std::string, int> outcomes;
+  config.events->attach("pool.session.affinity", [&](const Event& e) {
+    std::lock_guard lock(mu);
+    outcomes[e.metadata.at("outcome")]++;
+  });
+  auto pool = start_pool(config);
+  ASSERT_TRUE(pool);
+  ASSERT_TRUE(pool->execute_in_session("ev", "whoami"));
+  auto slow = std::async(std::launch::async,
+                         [&] { return pool->execute_in_session("ev", "sleep", {{"ms", 300}}); });
+  ASSERT_TRUE(wait_until([&] { return pool->workers().at(0).current_session == "ev"; }));
+  EXPECT_TRUE(slow.get());
+  EXPECT_EQ(pool->workers().at(0).current_session, "");
+  std::lock_guard lock(mu);
+  EXPECT_EQ(outcomes["miss"], 1);
+  EXPECT_EQ(outcomes["hit"], 1);
 }
 
 TEST(Sessions, NewSessionsSpreadOverWorkers) {
