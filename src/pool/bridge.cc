@@ -25,6 +25,9 @@
 #include "base/clock.h"
 #include "base/event_loop.h"
 #include "pool/respawn_backoff.h"
+#include "pool/request_validation.h"
+#include "process/sigpipe.h"
+#include "worker/output_pipe.h"
 #include "pool/worker_command.h"
 #include "process/spawner.h"
 #include "worker/output_capture.h"
@@ -36,46 +39,9 @@ namespace {
 using WorkerPtr = std::shared_ptr<Worker>;
 
 constexpr std::size_t kStderrTailLines = 20;  // kept per worker to explain a failed start
-constexpr std::size_t kOutputReadChunk = 64 * 1024;
-constexpr std::size_t kMaxCommandLength = 256;
-constexpr std::size_t kMaxSessionIdLength = 256;
 // After SIGKILL a process is gone within microseconds unless stuck in the kernel (D state);
 // two seconds is a generous bound for that last wait.
 constexpr milliseconds kAfterKillWait{2'000};
-
-// The same rule as the pool: SIGPIPE would kill the host on a write to a worker that just died;
-// we want EPIPE. Only the default action is replaced, a host's own handler stays.
-void ignore_sigpipe_if_default() {
-  struct sigaction current {};
-  if (::sigaction(SIGPIPE, nullptr, &current) == 0 && current.sa_handler == SIG_DFL) {
-    ::signal(SIGPIPE, SIG_IGN);
-  }
-}
-
-Result<void> validate_request(std::optional<std::string_view> session, std::string_view command,
-                              const Json& args) {
-  auto invalid = [&](std::string message) {
-    Error e(ErrorCategory::kInvalidRequest, std::move(message));
-    e.context.operation = "execute";
-    e.context.command = std::string(command.substr(0, kMaxCommandLength));
-    return tl::unexpected(std::move(e));
-  };
-  if (command.empty()) return invalid("command name is empty");
-  if (command.size() > kMaxCommandLength) {
-    return invalid(
-        fmt::format("command name is {} bytes long (max {})", command.size(), kMaxCommandLength));
-  }
-  if (command.find('\0') != std::string_view::npos) return invalid("command name contains NUL");
-  if (!args.is_object()) {
-    return invalid(fmt::format("args must be a JSON object, got {}", args.type_name()));
-  }
-  if (session && session->empty()) return invalid("session id is empty");
-  if (session && session->size() > kMaxSessionIdLength) {
-    return invalid(
-        fmt::format("session id is {} bytes long (max {})", session->size(), kMaxSessionIdLength));
-  }
-  return {};
-}
 
 // Waits until the process has exited (its pidfd is readable) or `timeout` passes.
 bool wait_for_exit(const ChildProcess& process, milliseconds timeout) {
@@ -615,24 +581,9 @@ void Bridge::Impl::drain_output(Proc& proc, bool is_stderr) {
   UniqueFd& fd = is_stderr ? p.stderr_owner() : p.stdout_owner();
   if (!fd) return;
   OutputCapture& capture = is_stderr ? proc.err : proc.out;
-  char buf[kOutputReadChunk];
-  bool eof = false;
   std::vector<std::string> lines;
-  for (;;) {
-    ssize_t n = ::read(fd.get(), buf, sizeof buf);
-    if (n > 0) {
-      auto more = capture.feed(std::string_view(buf, static_cast<std::size_t>(n)));
-      lines.insert(lines.end(), std::make_move_iterator(more.begin()),
-                   std::make_move_iterator(more.end()));
-      continue;
-    }
-    if (n < 0 && errno == EINTR) continue;
-    eof = n == 0 || errno != EAGAIN;
-    break;
-  }
+  bool eof = drain_output_pipe(fd.get(), capture, lines);
   if (eof) {
-    auto rest = capture.finish();
-    lines.insert(lines.end(), rest.begin(), rest.end());
     EventLoop::WatchId& watch = is_stderr ? proc.stderr_watch : proc.stdout_watch;
     loop.unwatch(watch);
     watch = 0;

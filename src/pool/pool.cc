@@ -11,47 +11,16 @@
 #include <fmt/ranges.h>
 
 #include "pool/pool_impl.h"
+#include "pool/request_validation.h"
+#include "process/sigpipe.h"
 #include "pool/worker_command.h"
 
 extern char** environ;
 
 namespace bridgepool {
-namespace {
-
-constexpr std::size_t kMaxCommandLength = 256;
-
-// SIGPIPE would kill the host on a write to a worker that just died; we want EPIPE instead.
-// Only replace the default action: a host that installed its own handler keeps it.
-void ignore_sigpipe_if_default() {
-  struct sigaction current {};
-  if (::sigaction(SIGPIPE, nullptr, &current) == 0 && current.sa_handler == SIG_DFL) {
-    ::signal(SIGPIPE, SIG_IGN);
-  }
-}
-
-Result<void> validate_request(std::string_view command, const Json& args) {
-  auto invalid = [&](std::string message) {
-    Error e(ErrorCategory::kInvalidRequest, std::move(message));
-    e.context.operation = "execute";
-    e.context.command = std::string(command.substr(0, kMaxCommandLength));
-    return tl::unexpected(std::move(e));
-  };
-  if (command.empty()) return invalid("command name is empty");
-  if (command.size() > kMaxCommandLength) {
-    return invalid(fmt::format("command name is {} bytes long (max {})", command.size(),
-                               kMaxCommandLength));
-  }
-  if (command.find('\0') != std::string_view::npos) return invalid("command name contains NUL");
-  if (!args.is_object()) {
-    return invalid(fmt::format("args must be a JSON object, got {}", args.type_name()));
-  }
-  return {};
-}
-
-}  // namespace
-
-Result<void> Pool::Impl::validate(std::string_view command, const Json& args) const {
-  if (auto valid = validate_request(command, args); !valid) return valid;
+Result<void> Pool::Impl::validate(std::optional<std::string_view> session,
+                                  std::string_view command, const Json& args) const {
+  if (auto valid = validate_request(session, command, args); !valid) return valid;
   // Unknown commands are refused here, before any worker is touched (SPEC §11.4).
   auto table = command_table.load();
   if (table->idempotent.empty() || table->idempotent.contains(std::string(command))) return {};
@@ -159,7 +128,7 @@ Result<Json> Pool::Impl::finish(Result<Json> result, std::string_view command,
 Result<Json> Pool::execute(std::string_view command, Json args, const ExecuteOptions& options) {
   Impl& s = *impl_;
   TimePoint started_at = s.clock.now();
-  if (auto valid = s.validate(command, args); !valid) {
+  if (auto valid = s.validate(std::nullopt, command, args); !valid) {
     return s.finish(tl::unexpected(valid.error()), command, started_at, Duration(0), 1);
   }
   s.requests.fetch_add(1, std::memory_order_relaxed);

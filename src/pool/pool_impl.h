@@ -218,7 +218,9 @@ struct Pool::Impl {
   void send_closes(const WorkerPtr& worker, const std::vector<std::string>& session_ids);
 
   // ---- helpers ----
-  Result<void> validate(std::string_view command, const Json& args) const;
+  // Shape of the request (and session id, if any), then the command against the handshake.
+  Result<void> validate(std::optional<std::string_view> session, std::string_view command,
+                        const Json& args) const;
   bool transit(const WorkerPtr& worker, WorkerState to, TransitionReason reason,
                std::map<std::string, std::string> metadata = {});
   void emit(std::string name, std::map<std::string, double> measurements,

@@ -11,6 +11,7 @@
 #include <fmt/ranges.h>
 
 #include "pool/pool_impl.h"
+#include "worker/output_pipe.h"
 #include "pool/worker_command.h"
 
 extern char** environ;
@@ -19,7 +20,6 @@ namespace bridgepool {
 namespace {
 
 constexpr std::size_t kStderrTailLines = 20;
-constexpr std::size_t kOutputReadChunk = 64 * 1024;
 
 }  // namespace
 
@@ -240,24 +240,9 @@ void Pool::Impl::drain_output(Proc& proc, bool is_stderr) {
   UniqueFd& fd = is_stderr ? p.stderr_owner() : p.stdout_owner();
   if (!fd) return;
   OutputCapture& capture = is_stderr ? proc.err : proc.out;
-  char buf[kOutputReadChunk];
-  bool eof = false;
   std::vector<std::string> lines;
-  for (;;) {
-    ssize_t n = ::read(fd.get(), buf, sizeof buf);
-    if (n > 0) {
-      auto more = capture.feed(std::string_view(buf, static_cast<std::size_t>(n)));
-      lines.insert(lines.end(), std::make_move_iterator(more.begin()),
-                   std::make_move_iterator(more.end()));
-      continue;
-    }
-    if (n < 0 && errno == EINTR) continue;
-    eof = n == 0 || errno != EAGAIN;
-    break;
-  }
+  bool eof = drain_output_pipe(fd.get(), capture, lines);
   if (eof) {
-    auto rest = capture.finish();
-    lines.insert(lines.end(), rest.begin(), rest.end());
     loop.unwatch(is_stderr ? proc.stderr_watch : proc.stdout_watch);
     (is_stderr ? proc.stderr_watch : proc.stdout_watch) = 0;
     fd.reset();

@@ -133,7 +133,7 @@ Pool::BroadcastResult Pool::broadcast(std::string_view command, Json args, milli
     std::lock_guard lock(s.mu);
     for (const auto& [id, w] : s.live) targets.push_back(w);
   }
-  if (auto valid = s.validate(command, args); !valid) {
+  if (auto valid = s.validate(std::nullopt, command, args); !valid) {
     for (const auto& w : targets) out.results.emplace(w->id(), tl::unexpected(valid.error()));
     out.failed = targets.size();
     return out;

@@ -8,7 +8,6 @@
 namespace bridgepool {
 namespace {
 
-constexpr std::size_t kMaxSessionIdLength = 256;
 constexpr std::size_t kMaxClosesPerRound = 256;
 
 }  // namespace
@@ -58,13 +57,7 @@ Result<Json> Pool::execute_in_session(std::string_view session_id, std::string_v
                                       Json args, const ExecuteOptions& options) {
   Impl& s = *impl_;
   TimePoint started_at = s.clock.now();
-  if (session_id.empty() || session_id.size() > kMaxSessionIdLength) {
-    Error e(ErrorCategory::kInvalidRequest,
-            fmt::format("session id must be 1..{} bytes, got {}", kMaxSessionIdLength,
-                        session_id.size()));
-    return s.finish(tl::unexpected(std::move(e)), command, started_at, Duration(0), 1);
-  }
-  if (auto valid = s.validate(command, args); !valid) {
+  if (auto valid = s.validate(session_id, command, args); !valid) {
     return s.finish(tl::unexpected(valid.error()), command, started_at, Duration(0), 1);
   }
   s.requests.fetch_add(1, std::memory_order_relaxed);

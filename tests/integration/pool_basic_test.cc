@@ -11,15 +11,10 @@
 namespace bridgepool {
 namespace {
 
+using testing::start_pool;
 using testing::test_config;
 using testing::wait_until;
 using namespace std::chrono_literals;
-
-std::unique_ptr<Pool> start_pool(PoolConfig config) {
-  auto pool = Pool::start(std::move(config));
-  EXPECT_TRUE(pool.has_value()) << (pool ? "" : pool.error().format_for_logging());
-  return pool ? std::move(*pool) : nullptr;
-}
 
 TEST(PoolBasic, EagerStartBringsEveryWorkerUpAndReportsCommands) {
   auto pool = start_pool(test_config(3));

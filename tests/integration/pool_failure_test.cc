@@ -21,15 +21,10 @@ namespace {
 using testing::data_path;
 using testing::pid_of;
 using testing::process_running;
+using testing::start_pool;
 using testing::test_config;
 using testing::wait_until;
 using namespace std::chrono_literals;
-
-std::unique_ptr<Pool> start_pool(PoolConfig config) {
-  auto pool = Pool::start(std::move(config));
-  EXPECT_TRUE(pool.has_value()) << (pool ? "" : pool.error().format_for_logging());
-  return pool ? std::move(*pool) : nullptr;
-}
 
 // Handlers: the misbehaving module (garbage, oversized, wrong_id, truncated, hang, echo).
 PoolConfig misbehave_config(std::size_t size) {

@@ -23,15 +23,10 @@ namespace {
 using testing::data_path;
 using testing::pid_of;
 using testing::process_running;
+using testing::start_pool;
 using testing::test_config;
 using testing::wait_until;
 using namespace std::chrono_literals;
-
-std::unique_ptr<Pool> start_pool(PoolConfig config) {
-  auto pool = Pool::start(std::move(config));
-  EXPECT_TRUE(pool.has_value()) << (pool ? "" : pool.error().format_for_logging());
-  return pool ? std::move(*pool) : nullptr;
-}
 
 std::string worker_of(const Result<Json>& r) { return r ? (*r)["worker_id"].get<std::string>() : ""; }
 

@@ -16,6 +16,8 @@
 #include <thread>
 #include <vector>
 
+#include <gtest/gtest.h>
+
 #include "bridgepool/pool.h"
 
 namespace bridgepool::testing {
@@ -105,6 +107,13 @@ class LogCapture {
   mutable std::mutex mu_;
   std::vector<LogRecord> records_;
 };
+
+// Starts a pool; on failure records a test failure with the full error and returns null.
+inline std::unique_ptr<Pool> start_pool(PoolConfig config) {
+  auto pool = Pool::start(std::move(config));
+  EXPECT_TRUE(pool.has_value()) << (pool ? "" : pool.error().format_for_logging());
+  return pool ? std::move(*pool) : nullptr;
+}
 
 // Pid of the worker with this id, or 0.
 inline pid_t pid_of(Pool& pool, const std::string& id) {
