@@ -15,7 +15,6 @@
 #include "process/sigpipe.h"
 #include "pool/worker_command.h"
 
-extern char** environ;
 
 namespace bridgepool {
 Result<void> Pool::Impl::validate(std::optional<std::string_view> session,

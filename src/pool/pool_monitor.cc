@@ -14,7 +14,6 @@
 #include "worker/output_pipe.h"
 #include "pool/worker_command.h"
 
-extern char** environ;
 
 namespace bridgepool {
 namespace {
