@@ -589,15 +589,8 @@ void Bridge::Impl::drain_output(Proc& proc, bool is_stderr) {
     watch = 0;
     fd.reset();
   }
-  const std::string& id = proc.worker->id();
-  for (auto& line : lines) {
-    if (is_stderr) {
-      proc.stderr_tail.push_back(line);
-      if (proc.stderr_tail.size() > kStderrTailLines) proc.stderr_tail.pop_front();
-    }
-    config.logger->log(LogLevel::kInfo, is_stderr ? "worker.stderr" : "worker.stdout",
-                       std::move(line), id);
-  }
+  log_output_lines(*config.logger, proc.worker->id(), is_stderr, std::move(lines),
+                   proc.stderr_tail, kStderrTailLines);
 }
 
 void Bridge::Impl::on_exit(const std::string& id) {

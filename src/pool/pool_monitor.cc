@@ -246,15 +246,8 @@ void Pool::Impl::drain_output(Proc& proc, bool is_stderr) {
     (is_stderr ? proc.stderr_watch : proc.stdout_watch) = 0;
     fd.reset();
   }
-  const std::string& id = proc.worker->id();
-  for (auto& line : lines) {
-    if (is_stderr) {
-      proc.stderr_tail.push_back(line);
-      if (proc.stderr_tail.size() > kStderrTailLines) proc.stderr_tail.pop_front();
-    }
-    config.logger->log(LogLevel::kInfo, is_stderr ? "worker.stderr" : "worker.stdout",
-                       std::move(line), id);
-  }
+  log_output_lines(*config.logger, proc.worker->id(), is_stderr, std::move(lines),
+                   proc.stderr_tail, kStderrTailLines);
 }
 
 void Pool::Impl::on_output(const std::string& id, bool is_stderr) {
