@@ -3,8 +3,9 @@
 // Every public function that can fail returns Result<T> = tl::expected<T, Error>; nothing throws
 // across the API. An Error carries a category (what kind of failure, and so what a caller may do
 // next), a human message, and the context in which it happened (command, worker, timings, cause).
-// The resilience layer (later) derives severity and recovery strategy from the category; the pool
-// already uses the category to decide whether a request may be re-routed to another worker.
+// The resilience layer's classifier (src/resilience/error_classifier.h) derives the severity and
+// the recovery strategy from the category, the attempt number and how much of the pool is
+// affected (SPEC §6); retries, breakers and failover act on the strategy, never on message text.
 #pragma once
 
 #include <chrono>
@@ -36,6 +37,31 @@ enum class ErrorCategory {
 std::string_view category_name(ErrorCategory category);
 std::optional<ErrorCategory> category_from_name(std::string_view name);
 
+// How bad a failure is (SPEC §6): a base per category, raised one level after 3 attempts, and
+// critical when every worker is affected.
+enum class ErrorSeverity { kWarning, kMinor, kMajor, kCritical };
+
+// What a caller (or the resilience layer) should do next. Retry budgets by strategy: immediate
+// up to 3 attempts, backoff up to 5, failover once, circuit_break and abandon never.
+enum class RecoveryStrategy {
+  kImmediateRetry,  // try again now (on another worker): the failure was local and transient
+  kBackoffRetry,    // try again after a growing delay: the cause needs time to clear
+  kCircuitBreak,    // stop sending: the target is failing as a whole; let the breaker open
+  kFailover,        // the target cannot serve; another adapter in the chain may
+  kAbandon,         // give up: retrying cannot help (deterministic error, bad request)
+};
+
+std::string_view severity_name(ErrorSeverity severity);     // "warning", "minor", "major", "critical"
+std::string_view strategy_name(RecoveryStrategy strategy);  // "immediate_retry", ..., "abandon"
+std::optional<ErrorSeverity> severity_from_name(std::string_view name);
+std::optional<RecoveryStrategy> strategy_from_name(std::string_view name);
+// Attempts (the first included) a strategy allows: 3, 5, 2 (one failover), 1, 1.
+std::uint32_t attempt_budget(RecoveryStrategy strategy);
+// True for the two retry strategies.
+inline bool allows_retry(RecoveryStrategy strategy) {
+  return strategy == RecoveryStrategy::kImmediateRetry || strategy == RecoveryStrategy::kBackoffRetry;
+}
+
 // Details of a Python exception reported by the worker in an `ok: false` reply.
 struct PythonError {
   std::string type;        // e.g. "ValueError"
@@ -54,6 +80,7 @@ struct ErrorContext {
   std::chrono::microseconds queue_wait{0};  // time spent waiting for a worker
   std::string pool_name;
   std::string cause;       // underlying cause: errno text, nested error, exit status ...
+  std::string adapter;     // which adapter of a fallback chain failed ("pool", "bridge", "mock")
 };
 
 struct Error {
@@ -61,6 +88,12 @@ struct Error {
   std::string message;
   ErrorContext context;
   std::optional<PythonError> python;  // set when category == kPython
+  // Filled by the classifier (classify_error) before an Error leaves the library; an Error that
+  // was never classified keeps these conservative defaults (no retry).
+  ErrorSeverity severity = ErrorSeverity::kMajor;
+  RecoveryStrategy strategy = RecoveryStrategy::kAbandon;
+
+  bool retryable() const { return allows_retry(strategy); }
 
   Error() = default;
   Error(ErrorCategory c, std::string msg) : category(c), message(std::move(msg)) {}

@@ -27,6 +27,38 @@ constexpr std::array<std::pair<ErrorCategory, std::string_view>, 11> kCategoryNa
     {ErrorCategory::kInvalidRequest, "invalid_request"},
 }};
 
+constexpr std::array<std::pair<ErrorSeverity, std::string_view>, 4> kSeverityNames = {{
+    {ErrorSeverity::kWarning, "warning"},
+    {ErrorSeverity::kMinor, "minor"},
+    {ErrorSeverity::kMajor, "major"},
+    {ErrorSeverity::kCritical, "critical"},
+}};
+
+constexpr std::array<std::pair<RecoveryStrategy, std::string_view>, 5> kStrategyNames = {{
+    {RecoveryStrategy::kImmediateRetry, "immediate_retry"},
+    {RecoveryStrategy::kBackoffRetry, "backoff_retry"},
+    {RecoveryStrategy::kCircuitBreak, "circuit_break"},
+    {RecoveryStrategy::kFailover, "failover"},
+    {RecoveryStrategy::kAbandon, "abandon"},
+}};
+
+template <typename Enum, std::size_t N>
+std::string_view name_of(const std::array<std::pair<Enum, std::string_view>, N>& table, Enum value) {
+  for (const auto& [v, name] : table) {
+    if (v == value) return name;
+  }
+  return "unknown";
+}
+
+template <typename Enum, std::size_t N>
+std::optional<Enum> value_of(const std::array<std::pair<Enum, std::string_view>, N>& table,
+                             std::string_view name) {
+  for (const auto& [v, known] : table) {
+    if (known == name) return v;
+  }
+  return std::nullopt;
+}
+
 // Appends " key=value" (or "key=value" first) to a bracketed field list being built.
 void append_field(std::string& fields, std::string_view key, std::string_view value) {
   if (!fields.empty()) fields += ' ';
@@ -51,18 +83,28 @@ void append_indented(std::string& out, std::string_view text) {
 
 }  // namespace
 
-std::string_view category_name(ErrorCategory category) {
-  for (const auto& [value, name] : kCategoryNames) {
-    if (value == category) return name;
-  }
-  return "unknown";
+std::string_view category_name(ErrorCategory category) { return name_of(kCategoryNames, category); }
+std::optional<ErrorCategory> category_from_name(std::string_view name) {
+  return value_of(kCategoryNames, name);
+}
+std::string_view severity_name(ErrorSeverity severity) { return name_of(kSeverityNames, severity); }
+std::optional<ErrorSeverity> severity_from_name(std::string_view name) {
+  return value_of(kSeverityNames, name);
+}
+std::string_view strategy_name(RecoveryStrategy strategy) { return name_of(kStrategyNames, strategy); }
+std::optional<RecoveryStrategy> strategy_from_name(std::string_view name) {
+  return value_of(kStrategyNames, name);
 }
 
-std::optional<ErrorCategory> category_from_name(std::string_view name) {
-  for (const auto& [value, known] : kCategoryNames) {
-    if (known == name) return value;
+std::uint32_t attempt_budget(RecoveryStrategy strategy) {
+  switch (strategy) {
+    case RecoveryStrategy::kImmediateRetry: return 3;
+    case RecoveryStrategy::kBackoffRetry: return 5;
+    case RecoveryStrategy::kFailover: return 2;  // the original attempt + one on the next adapter
+    case RecoveryStrategy::kCircuitBreak:
+    case RecoveryStrategy::kAbandon: return 1;
   }
-  return std::nullopt;
+  return 1;
 }
 
 std::string Error::to_string() const {
@@ -95,11 +137,14 @@ std::string Error::format_for_logging() const {
   };
   line("error", category_name(category));
   line("message", message);
+  line("severity", severity_name(severity));
+  line("strategy", strategy_name(strategy));
   line("operation", or_dash(context.operation));
   line("command", or_dash(context.command));
   line("session", or_dash(context.session_id));
   line("worker", or_dash(context.worker_id));
   line("pool", or_dash(context.pool_name));
+  line("adapter", or_dash(context.adapter));
   line("attempt", context.attempt);
   line("elapsed_us", context.elapsed.count());
   line("queue_wait_us", context.queue_wait.count());

@@ -122,9 +122,12 @@ TEST(ErrorTest, FormatForLoggingShowsEveryContextField) {
   EXPECT_NE(block.find(line("elapsed_us", "0")), std::string::npos) << block;
   EXPECT_NE(block.find(line("queue_wait_us", "12")), std::string::npos) << block;
   EXPECT_NE(block.find(line("cause", "-")), std::string::npos) << block;
+  EXPECT_NE(block.find(line("severity", "major")), std::string::npos) << block;
+  EXPECT_NE(block.find(line("strategy", "abandon")), std::string::npos) << block;
+  EXPECT_NE(block.find(line("adapter", "-")), std::string::npos) << block;
   EXPECT_EQ(block.find("python_type"), std::string::npos) << block;
   EXPECT_EQ(block.find("traceback"), std::string::npos) << block;
-  EXPECT_GE(std::count(block.begin(), block.end(), '\n'), 10);
+  EXPECT_GE(std::count(block.begin(), block.end(), '\n'), 13);
 }
 
 TEST(ErrorTest, FormatForLoggingIncludesPythonDetails) {
@@ -150,6 +153,32 @@ TEST(ErrorTest, FormatForLoggingPythonWithoutTracebackOrRetryable) {
   EXPECT_NE(block.find(line("python_type", "KeyError")), std::string::npos) << block;
   EXPECT_NE(block.find(line("retryable", "unknown")), std::string::npos) << block;
   EXPECT_EQ(block.find("traceback"), std::string::npos) << block;
+}
+
+TEST(ErrorTest, SeverityAndStrategyNamesRoundTrip) {
+  for (auto s : {ErrorSeverity::kWarning, ErrorSeverity::kMinor, ErrorSeverity::kMajor,
+                 ErrorSeverity::kCritical}) {
+    EXPECT_EQ(severity_from_name(severity_name(s)), s);
+  }
+  for (auto s : {RecoveryStrategy::kImmediateRetry, RecoveryStrategy::kBackoffRetry,
+                 RecoveryStrategy::kCircuitBreak, RecoveryStrategy::kFailover,
+                 RecoveryStrategy::kAbandon}) {
+    EXPECT_EQ(strategy_from_name(strategy_name(s)), s);
+  }
+  EXPECT_EQ(strategy_name(RecoveryStrategy::kImmediateRetry), "immediate_retry");
+  EXPECT_EQ(severity_name(ErrorSeverity::kCritical), "critical");
+  EXPECT_FALSE(severity_from_name("fatal").has_value());
+  EXPECT_FALSE(strategy_from_name("retry").has_value());
+}
+
+TEST(ErrorTest, AttemptBudgetsFollowSpec) {
+  EXPECT_EQ(attempt_budget(RecoveryStrategy::kImmediateRetry), 3u);
+  EXPECT_EQ(attempt_budget(RecoveryStrategy::kBackoffRetry), 5u);
+  EXPECT_EQ(attempt_budget(RecoveryStrategy::kFailover), 2u);
+  EXPECT_EQ(attempt_budget(RecoveryStrategy::kCircuitBreak), 1u);
+  EXPECT_EQ(attempt_budget(RecoveryStrategy::kAbandon), 1u);
+  EXPECT_TRUE(allows_retry(RecoveryStrategy::kBackoffRetry));
+  EXPECT_FALSE(allows_retry(RecoveryStrategy::kFailover));
 }
 
 }  // namespace
