@@ -9,6 +9,8 @@ Commands (arguments in braces; every command takes a JSON object):
   sleep {"ms"}                   sleeps, returns {"slept_ms"} (idempotent)
   fail {"type","message","retryable"}   raises the named builtin exception (default RuntimeError)
   crash {"code"} | {"signal"}    exits the process at once, or sends itself a signal
+  flaky {"fail_rate","crash_share","crash_code","seed"}
+                                 fails a random share of calls, some by crashing (idempotent)
   compute {"n"}                  CPU-bound loop, returns {"n","value"} (idempotent)
   whoami {}                      {"pid","worker_id","requests_served","handlers_version"}
   spam {"lines","width"}         prints lines to stdout and stderr, returns {"printed"}
@@ -25,6 +27,7 @@ import builtins
 import hashlib
 import json
 import os
+import random
 import sys
 import time
 
@@ -65,6 +68,40 @@ def crash(args, ctx):
         os.kill(os.getpid(), int(sig))
         return {"survived_signal": int(sig)}  # only if the signal is ignored or handled
     os._exit(int(args.get("code", 1)))
+
+
+class FlakyError(RuntimeError):
+    """The exception `flaky` raises: a transient failure, so it is reported retryable."""
+
+    retryable = True
+
+
+# Seeded from os.urandom when the module is imported, i.e. once per worker process (workers are
+# spawned, not forked), so every worker draws a different sequence.
+_flaky_rng = random.Random()
+
+
+@command("flaky", idempotent=True)
+def flaky(args, ctx):
+    """Fails a random share of calls: injected failures for `bridgepool bench --rate`.
+
+    With probability `fail_rate` (default 0.05) the call fails. Of the failures, a share
+    `crash_share` (default 0.3) ends the process without replying, like `crash`
+    (os._exit(`crash_code`), default 70); the others raise FlakyError, marked retryable. So the
+    defaults give 1.5% crashes and 3.5% retryable exceptions. Otherwise returns its args, like
+    echo. Draws come from a per-process generator seeded from os.urandom; with `seed` they come
+    instead from random.Random(f"{seed}:{n}"), n being the requests this worker served before,
+    so a worker's sequence of outcomes is reproducible.
+    """
+    fail_rate = float(args.get("fail_rate", 0.05))
+    crash_share = float(args.get("crash_share", 0.3))
+    seed = args.get("seed")
+    rng = _flaky_rng if seed is None else random.Random(f"{seed}:{ctx.requests_served}")
+    if rng.random() >= fail_rate:
+        return args
+    if rng.random() < crash_share:
+        os._exit(int(args.get("crash_code", 70)))
+    raise FlakyError(f"injected failure (fail_rate {fail_rate})")
 
 
 @command("compute", idempotent=True)

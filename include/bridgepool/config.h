@@ -16,6 +16,7 @@
 #include "bridgepool/error.h"
 #include "bridgepool/event_bus.h"
 #include "bridgepool/logging.h"
+#include "bridgepool/resilience.h"
 
 namespace bridgepool {
 
@@ -85,6 +86,9 @@ struct PoolConfig {
 
   milliseconds respawn_backoff_initial{100};
   milliseconds respawn_backoff_max{10'000};
+
+  // Retries, the pool's circuit breaker, the retry budget and poison quarantine (resilience.h).
+  ResilienceConfig resilience;
 
   double output_lines_per_second = 200;  // per worker stream, for captured stdout/stderr
 

@@ -9,20 +9,39 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "bridgepool/error.h"
+#include "bridgepool/retry.h"
 
 namespace bridgepool {
 
 using Json = nlohmann::json;
 using std::chrono::milliseconds;
 
+// What served a call, for callers that want to know (the HTTP service returns it with every
+// response). Filled by the executor that answered; a FallbackChain fills `adapter`.
+struct CallReport {
+  std::string adapter;      // "pool", "bridge" or "mock": the executor that produced the answer
+  std::string worker_id;    // the worker of the last attempt, if any
+  std::uint32_t attempts = 0;  // attempts made on that executor, the first included
+  std::vector<std::string> adapters_tried;  // fallback chains: in order, the serving one last
+};
+
 struct ExecuteOptions {
   std::optional<milliseconds> timeout;           // request deadline (default: request_timeout)
   std::optional<milliseconds> checkout_timeout;  // wait for a worker (default: checkout_timeout)
   std::function<void(const Json&)> on_chunk;     // progress chunks of streaming commands
+  // Retry policy for this call instead of the executor's default; RetryPolicy::none() = no retry.
+  std::optional<RetryPolicy> retry;
+  // Fallback chains only: the adapters to try, in order, by name (empty: the chain's default).
+  std::vector<std::string> adapters;
+  // Fallback chains only: let the mock adapter answer (with canned data) if all else fails.
+  std::optional<bool> allow_mock;
+  // If set, filled with what served the call (also on failure).
+  CallReport* report = nullptr;
 };
 
 class Executor {

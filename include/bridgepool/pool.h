@@ -86,6 +86,12 @@ struct PoolStats {
   std::uint64_t session_losses = 0;     // bindings dropped because their worker was removed
   std::uint64_t session_lost_calls = 0; // calls failed with session_lost
   std::string last_init_error;
+  // Resilience layer (resilience.h).
+  std::uint64_t retries = 0;             // attempts after the first, whatever the cause
+  std::uint64_t retries_denied = 0;      // retries refused by the retry budget
+  std::uint64_t circuit_rejected = 0;    // calls the pool's breaker refused (no worker touched)
+  std::uint64_t quarantine_refused = 0;  // calls refused because their request is quarantined
+  std::string breaker_state;             // "closed", "open", "half_open"; "" without a breaker
 };
 
 struct CommandSpec {
@@ -144,6 +150,9 @@ class Pool final : public Executor {
   void shutdown(std::optional<milliseconds> grace = std::nullopt);
 
   PoolStats stats() const;
+  // The pool's circuit breaker ("pool:<name>"), for inspection, reset() and force_open(); null
+  // when resilience or the breaker is disabled.
+  std::shared_ptr<CircuitBreaker> breaker() const;
   std::vector<WorkerInfo> workers() const;
   std::vector<CommandSpec> commands() const;  // from the workers' handshake
   EventBus& events();

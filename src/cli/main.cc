@@ -25,6 +25,27 @@ int main(int argc, char** argv) {
   b->add_option("--log-level", bench.log_level, "debug|info|warn|error|off");
   b->add_flag("--json", bench.json, "Print a JSON summary as the last line");
   b->add_flag("!--no-progress", bench.progress, "Do not draw the progress line");
+  // Open loop (open_loop.h): --rate switches it on; the other open-loop options need it.
+  auto* rate = b->add_option("--rate", bench.rate,
+                             "Open loop: requests per second, latency from the intended send time")
+                   ->check(CLI::Range(0.001, 1e7));
+  rate->excludes(b->get_option("--requests"))->excludes(b->get_option("--concurrency"));
+  b->add_option("--duration", bench.duration_s, "Open loop: seconds (default 10)")
+      ->check(CLI::Range(0.001, 86400.0))
+      ->needs(rate);
+  b->add_option("--senders", bench.senders,
+                "Open loop: sender threads (default max(8, 2 x workers, rate / 20))")
+      ->check(CLI::Range(1, 4096))
+      ->needs(rate);
+  b->add_option("--sla-p99-ms", bench.sla_p99_ms, "Open loop: SLA p99 bound in ms (default 20)")
+      ->check(CLI::PositiveNumber)
+      ->needs(rate);
+  b->add_option("--sla-success", bench.sla_success_pct,
+                "Open loop: SLA minimum success, percent (default 99.99)")
+      ->check(CLI::Range(0.0, 100.0))
+      ->needs(rate);
+  b->add_flag("--sla-strict", bench.sla_strict, "Open loop: exit 3 when the SLA verdict is FAIL")
+      ->needs(rate);
 
   CLI11_PARSE(app, argc, argv);
   if (b->parsed()) return bridgepool::cli::run_bench(bench);

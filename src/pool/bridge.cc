@@ -24,6 +24,7 @@
 
 #include "base/clock.h"
 #include "base/event_loop.h"
+#include "resilience/error_classifier.h"
 #include "pool/respawn_backoff.h"
 #include "pool/request_validation.h"
 #include "process/sigpipe.h"
@@ -133,6 +134,7 @@ struct Bridge::Impl {
   // ---- callers: guarded by the gate, which a call holds from start to finish ----
   CallGate gate;
   WorkerPtr worker;  // null while none runs (after a crash, until the next call)
+  std::unordered_map<std::string, bool> idempotent_commands;  // of the last admitted worker
   std::uint64_t next_worker_number = 1;
   bool ever_started = false;
   std::unordered_map<std::string, std::uint64_t> sessions;  // session -> worker number
@@ -226,6 +228,8 @@ Result<Json> Bridge::Impl::run(std::optional<std::string_view> session, std::str
   if (auto valid = validate_request(session, command, args); !valid) {
     errors_by_category[static_cast<std::size_t>(ErrorCategory::kInvalidRequest)]++;
     if (session) valid.error().context.session_id = std::string(*session);
+    classify_error(valid.error(), ClassifyInput{});
+    valid.error().context.adapter = "bridge";
     return tl::unexpected(valid.error());
   }
   requests.fetch_add(1, std::memory_order_relaxed);
@@ -343,8 +347,18 @@ Result<Json> Bridge::Impl::finish(Result<Json> result, std::string_view command,
     if (session) e.context.session_id = std::string(*session);
     e.context.elapsed = elapsed;
     e.context.queue_wait = std::chrono::duration_cast<std::chrono::microseconds>(queue_wait);
-    e.context.attempt = attempt;
+    // The bridge does not retry by itself (a FallbackChain or the caller may): classify so the
+    // caller knows whether it could. Its one worker is "all workers": a start failure is critical.
+    auto cmd = idempotent_commands.find(std::string(command));
+    bool may_have_run = e.category == ErrorCategory::kConnection ||
+                        e.category == ErrorCategory::kCommunication ||
+                        e.category == ErrorCategory::kPython ||
+                        (e.category == ErrorCategory::kTimeout && e.context.operation != "checkout");
+    classify_error(e, ClassifyInput{static_cast<std::uint32_t>(attempt),
+                                    e.category == ErrorCategory::kInitialization, may_have_run,
+                                    cmd != idempotent_commands.end() && cmd->second});
     e.context.pool_name = config.name;
+    if (e.context.adapter.empty()) e.context.adapter = "bridge";
     if (e.context.operation.empty()) e.context.operation = "execute";
     errors_by_category[static_cast<std::size_t>(e.category)].fetch_add(1,
                                                                        std::memory_order_relaxed);
@@ -489,6 +503,8 @@ void Bridge::Impl::admit(const WorkerPtr& w, TimePoint spawned_at) {
   consecutive_init_failures = 0;
   next_start_at = TimePoint{};
   worker = w;
+  idempotent_commands.clear();
+  for (const auto& c : w->handshake().commands) idempotent_commands[c.name] = c.idempotent;
   {
     std::lock_guard lock(info_mu);
     current = w;
@@ -666,13 +682,30 @@ Result<std::unique_ptr<Bridge>> Bridge::start(PoolConfig config) {
   return bridge;
 }
 
+namespace {
+
+// Fills the caller's CallReport, if it asked for one, after a bridge call.
+void report_bridge_call(const ExecuteOptions& options, const Result<Json>& result,
+                        std::string worker_id) {
+  if (!options.report) return;
+  options.report->adapter = "bridge";
+  options.report->attempts = result ? 1 : static_cast<std::uint32_t>(result.error().context.attempt);
+  options.report->worker_id = result ? std::move(worker_id) : result.error().context.worker_id;
+}
+
+}  // namespace
+
 Result<Json> Bridge::execute(std::string_view command, Json args, const ExecuteOptions& options) {
-  return impl_->run(std::nullopt, command, std::move(args), options);
+  auto result = impl_->run(std::nullopt, command, std::move(args), options);
+  if (options.report) report_bridge_call(options, result, "");
+  return result;
 }
 
 Result<Json> Bridge::execute_in_session(std::string_view session_id, std::string_view command,
                                         Json args, const ExecuteOptions& options) {
-  return impl_->run(session_id, command, std::move(args), options);
+  auto result = impl_->run(session_id, command, std::move(args), options);
+  if (options.report) report_bridge_call(options, result, "");
+  return result;
 }
 
 Result<bool> Bridge::close_session(std::string_view session_id) {

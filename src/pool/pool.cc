@@ -51,7 +51,15 @@ Pool::Impl::Impl(PoolConfig cfg)
       queue(config.max_queue),
       generation(std::make_shared<const SpawnGeneration>(
           SpawnGeneration{1, config, build_worker_env(config)})),
-      command_table(std::make_shared<const CommandTable>()) {}
+      command_table(std::make_shared<const CommandTable>()),
+      retry_budget(config.resilience.retry_budget_ratio, config.resilience.retry_budget_min) {
+  const ResilienceConfig& r = config.resilience;
+  if (!r.enabled) return;
+  breakers = r.breakers ? r.breakers
+                        : std::make_shared<BreakerRegistry>(SteadyClock::instance(), config.events);
+  if (r.breaker_enabled) breaker = breakers->get_or_create("pool:" + config.name, r.breaker);
+  if (r.quarantine.enabled) quarantine = std::make_unique<PoisonQuarantine>(r.quarantine, clock);
+}
 
 Pool::Pool(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
@@ -101,7 +109,8 @@ Result<void> Pool::wait_ready(milliseconds timeout, std::size_t count) {
 }
 
 Result<Json> Pool::Impl::finish(Result<Json> result, std::string_view command,
-                                TimePoint started_at, Duration queue_wait, int attempt) {
+                                TimePoint started_at, Duration queue_wait,
+                                std::optional<ClassifyInput> classify) {
   auto elapsed = std::chrono::duration_cast<std::chrono::microseconds>(clock.now() - started_at);
   if (result) {
     ok.fetch_add(1, std::memory_order_relaxed);
@@ -110,8 +119,9 @@ Result<Json> Pool::Impl::finish(Result<Json> result, std::string_view command,
     e.context.command = command;
     e.context.elapsed = elapsed;
     e.context.queue_wait = std::chrono::duration_cast<std::chrono::microseconds>(queue_wait);
-    e.context.attempt = attempt;
+    if (classify) classify_error(e, *classify);
     e.context.pool_name = config.name;
+    if (e.context.adapter.empty()) e.context.adapter = "pool";
     if (e.context.operation.empty()) e.context.operation = "execute";
     errors_by_category[static_cast<std::size_t>(e.category)].fetch_add(1, std::memory_order_relaxed);
   }
@@ -128,7 +138,8 @@ Result<Json> Pool::execute(std::string_view command, Json args, const ExecuteOpt
   Impl& s = *impl_;
   TimePoint started_at = s.clock.now();
   if (auto valid = s.validate(std::nullopt, command, args); !valid) {
-    return s.finish(tl::unexpected(valid.error()), command, started_at, Duration(0), 1);
+    return s.finish(tl::unexpected(valid.error()), command, started_at, Duration(0),
+                    ClassifyInput{});
   }
   s.requests.fetch_add(1, std::memory_order_relaxed);
 
@@ -137,23 +148,32 @@ Result<Json> Pool::execute(std::string_view command, Json args, const ExecuteOpt
       std::min(deadline, started_at + options.checkout_timeout.value_or(s.config.checkout_timeout));
   wire::Request request{0, std::string(command), std::move(args), std::nullopt, std::nullopt};
   Duration queue_wait{0};
-  // A worker found dead before it read the request is replaced and the request goes to another
-  // one; bounded so a pool whose workers all die on arrival still answers.
-  const int max_attempts = static_cast<int>(s.config.size) + 2;
-  for (int attempt = 1; attempt <= max_attempts; ++attempt) {
-    TimePoint checkout_start = s.clock.now();
-    auto worker = s.checkout(checkout_deadline);
-    queue_wait += s.clock.now() - checkout_start;
-    if (!worker) return s.finish(tl::unexpected(worker.error()), command, started_at, queue_wait, attempt);
-    Impl::Attempt a = s.attempt_on(*worker, request, deadline, options.on_chunk);
-    if (!a.try_another_worker || attempt == max_attempts) {
-      return s.finish(std::move(a.result), command, started_at, queue_wait, attempt);
+  std::uint32_t attempts = 0;
+  std::string served_by;
+  auto once = [&](std::uint32_t attempt, const std::string& avoid) {
+    attempts = attempt;
+    Impl::Once o = s.run_once(request, checkout_deadline, deadline, options.on_chunk, avoid,
+                              queue_wait);
+    served_by = o.worker_id;
+    return o;
+  };
+  Result<Json> result = tl::unexpected(Error());
+  if (s.config.resilience.enabled) {
+    result = s.run_resilient(command, request.args, options, deadline, once);
+  } else {
+    Impl::Once o = once(1, {});
+    result = std::move(o.result);
+    if (!result) {
+      classify_error(result.error(), ClassifyInput{1, false, o.may_have_run,
+                                                   s.is_idempotent(command)});
     }
   }
-  Error e(ErrorCategory::kConnection,
-          fmt::format("no usable worker after {} attempts: every worker checked out was dead",
-                      max_attempts));
-  return s.finish(tl::unexpected(std::move(e)), command, started_at, queue_wait, max_attempts);
+  if (options.report) {
+    options.report->adapter = "pool";
+    options.report->worker_id = served_by;
+    options.report->attempts = attempts;
+  }
+  return s.finish(std::move(result), command, started_at, queue_wait);
 }
 
 std::future<Result<Json>> Pool::execute_async(std::string command, Json args,
@@ -232,6 +252,8 @@ void Pool::shutdown(std::optional<milliseconds> grace_opt) {
   s.state_cv.notify_all();
 }
 
+std::shared_ptr<CircuitBreaker> Pool::breaker() const { return impl_->breaker; }
+
 PoolStats Pool::stats() const {
   const Impl& s = *impl_;
   PoolStats st;
@@ -268,6 +290,11 @@ PoolStats Pool::stats() const {
   st.session_expirations = sc.expirations;
   st.session_losses = sc.losses;
   st.session_lost_calls = s.session_lost_calls.load();
+  st.retries = s.retries.load();
+  st.retries_denied = s.retries_denied.load();
+  st.circuit_rejected = s.circuit_rejected.load();
+  st.quarantine_refused = s.quarantine_refused.load();
+  if (s.breaker) st.breaker_state = std::string(circuit_state_name(s.breaker->state()));
   for (std::size_t i = 0; i < s.errors_by_category.size(); ++i) {
     auto n = s.errors_by_category[i].load();
     if (n > 0) st.errors[std::string(category_name(static_cast<ErrorCategory>(i)))] = n;

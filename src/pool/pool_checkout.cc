@@ -64,7 +64,7 @@ std::shared_ptr<Pool::Impl::Waiter> Pool::Impl::give_back_locked(const WorkerPtr
   return nullptr;
 }
 
-Result<WorkerPtr> Pool::Impl::checkout(TimePoint deadline) {
+Result<WorkerPtr> Pool::Impl::checkout(TimePoint deadline, const std::string& avoid) {
   std::unique_lock lock(mu);
   auto refuse = [&](ErrorCategory category, std::string message) {
     Error e(category, std::move(message));
@@ -75,8 +75,12 @@ Result<WorkerPtr> Pool::Impl::checkout(TimePoint deadline) {
     return refuse(ErrorCategory::kResource, fmt::format("pool '{}' is shutting down", config.name));
   }
   if (!idle.empty()) {
-    WorkerPtr w = std::move(idle.back());
-    idle.pop_back();
+    // Most recently used first (warm caches); a retry skips the worker that just failed it
+    // when another one is idle (SPEC §6: retries go to a different worker when one exists).
+    auto it = std::prev(idle.end());
+    if (!avoid.empty() && (*it)->id() == avoid && idle.size() > 1) it = std::prev(it);
+    WorkerPtr w = std::move(*it);
+    idle.erase(it);
     ++borrowed;
     return w;
   }

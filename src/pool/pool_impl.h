@@ -15,6 +15,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <random>
 #include <memory>
 #include <mutex>
@@ -35,6 +36,9 @@
 #include "pool/respawn_backoff.h"
 #include "pool/session_affinity.h"
 #include "process/spawner.h"
+#include "resilience/error_classifier.h"
+#include "resilience/poison_quarantine.h"
+#include "resilience/retry_budget.h"
 #include "worker/output_capture.h"
 #include "worker/worker.h"
 
@@ -161,7 +165,8 @@ struct Pool::Impl {
   void end_all_workers(std::chrono::milliseconds grace);
 
   // ---- checkout side (pool_checkout.cc) ----
-  Result<WorkerPtr> checkout(TimePoint deadline);
+  // An idle worker (not `avoid` when another is idle), else waits in FIFO order.
+  Result<WorkerPtr> checkout(TimePoint deadline, const std::string& avoid = {});
   // mu held; `worker` is live and ready and not counted as borrowed: hands it to the oldest
   // waiter (counting it borrowed) or puts it on the idle stack. Returns the waiter to notify
   // once mu is released (null if it went idle).
@@ -182,6 +187,7 @@ struct Pool::Impl {
   struct Attempt {
     Result<Json> result;
     bool try_another_worker = false;  // the request provably never ran: safe to re-route
+    WorkerFault fault = WorkerFault::kNone;
   };
   // One round trip on a checked-out worker, then its checkin (ok, or removal by fault).
   Attempt attempt_on(const WorkerPtr& worker, wire::Request& request, TimePoint deadline,
@@ -191,6 +197,33 @@ struct Pool::Impl {
   Result<WorkerPtr> checkout_worker(const WorkerPtr& target, TimePoint deadline);
   std::vector<std::shared_ptr<Waiter>> fail_targeted_waiters_locked(const std::string& worker_id,
                                                                     const Error& error);
+
+  // ---- resilience (pool_resilience.cc): breaker, retries, budget, quarantine ----
+  std::shared_ptr<BreakerRegistry> breakers;
+  std::shared_ptr<CircuitBreaker> breaker;  // null when resilience.breaker_enabled is false
+  RetryBudget retry_budget;
+  std::unique_ptr<PoisonQuarantine> quarantine;  // null when disabled
+  std::atomic<std::uint64_t> retries{0}, retries_denied{0}, circuit_rejected{0},
+      quarantine_refused{0};
+  // One attempt as the resilience loop sees it.
+  struct Once {
+    Result<Json> result;
+    std::string worker_id;       // the worker it ran on ("" if none was checked out)
+    bool may_have_run = false;   // written to a worker that may have read it
+    bool killed_worker = false;  // the worker died or had to be killed (crash, hang, bad stream)
+    bool no_time_left = false;   // the attempt used up its own time budget (checkout timeout)
+  };
+  using OnceFn = std::function<Once(std::uint32_t attempt, const std::string& avoid_worker)>;
+  // Breaker, quarantine, classification and retries around `once` (SPEC §6). Caller's thread.
+  Result<Json> run_resilient(std::string_view command, const Json& args,
+                             const ExecuteOptions& options, TimePoint deadline, const OnceFn& once);
+  // One sessionless attempt: checkout (avoiding `avoid_worker` when another is idle), round trip,
+  // re-routing what was provably not delivered.
+  Once run_once(wire::Request& request, TimePoint checkout_deadline, TimePoint deadline,
+                const ChunkCallback& on_chunk, const std::string& avoid_worker,
+                Duration& queue_wait);
+  bool is_idempotent(std::string_view command) const;
+  bool no_worker_in_service() const;  // and none on its way (see pool_resilience.cc)
 
   // ---- maintenance (pool_maintenance.cc): health probes, recycling ----
   std::atomic<bool> maintenance_running{false};
@@ -207,6 +240,10 @@ struct Pool::Impl {
 
   // ---- sessions (pool_sessions.cc) ----
   Result<WorkerPtr> checkout_for_new_session(TimePoint deadline);
+  // One attempt of a session call: routed to the session's worker (or a new binding).
+  Once run_session_once(std::string_view session_id, wire::Request& request,
+                        const ExecuteOptions& options, TimePoint checkout_deadline,
+                        TimePoint deadline, Duration& queue_wait);
   WorkerPtr live_worker(WorkerKey key) const;  // null if not in service
   Error session_lost(std::string_view session_id, WorkerKey worker) const;
   void sweep_sessions();   // maintenance thread
@@ -225,8 +262,10 @@ struct Pool::Impl {
                std::map<std::string, std::string> metadata = {});
   void emit(std::string name, std::map<std::string, double> measurements,
             std::map<std::string, std::string> metadata);
+  // Counts, stamps the context and emits pool.request. Errors are classified by `classify` if
+  // given (run_resilient classifies its own).
   Result<Json> finish(Result<Json> result, std::string_view command, TimePoint started_at,
-                      Duration queue_wait, int attempt);
+                      Duration queue_wait, std::optional<ClassifyInput> classify = std::nullopt);
   std::string describe_load_locked() const;  // "3 of 4 workers busy, 2 callers queued"
 };
 

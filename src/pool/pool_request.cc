@@ -48,7 +48,7 @@ Pool::Impl::Attempt Pool::Impl::attempt_on(const WorkerPtr& w, wire::Request& re
     // (RecoveryPolicy: kPythonException keeps the worker). Retrying a Python error, when the
     // worker marked it retryable, is the caller's resilience layer's decision, not the pool's.
     checkin_ok(w);
-    return Attempt{std::move(outcome.result), false};
+    return Attempt{std::move(outcome.result), false, WorkerFault::kNone};
   }
   // Every worker-level failure goes through the one recovery policy (SPEC §4).
   auto table = command_table.load();
@@ -78,7 +78,7 @@ Pool::Impl::Attempt Pool::Impl::attempt_on(const WorkerPtr& w, wire::Request& re
   // owns the retry budget and breaker.
   bool reroute = decision.request == RequestAction::kRetryElsewhere &&
                  outcome.fault == WorkerFault::kNotDelivered;
-  return Attempt{std::move(outcome.result), reroute};
+  return Attempt{std::move(outcome.result), reroute, outcome.fault};
 }
 
 Result<WorkerPtr> Pool::Impl::checkout_worker(const WorkerPtr& target, TimePoint deadline) {

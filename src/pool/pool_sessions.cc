@@ -58,20 +58,59 @@ Result<Json> Pool::execute_in_session(std::string_view session_id, std::string_v
   Impl& s = *impl_;
   TimePoint started_at = s.clock.now();
   if (auto valid = s.validate(session_id, command, args); !valid) {
-    return s.finish(tl::unexpected(valid.error()), command, started_at, Duration(0), 1);
+    return s.finish(tl::unexpected(valid.error()), command, started_at, Duration(0),
+                    ClassifyInput{});
   }
   s.requests.fetch_add(1, std::memory_order_relaxed);
-  auto fail = [&](Error e, Duration waited, int attempt) {
-    e.context.session_id = session_id;
-    if (e.category == ErrorCategory::kSession) s.session_lost_calls.fetch_add(1);
-    return s.finish(tl::unexpected(std::move(e)), command, started_at, waited, attempt);
-  };
   TimePoint deadline = started_at + options.timeout.value_or(s.config.request_timeout);
   TimePoint checkout_deadline =
       std::min(deadline, started_at + options.checkout_timeout.value_or(s.config.checkout_timeout));
   wire::Request request{0, std::string(command), std::move(args), std::string(session_id),
                         std::nullopt};
   Duration queue_wait{0};
+  std::uint32_t attempts = 0;
+  std::string served_by;
+  // A session's calls go to its own worker, so a retry goes there too (no avoid_worker); a
+  // session whose worker died fails with session_lost, which the classifier never retries.
+  auto once = [&](std::uint32_t attempt, const std::string&) {
+    attempts = attempt;
+    Impl::Once o = s.run_session_once(session_id, request, options, checkout_deadline, deadline,
+                                      queue_wait);
+    served_by = o.worker_id;
+    return o;
+  };
+  Result<Json> result = tl::unexpected(Error());
+  if (s.config.resilience.enabled) {
+    result = s.run_resilient(command, request.args, options, deadline, once);
+  } else {
+    Impl::Once o = once(1, {});
+    result = std::move(o.result);
+    if (!result) {
+      classify_error(result.error(), ClassifyInput{1, false, o.may_have_run,
+                                                   s.is_idempotent(command)});
+    }
+  }
+  if (!result) result.error().context.session_id = session_id;
+  if (options.report) {
+    options.report->adapter = "pool";
+    options.report->worker_id = served_by;
+    options.report->attempts = attempts;
+  }
+  return s.finish(std::move(result), command, started_at, queue_wait);
+}
+
+Pool::Impl::Once Pool::Impl::run_session_once(std::string_view session_id,
+                                              wire::Request& request,
+                                              const ExecuteOptions& options,
+                                              TimePoint checkout_deadline, TimePoint deadline,
+                                              Duration& queue_wait) {
+  Impl& s = *this;
+  auto fail = [&](Error e) {
+    e.context.session_id = session_id;
+    if (e.category == ErrorCategory::kSession) s.session_lost_calls.fetch_add(1);
+    bool timed_out = e.category == ErrorCategory::kTimeout;
+    return Once{tl::unexpected(std::move(e)), "", false, false, timed_out};
+  };
   const bool strict = s.config.session_mode == SessionMode::kStrict;
   const int max_attempts = static_cast<int>(s.config.size) + 2;
   for (int attempt = 1; attempt <= max_attempts; ++attempt) {
@@ -86,19 +125,19 @@ Result<Json> Pool::execute_in_session(std::string_view session_id, std::string_v
     TimePoint checkout_start = s.clock.now();
     Result<WorkerPtr> worker = tl::unexpected(Error());
     if (where.outcome == LookupOutcome::kLost) {
-      return fail(s.session_lost(session_id, where.lost_worker), queue_wait, attempt);
+      return fail(s.session_lost(session_id, where.lost_worker));
     }
     if (where.outcome == LookupOutcome::kHit) {
       WorkerPtr target = s.live_worker(*where.worker);
       if (!target) {
         // Removed between the lookup and now: the binding is being dropped.
-        if (strict) return fail(s.session_lost(session_id, *where.worker), queue_wait, attempt);
+        if (strict) return fail(s.session_lost(session_id, *where.worker));
         s.affinity.close(session_id);
         continue;
       }
       worker = s.checkout_worker(target, checkout_deadline);
       if (!worker && worker.error().category == ErrorCategory::kConnection) {
-        if (strict) return fail(s.session_lost(session_id, *where.worker), queue_wait, attempt);
+        if (strict) return fail(s.session_lost(session_id, *where.worker));
         s.affinity.close(session_id);
         continue;
       }
@@ -111,7 +150,7 @@ Result<Json> Pool::execute_in_session(std::string_view session_id, std::string_v
           // back unused and route again from the top.
           s.return_unused(*worker);
           if (bound.outcome == BindOutcome::kSessionLost) {
-            return fail(s.session_lost(session_id, bound.worker), queue_wait, attempt);
+            return fail(s.session_lost(session_id, bound.worker));
           }
           continue;
         }
@@ -122,28 +161,31 @@ Result<Json> Pool::execute_in_session(std::string_view session_id, std::string_v
         // worker.
         if (s.take_pending_close((*worker)->id(), session_id)) {
           auto closed = s.send_close_now(*worker, session_id, deadline);
-          if (!closed) return fail(closed.error(), queue_wait, attempt);
+          if (!closed) return fail(closed.error());
         }
       }
     }
     queue_wait += s.clock.now() - checkout_start;
-    if (!worker) return fail(worker.error(), queue_wait, attempt);
+    if (!worker) return fail(worker.error());
     Impl::Attempt a = s.attempt_on(*worker, request, deadline, options.on_chunk);
     if (a.try_another_worker) {
       // The session's worker died before it got the request: its state died with it — unless
       // this call had just bound it, in which case there was no state yet: bind afresh.
       if (strict && !fresh_binding) {
-        return fail(s.session_lost(session_id, (*worker)->number()), queue_wait, attempt);
+        return fail(s.session_lost(session_id, (*worker)->number()));
       }
       s.affinity.close(session_id);
       continue;
     }
     if (!a.result) a.result.error().context.session_id = session_id;
-    return s.finish(std::move(a.result), command, started_at, queue_wait, attempt);
+    bool kills = a.fault == WorkerFault::kExited || a.fault == WorkerFault::kTimeout ||
+                 a.fault == WorkerFault::kProtocol;
+    return Once{std::move(a.result), (*worker)->id(), a.fault != WorkerFault::kNotDelivered, kills,
+                false};
   }
   Error e(ErrorCategory::kConnection,
           fmt::format("session '{}': no usable worker after {} attempts", session_id, max_attempts));
-  return fail(std::move(e), queue_wait, max_attempts);
+  return fail(std::move(e));
 }
 
 Result<bool> Pool::close_session(std::string_view session_id) {

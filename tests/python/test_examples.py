@@ -1,4 +1,4 @@
-"""Tests for the shipped handler modules: examples/handlers.py (echo, sleep, fail, crash,
+"""Tests for the shipped handler modules: examples/handlers.py (echo, sleep, fail, crash, flaky,
 compute, whoami, configure, DSPy-like programs) and the misbehaving tests/data/misbehave.py
 that the C++ integration tests rely on."""
 
@@ -79,6 +79,60 @@ class SimpleCommandsTest(WorkerTestCase):
         worker.result("configure", {"model": "mock-lm"}, session_id="a")
         self.assertEqual(worker.result("get_config", session_id="b"),
                          {"config": {"model": "mock-lm"}})
+
+
+class FlakyTest(WorkerTestCase):
+    """`flaky`: the injected failures of the open-loop bench (`bridgepool bench --rate`)."""
+
+    handlers = HANDLERS
+
+    def outcome(self, reply: dict) -> str:
+        if reply.get("ok"):
+            return "ok"
+        error = self.assertError(reply, "FlakyError")
+        self.assertIs(error["retryable"], True)
+        return "error"
+
+    def test_is_declared_idempotent(self):
+        worker = self.start()
+        commands = {c["name"]: c for c in worker.handshake()["commands"]}
+        self.assertIs(commands["flaky"]["idempotent"], True)
+
+    def test_no_failures_echoes_the_args(self):
+        worker = self.ready()
+        args = {"fail_rate": 0, "data": "abc"}
+        for _ in range(50):
+            self.assertEqual(worker.result("flaky", args), args)
+
+    def test_failures_that_do_not_crash_are_retryable_exceptions(self):
+        worker = self.ready()
+        for _ in range(20):
+            self.assertEqual(self.outcome(worker.call("flaky", {"fail_rate": 1,
+                                                                "crash_share": 0})), "error")
+
+    def test_crashes_exit_with_the_code_and_send_nothing(self):
+        worker = self.ready()
+        worker.request("flaky", {"fail_rate": 1, "crash_share": 1, "crash_code": 9})
+        self.assertTrue(worker.at_eof(5))
+        self.assertEqual(worker.wait(5), 9)
+
+    def test_fail_rate_is_a_probability(self):
+        # 400 draws at p = 0.25: mean 100, standard deviation ~8.7; 55..145 is over 5 sigma.
+        worker = self.ready()
+        outcomes = [self.outcome(worker.call("flaky", {"fail_rate": 0.25, "crash_share": 0}))
+                    for _ in range(400)]
+        self.assertTrue(55 <= outcomes.count("error") <= 145, outcomes.count("error"))
+
+    def test_a_seed_makes_the_sequence_reproducible_and_workers_differ_without_one(self):
+        def sequence(worker, args):
+            return [self.outcome(worker.call("flaky", args)) for _ in range(64)]
+
+        seeded = {"fail_rate": 0.5, "crash_share": 0, "seed": "s1"}
+        first = sequence(self.ready(worker_id="w-1"), seeded)
+        self.assertEqual(sequence(self.ready(worker_id="w-2"), seeded), first)
+        self.assertEqual(set(first), {"ok", "error"})  # chance of one outcome only: 2^-63
+        unseeded = {"fail_rate": 0.5, "crash_share": 0}
+        self.assertNotEqual(sequence(self.ready(), unseeded), sequence(self.ready(), unseeded))
 
 
 class ProgramsTest(WorkerTestCase):

@@ -1,0 +1,189 @@
+// The resilience layer around a Pool call (SPEC §6): the pool's circuit breaker, poison-request
+// quarantine, error classification, and retries within the retry budget, on a different worker
+// when one exists. Runs entirely on the caller's thread; the breaker and budget are a short
+// mutex and atomics, never held around the call (SPEC §11 item 2).
+//
+//   caller ── quarantined? ──yes──> invalid_request error (abandon; no worker touched)
+//      │ no
+//      ▼
+//   breaker.acquire ──open──> circuit_open error (strategy failover: a chain's next adapter)
+//      │ admitted
+//      ▼
+//   one attempt (checkout, round trip) ── ok ──> record success ──> result
+//      │ error
+//      ▼
+//   record failure / quarantine kill ──> classify (severity, strategy)
+//      │ strategy allows retry, attempts < min(policy, strategy budget), time left, budget ok
+//      ▼
+//   sleep backoff (0 for immediate_retry) ──> next attempt, avoiding the worker that failed
+#include <random>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "pool/pool_impl.h"
+
+namespace bridgepool {
+namespace {
+
+double thread_uniform() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  return std::uniform_real_distribution<double>(0.0, 1.0)(rng);
+}
+
+bool kills_worker(WorkerFault fault) {
+  return fault == WorkerFault::kExited || fault == WorkerFault::kTimeout ||
+         fault == WorkerFault::kProtocol;
+}
+
+void append_cause(Error& e, std::string_view note) {
+  e.context.cause = e.context.cause.empty() ? std::string(note)
+                                            : fmt::format("{}; {}", e.context.cause, note);
+}
+
+}  // namespace
+
+bool Pool::Impl::is_idempotent(std::string_view command) const {
+  auto table = command_table.load();
+  auto it = table->idempotent.find(std::string(command));
+  return it != table->idempotent.end() && it->second;
+}
+
+bool Pool::Impl::no_worker_in_service() const {
+  // "Every worker affected" (severity critical): none serves and none is about to — either none
+  // is starting, or the starts keep failing (a crash loop). Replacements on their way after a
+  // few crashes are not critical: a retry's checkout simply waits for one.
+  std::lock_guard lock(mu);
+  return live.empty() && (starting == 0 || consecutive_init_failures > 0);
+}
+
+Pool::Impl::Once Pool::Impl::run_once(wire::Request& request, TimePoint checkout_deadline,
+                                      TimePoint deadline, const ChunkCallback& on_chunk,
+                                      const std::string& avoid_worker, Duration& queue_wait) {
+  // A worker found dead before it read the request is replaced and the request goes to another
+  // one at once (it never ran: always safe, and not a retry); bounded so a pool whose workers
+  // all die on arrival still answers.
+  const int max_reroutes = static_cast<int>(config.size) + 2;
+  std::string avoid = avoid_worker;
+  for (int reroute = 1;; ++reroute) {
+    TimePoint checkout_start = clock.now();
+    auto worker = checkout(checkout_deadline, avoid);
+    queue_wait += clock.now() - checkout_start;
+    if (!worker) {
+      bool timed_out = worker.error().category == ErrorCategory::kTimeout;
+      return Once{tl::unexpected(worker.error()), "", false, false, timed_out};
+    }
+    std::string id = (*worker)->id();
+    Attempt a = attempt_on(*worker, request, deadline, on_chunk);
+    if (!a.try_another_worker || reroute >= max_reroutes) {
+      bool delivered = a.fault != WorkerFault::kNotDelivered;
+      return Once{std::move(a.result), std::move(id), delivered, kills_worker(a.fault), false};
+    }
+    avoid.clear();
+  }
+}
+
+Result<Json> Pool::Impl::run_resilient(std::string_view command, const Json& args,
+                                       const ExecuteOptions& options, TimePoint deadline,
+                                       const OnceFn& once) {
+  const RetryPolicy& policy = options.retry ? *options.retry : config.resilience.retry;
+  // The fingerprint costs a JSON dump: computed only when the quarantine asks for it, or when
+  // an attempt has just killed a worker.
+  std::optional<std::uint64_t> fingerprint;
+  auto fp = [&] {
+    if (!fingerprint) fingerprint = PoisonQuarantine::fingerprint(command, args);
+    return *fingerprint;
+  };
+  // wants_fingerprint(): always while anything is tracked, else one call in 16 (so survivals
+  // keep reaching the quarantine's survivor table; see poison_quarantine.h).
+  const bool report_outcomes = quarantine && quarantine->wants_fingerprint();
+  RetryBudget::RequestScope in_flight(retry_budget);
+  const bool idempotent = is_idempotent(command);
+  std::string last_worker;
+  std::chrono::microseconds previous_delay{0};
+  bool retrying = false;
+  for (std::uint32_t attempt = 1;; ++attempt) {
+    // Asked before every attempt: a retry of a request whose first attempt killed a worker is
+    // exactly what the quarantine is for.
+    if (report_outcomes || fingerprint) {
+      if (auto admitted = quarantine->admit(fp(), command); !admitted) {
+        if (retrying) retry_budget.end_retry();
+        quarantine_refused.fetch_add(1, std::memory_order_relaxed);
+        Error e = admitted.error();
+        e.context.worker_id = last_worker;
+        classify_error(e, ClassifyInput{attempt, false, false, idempotent});
+        return tl::unexpected(std::move(e));
+      }
+    }
+    std::optional<CircuitBreaker::Permit> permit;
+    if (breaker) {
+      auto admitted = breaker->acquire();
+      if (!admitted) {
+        if (retrying) retry_budget.end_retry();
+        circuit_rejected.fetch_add(1, std::memory_order_relaxed);
+        Error e = admitted.error();
+        e.context.worker_id = last_worker;
+        classify_error(e, ClassifyInput{attempt, false, false, idempotent});
+        return tl::unexpected(std::move(e));
+      }
+      permit = *admitted;
+    }
+    Once o = once(attempt, last_worker);
+    if (retrying) retry_budget.end_retry();
+    retrying = false;
+    if (breaker) {
+      breaker->record(*permit, o.result ? BreakerOutcome::kSuccess
+                                        : breaker_outcome_of(o.result.error()));
+    }
+    if (quarantine) {
+      if (o.killed_worker) {
+        quarantine->record_kill(fp(), o.worker_id);
+      } else if (report_outcomes || fingerprint) {
+        quarantine->record_survived(fp());
+      }
+    }
+    if (o.result) return std::move(o.result);
+
+    Error& e = o.result.error();
+    if (e.context.worker_id.empty()) e.context.worker_id = o.worker_id;
+    bool all_down = e.category != ErrorCategory::kPython && no_worker_in_service();
+    classify_error(e, ClassifyInput{attempt, all_down, o.may_have_run, idempotent});
+    if (!e.retryable()) return std::move(o.result);
+    if (attempt >= std::min(policy.max_attempts, attempt_budget(e.strategy))) {
+      append_cause(e, fmt::format("gave up after {} attempts", attempt));
+      return std::move(o.result);
+    }
+    if (o.no_time_left) return std::move(o.result);
+    {
+      std::lock_guard lock(mu);
+      if (shutting_down) return std::move(o.result);
+    }
+    std::chrono::microseconds delay{0};
+    if (e.strategy == RecoveryStrategy::kBackoffRetry) {
+      delay = backoff_delay(policy, attempt, previous_delay, thread_uniform);
+    }
+    if (clock.now() + delay >= deadline) {
+      append_cause(e, "no time left for a retry before the deadline");
+      return std::move(o.result);
+    }
+    if (!retry_budget.try_begin_retry()) {
+      retries_denied.fetch_add(1, std::memory_order_relaxed);
+      append_cause(e, "retry budget exhausted (too many retries in flight)");
+      return std::move(o.result);
+    }
+    retries.fetch_add(1, std::memory_order_relaxed);
+    if (config.events->has_handlers()) {
+      emit("retry.attempt", {{"attempt", double(attempt + 1)}, {"delay_us", double(delay.count())}},
+           {{"name", "pool:" + config.name},
+            {"command", std::string(command)},
+            {"category", std::string(category_name(e.category))},
+            {"strategy", std::string(strategy_name(e.strategy))}});
+    }
+    if (delay.count() > 0) std::this_thread::sleep_for(delay);
+    previous_delay = delay;
+    last_worker = o.worker_id;
+    retrying = true;
+  }
+}
+
+}  // namespace bridgepool

@@ -1,0 +1,286 @@
+// FallbackChain with scripted executors, a manual clock and injected randomness: which adapter
+// serves, which errors move on, breakers, the ramp back to the primary, sessions, reports.
+#include "bridgepool/fallback_chain.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <functional>
+#include <thread>
+
+#include "base/clock.h"
+
+namespace bridgepool {
+namespace {
+
+using namespace std::chrono_literals;
+
+// An Executor whose answers a test scripts; counts its calls.
+class ScriptedExecutor final : public Executor {
+ public:
+  using Script = std::function<Result<Json>(std::string_view command, const Json& args)>;
+  explicit ScriptedExecutor(std::string kind, Script script = {})
+      : kind_(std::move(kind)), script_(std::move(script)) {}
+
+  Result<Json> execute(std::string_view command, Json args, const ExecuteOptions& options) override {
+    calls++;
+    if (options.report) options.report->attempts = 1;
+    if (script_) return script_(command, args);
+    return Json{{"from", kind_}};
+  }
+  Result<Json> execute_in_session(std::string_view session, std::string_view command, Json args,
+                                  const ExecuteOptions& options) override {
+    session_calls++;
+    return execute(command, std::move(args), options);
+  }
+  Result<bool> close_session(std::string_view) override {
+    closes++;
+    return true;
+  }
+  std::string_view kind() const override { return kind_; }
+  void set(Script script) { script_ = std::move(script); }
+
+  std::atomic<int> calls{0}, session_calls{0}, closes{0};
+
+ private:
+  std::string kind_;
+  Script script_;
+};
+
+Error classified(ErrorCategory category, RecoveryStrategy strategy) {
+  Error e(category, "scripted failure");
+  e.strategy = strategy;
+  return e;
+}
+
+ScriptedExecutor::Script failing(ErrorCategory category, RecoveryStrategy strategy) {
+  return [=](std::string_view, const Json&) -> Result<Json> {
+    return tl::unexpected(classified(category, strategy));
+  };
+}
+
+struct Fixture {
+  ManualClock clock;
+  double next_random = 0.0;
+  std::shared_ptr<ScriptedExecutor> pool = std::make_shared<ScriptedExecutor>("pool");
+  std::shared_ptr<ScriptedExecutor> bridge = std::make_shared<ScriptedExecutor>("bridge");
+  std::shared_ptr<ScriptedExecutor> mock = std::make_shared<ScriptedExecutor>("mock");
+  std::shared_ptr<EventBus> events = std::make_shared<EventBus>();
+
+  std::unique_ptr<FallbackChain> chain(FallbackConfig config = {}) {
+    std::vector<FallbackAdapter> adapters;
+    adapters.push_back({"pool", pool, nullptr, false, false});
+    adapters.push_back({"bridge", bridge, nullptr, false, false});
+    adapters.push_back({"mock", mock, nullptr, false, true});
+    return std::make_unique<FallbackChain>(std::move(adapters), config, clock, events,
+                                           [this] { return next_random; });
+  }
+};
+
+TEST(FallbackChainTest, PrimaryServesWhenHealthyAndTheReportSaysSo) {
+  Fixture f;
+  auto chain = f.chain();
+  CallReport report;
+  ExecuteOptions options;
+  options.report = &report;
+  auto r = chain->call("echo", {{"x", 1}}, options);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->adapter, "pool");
+  EXPECT_EQ(r->value["from"], "pool");
+  EXPECT_EQ(report.adapter, "pool");
+  EXPECT_EQ(report.adapters_tried, std::vector<std::string>{"pool"});
+  EXPECT_EQ(f.bridge->calls, 0);
+}
+
+TEST(FallbackChainTest, FailoverClassErrorMovesToTheNextAdapterOnce) {
+  Fixture f;
+  f.pool->set(failing(ErrorCategory::kInitialization, RecoveryStrategy::kFailover));
+  auto chain = f.chain();
+  CallReport report;
+  ExecuteOptions options;
+  options.report = &report;
+  auto r = chain->call("echo", {}, options);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->adapter, "bridge");
+  EXPECT_EQ(f.pool->calls, 1);
+  EXPECT_EQ(f.bridge->calls, 1);  // answered once, by one adapter
+  EXPECT_EQ(report.adapters_tried, (std::vector<std::string>{"pool", "bridge"}));
+}
+
+TEST(FallbackChainTest, ExhaustedRetryStrategiesMoveOnAbandonDoesNot) {
+  for (auto strategy : {RecoveryStrategy::kImmediateRetry, RecoveryStrategy::kBackoffRetry,
+                        RecoveryStrategy::kCircuitBreak, RecoveryStrategy::kFailover}) {
+    Fixture f;
+    f.pool->set(failing(ErrorCategory::kConnection, strategy));
+    auto r = f.chain()->call("echo", {});
+    ASSERT_TRUE(r) << strategy_name(strategy);
+    EXPECT_EQ(r->adapter, "bridge");
+  }
+  Fixture f;
+  f.pool->set(failing(ErrorCategory::kPython, RecoveryStrategy::kAbandon));
+  auto r = f.chain()->call("echo", {});
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().category, ErrorCategory::kPython);
+  EXPECT_EQ(r.error().context.adapter, "pool");
+  EXPECT_EQ(f.bridge->calls, 0);  // a deterministic error is not run twice
+}
+
+TEST(FallbackChainTest, MockServesOnlyWhenAllowed) {
+  Fixture f;
+  f.pool->set(failing(ErrorCategory::kConnection, RecoveryStrategy::kFailover));
+  f.bridge->set(failing(ErrorCategory::kInitialization, RecoveryStrategy::kFailover));
+  auto chain = f.chain();
+  auto refused = chain->call("echo", {});
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().context.adapter, "bridge");
+  EXPECT_NE(refused.error().context.cause.find("pool: connection"), std::string::npos)
+      << refused.error().context.cause;
+  EXPECT_EQ(f.mock->calls, 0);
+  ExecuteOptions allow;
+  allow.allow_mock = true;
+  auto served = chain->call("echo", {}, allow);
+  ASSERT_TRUE(served);
+  EXPECT_EQ(served->adapter, "mock");
+  FallbackConfig config;
+  config.allow_mock = true;
+  Fixture g;
+  g.pool->set(failing(ErrorCategory::kConnection, RecoveryStrategy::kFailover));
+  g.bridge->set(failing(ErrorCategory::kConnection, RecoveryStrategy::kFailover));
+  auto pool_wide = g.chain(config)->call("echo", {});
+  ASSERT_TRUE(pool_wide);
+  EXPECT_EQ(pool_wide->adapter, "mock");
+}
+
+TEST(FallbackChainTest, PerCallAdapterListChoosesTheOrder) {
+  Fixture f;
+  auto chain = f.chain();
+  ExecuteOptions options;
+  options.adapters = {"mock", "pool"};  // naming the mock is the opt-in
+  auto r = chain->call("echo", {}, options);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->adapter, "mock");
+  EXPECT_EQ(f.pool->calls, 0);
+}
+
+TEST(FallbackChainTest, OpenBreakerSkipsTheAdapterThenProbeAndRampReturnTraffic) {
+  Fixture f;
+  FallbackConfig config;
+  config.breaker.failure_threshold = 2;
+  config.breaker.open_timeout = 5s;
+  config.breaker.half_open_max_calls = 1;
+  config.breaker.success_threshold = 1;
+  config.ramp_duration = 10s;
+  auto chain = f.chain(config);
+  f.pool->set(failing(ErrorCategory::kConnection, RecoveryStrategy::kFailover));
+  for (int i = 0; i < 2; ++i) ASSERT_EQ(chain->call("echo", {})->adapter, "bridge");
+  EXPECT_EQ(f.pool->calls, 2);
+  // Open: the pool is skipped without being called.
+  for (int i = 0; i < 5; ++i) ASSERT_EQ(chain->call("echo", {})->adapter, "bridge");
+  EXPECT_EQ(f.pool->calls, 2);
+  EXPECT_EQ(chain->stats()[0].skipped_open, 5u);
+  EXPECT_EQ(chain->stats()[0].breaker_state, "open");
+  // The pool recovers; after open_timeout one probe goes to it and closes the breaker.
+  f.pool->set({});
+  f.clock.advance(5s);
+  auto probe = chain->call("echo", {});
+  ASSERT_TRUE(probe);
+  EXPECT_EQ(probe->adapter, "pool");
+  EXPECT_EQ(chain->stats()[0].breaker_state, "closed");
+  // Ramp: 2 s into a 10 s ramp the pool goes first for random < 0.2.
+  f.clock.advance(2s);
+  f.next_random = 0.5;
+  EXPECT_EQ(chain->call("echo", {})->adapter, "bridge");
+  f.next_random = 0.1;
+  EXPECT_EQ(chain->call("echo", {})->adapter, "pool");
+  EXPECT_NEAR(chain->stats()[0].ramp, 0.2, 1e-9);
+  // Fully back after the ramp.
+  f.clock.advance(8s);
+  f.next_random = 0.99;
+  EXPECT_EQ(chain->call("echo", {})->adapter, "pool");
+  EXPECT_EQ(chain->stats()[0].ramp, 1.0);
+  EXPECT_GE(chain->stats()[0].ramp_deferred, 1u);
+}
+
+TEST(FallbackChainTest, AdapterThatGuardsItselfIsNotWrappedInASecondBreaker) {
+  Fixture f;
+  std::vector<FallbackAdapter> adapters;
+  adapters.push_back({"pool", f.pool, nullptr, true, false});
+  adapters.push_back({"bridge", f.bridge, nullptr, false, false});
+  FallbackChain chain(std::move(adapters), {}, f.clock);
+  f.pool->set(failing(ErrorCategory::kCircuitOpen, RecoveryStrategy::kFailover));
+  for (int i = 0; i < 20; ++i) ASSERT_EQ(chain.call("echo", {})->adapter, "bridge");
+  EXPECT_EQ(f.pool->calls, 20);  // asked every time: its own breaker answers at once
+  EXPECT_EQ(chain.stats()[0].breaker_state, "");
+}
+
+TEST(FallbackChainTest, SessionsStayOnTheAdapterThatServedThem) {
+  Fixture f;
+  auto chain = f.chain();
+  f.pool->set(failing(ErrorCategory::kConnection, RecoveryStrategy::kFailover));
+  auto first = chain->call_in_session("s1", "echo", {});
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->adapter, "bridge");  // a new session may start anywhere
+  f.pool->set({});
+  auto second = chain->call_in_session("s1", "echo", {});
+  ASSERT_TRUE(second);
+  EXPECT_EQ(second->adapter, "bridge");  // ... and then stays where its state is
+  f.bridge->set(failing(ErrorCategory::kConnection, RecoveryStrategy::kFailover));
+  auto third = chain->call_in_session("s1", "echo", {});
+  ASSERT_FALSE(third);  // never silently moved to the pool
+  EXPECT_EQ(third.error().context.adapter, "bridge");
+  EXPECT_EQ(third.error().context.session_id, "s1");
+  EXPECT_EQ(chain->close_session("s1").value(), true);
+  EXPECT_EQ(f.bridge->closes, 1);
+  EXPECT_EQ(chain->close_session("s1").value(), false);
+  auto fresh = chain->call_in_session("s1", "echo", {});
+  ASSERT_TRUE(fresh);
+  EXPECT_EQ(fresh->adapter, "pool");
+}
+
+TEST(FallbackChainTest, EveryCallIsAnsweredExactlyOnceUnderConcurrentSwitching) {
+  Fixture f;
+  std::atomic<bool> pool_down{false};
+  std::atomic<int> pool_ok{0}, bridge_ok{0};
+  f.pool->set([&](std::string_view, const Json&) -> Result<Json> {
+    if (pool_down) return tl::unexpected(classified(ErrorCategory::kConnection,
+                                                    RecoveryStrategy::kFailover));
+    pool_ok++;
+    return Json{{"from", "pool"}};
+  });
+  f.bridge->set([&](std::string_view, const Json&) -> Result<Json> {
+    bridge_ok++;
+    return Json{{"from", "bridge"}};
+  });
+  FallbackConfig config;
+  config.breaker.open_timeout = 1ms;
+  config.ramp_duration = 0ms;
+  std::vector<FallbackAdapter> adapters;
+  adapters.push_back({"pool", f.pool, nullptr, false, false});
+  adapters.push_back({"bridge", f.bridge, nullptr, false, false});
+  FallbackChain chain(std::move(adapters), config);  // real clock
+  std::atomic<int> answered{0}, failed{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 2000; ++i) {
+        auto r = chain.call("echo", {});
+        (r ? answered : failed)++;
+      }
+    });
+  }
+  std::thread toggler([&] {
+    for (int i = 0; i < 50; ++i) {
+      pool_down = !pool_down;
+      std::this_thread::sleep_for(1ms);
+    }
+    pool_down = false;
+  });
+  for (auto& t : threads) t.join();
+  toggler.join();
+  EXPECT_EQ(failed, 0);
+  EXPECT_EQ(answered, 8000);
+  EXPECT_EQ(pool_ok + bridge_ok, 8000);  // each call produced exactly one answer
+}
+
+}  // namespace
+}  // namespace bridgepool
