@@ -120,27 +120,49 @@ BENCHMARK(BM_BreakerOutcomeOf);
 }  // namespace bridgepool
 
 // ---------------------------------------------------------------------------------------------
-// LEAD: circuit breaker acquire + record, and error classification. Guarded by __has_include so
-// this file compiles before those headers exist; extend or replace freely.
+// Circuit breaker decisions, error classification, the quarantine's common path, and everything
+// the pool adds to a successful call (quarantine check + breaker acquire/record + budget scope).
 // ---------------------------------------------------------------------------------------------
-#if __has_include("bridgepool/circuit_breaker.h")
 #include "bridgepool/circuit_breaker.h"
+#include "resilience/error_classifier.h"
+#include "resilience/poison_quarantine.h"
 
 namespace bridgepool {
 namespace {
 
+// One breaker per window mode, built before any benchmark thread runs (threads share it).
+CircuitBreaker& breaker_for(BreakerWindow window) {
+  static CircuitBreaker consecutive("bench-consecutive", [] {
+    CircuitBreakerConfig c;
+    c.window = BreakerWindow::kConsecutive;
+    return c;
+  }());
+  static CircuitBreaker count("bench-count", [] {
+    CircuitBreakerConfig c;
+    c.window = BreakerWindow::kCount;
+    return c;
+  }());
+  static CircuitBreaker time("bench-time", [] {
+    CircuitBreakerConfig c;
+    c.window = BreakerWindow::kTime;
+    return c;
+  }());
+  switch (window) {
+    case BreakerWindow::kConsecutive: return consecutive;
+    case BreakerWindow::kCount: return count;
+    case BreakerWindow::kTime: return time;
+  }
+  return consecutive;
+}
+
 // acquire() + record(kSuccess) on a closed breaker: one short mutex section each.
 void BM_BreakerAcquireRecord(benchmark::State& state) {
-  static std::unique_ptr<CircuitBreaker> breaker;  // one per run, shared by its threads
-  if (state.thread_index() == 0) {
-    CircuitBreakerConfig config;
-    config.window = static_cast<BreakerWindow>(state.range(0));
-    breaker = std::make_unique<CircuitBreaker>("bench", config);
-    state.SetLabel(std::string(breaker_window_name(config.window)));
-  }
+  auto window = static_cast<BreakerWindow>(state.range(0));
+  CircuitBreaker& breaker = breaker_for(window);
+  state.SetLabel(std::string(breaker_window_name(window)));
   for (auto _ : state) {
-    auto permit = breaker->acquire();
-    if (permit) breaker->record(*permit, BreakerOutcome::kSuccess);
+    auto permit = breaker.acquire();
+    if (permit) breaker.record(*permit, BreakerOutcome::kSuccess);
     benchmark::DoNotOptimize(permit);
   }
 }
@@ -150,16 +172,6 @@ BENCHMARK(BM_BreakerAcquireRecord)
     ->Arg(static_cast<int>(BreakerWindow::kTime))
     ->Threads(1)
     ->Threads(2);
-
-}  // namespace
-}  // namespace bridgepool
-#endif
-
-#if __has_include("resilience/error_classifier.h")
-#include "resilience/error_classifier.h"
-
-namespace bridgepool {
-namespace {
 
 void BM_ClassifyError(benchmark::State& state) {
   Error error(ErrorCategory::kConnection, "worker w1 exited during request");
@@ -171,8 +183,25 @@ void BM_ClassifyError(benchmark::State& state) {
 }
 BENCHMARK(BM_ClassifyError);
 
+// What run_resilient (src/pool/pool_resilience.cc) adds to a call that succeeds at once with
+// nothing quarantined: wants_fingerprint(), the budget's request scope, breaker acquire + record,
+// and (1 call in 16) the fingerprint + record_survived.
+void BM_SuccessfulCallDecisions(benchmark::State& state) {
+  static PoisonQuarantine quarantine;
+  static RetryBudget budget;
+  CircuitBreaker& breaker = breaker_for(BreakerWindow::kTime);
+  const nlohmann::json args = {{"text", "hello"}, {"n", 42}};
+  for (auto _ : state) {
+    bool report = quarantine.wants_fingerprint();
+    RetryBudget::RequestScope scope(budget);
+    auto permit = breaker.acquire();
+    if (permit) breaker.record(*permit, BreakerOutcome::kSuccess);
+    if (report) quarantine.record_survived(PoisonQuarantine::fingerprint("echo", args));
+    benchmark::DoNotOptimize(permit);
+  }
+}
+BENCHMARK(BM_SuccessfulCallDecisions)->Threads(1)->Threads(2);
+
 }  // namespace
 }  // namespace bridgepool
-#endif
-
 BENCHMARK_MAIN();

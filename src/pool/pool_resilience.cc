@@ -13,9 +13,10 @@
 //      │ error
 //      ▼
 //   record failure / quarantine kill ──> classify (severity, strategy)
-//      │ strategy allows retry, attempts < min(policy, strategy budget), time left, budget ok
+//      │ strategy allows retry, attempts < min(policy, strategy budget), time left
 //      ▼
-//   sleep backoff (0 for immediate_retry) ──> next attempt, avoiding the worker that failed
+//   sleep backoff (0 for immediate_retry) ──> budget ok? ──> next attempt, avoiding the worker
+//                                                            that failed
 #include <random>
 #include <thread>
 
@@ -166,6 +167,10 @@ Result<Json> Pool::Impl::run_resilient(std::string_view command, const Json& arg
       append_cause(e, "no time left for a retry before the deadline");
       return std::move(o.result);
     }
+    // The backoff sleep costs the pool nothing, so the budget is asked after it: it bounds the
+    // retries actually sent (Envoy's "active retries"), and a request that waited is not refused
+    // because others were merely waiting too.
+    if (delay.count() > 0) std::this_thread::sleep_for(delay);
     if (!retry_budget.try_begin_retry()) {
       retries_denied.fetch_add(1, std::memory_order_relaxed);
       append_cause(e, "retry budget exhausted (too many retries in flight)");
@@ -179,7 +184,6 @@ Result<Json> Pool::Impl::run_resilient(std::string_view command, const Json& arg
             {"category", std::string(category_name(e.category))},
             {"strategy", std::string(strategy_name(e.strategy))}});
     }
-    if (delay.count() > 0) std::this_thread::sleep_for(delay);
     previous_delay = delay;
     last_worker = o.worker_id;
     retrying = true;
