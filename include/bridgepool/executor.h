@@ -1,6 +1,6 @@
-// Executor: what every way of running a Python command offers — a Pool, a single Bridge, and
-// (later) the resilience layer's fallback adapters all implement it, so callers and the
-// fallback chain can treat them alike.
+// Executor: what every way of running a Python command offers — a Pool, a single Bridge, the
+// MockExecutor and a FallbackChain of them all implement it, so callers and the fallback chain
+// can treat them alike.
 // Thread-safety: implementations are thread-safe unless they say otherwise.
 #pragma once
 
@@ -56,7 +56,7 @@ class Executor {
                                           const ExecuteOptions& options = {}) = 0;
   // Forgets a session (and tells its worker to drop the session's state). True if it existed.
   virtual Result<bool> close_session(std::string_view session_id) = 0;
-  // "pool" or "bridge" (later also "mock"): which kind of executor served.
+  // "pool", "bridge", "mock" or "chain" (a FallbackChain): which kind of executor this is.
   virtual std::string_view kind() const = 0;
 };
 

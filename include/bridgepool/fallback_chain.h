@@ -20,7 +20,9 @@
 //   * The mock answers with canned data, so it serves only when allowed (config.allow_mock or
 //     ExecuteOptions::allow_mock) — SPEC §6: failing over to the mock is opt-in.
 //   * Sessions stay on the adapter that first served them (state lives there); if it cannot
-//     serve, the call fails with a `session` error instead of silently starting over elsewhere.
+//     serve, the call fails with that adapter's error instead of silently starting over
+//     elsewhere. Beyond max_sessions pinned sessions, new sessions are refused (resource error)
+//     until some are closed: forgetting a pin could move a session without anyone noticing.
 //
 // Thread-safety: every method may be called from any thread.
 #pragma once
@@ -61,7 +63,7 @@ struct FallbackConfig {
   }();
   std::chrono::milliseconds ramp_duration{5'000};
   bool allow_mock = false;
-  std::size_t max_sessions = 100'000;  // session -> adapter pins; beyond, the oldest is forgotten
+  std::size_t max_sessions = 100'000;  // session -> adapter pins; beyond, new sessions are refused
 };
 
 struct AdapterStats {

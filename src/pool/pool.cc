@@ -78,7 +78,13 @@ Result<std::unique_ptr<Pool>> Pool::start(PoolConfig config) {
   auto ready = pool->wait_ready(pool->impl_->config.startup_timeout, pool->impl_->config.min_ready);
   if (!ready) {
     pool->shutdown(std::chrono::milliseconds(0));
-    return tl::unexpected(ready.error());
+    Error e = ready.error();
+    // No worker could start: every worker is affected (critical; stop sending: circuit_break).
+    classify_error(e, ClassifyInput{1, true, false, false});
+    e.context.pool_name = pool->impl_->config.name;
+    e.context.adapter = "pool";
+    if (e.context.operation.empty()) e.context.operation = "start";
+    return tl::unexpected(std::move(e));
   }
   return pool;
 }
@@ -148,31 +154,10 @@ Result<Json> Pool::execute(std::string_view command, Json args, const ExecuteOpt
       std::min(deadline, started_at + options.checkout_timeout.value_or(s.config.checkout_timeout));
   wire::Request request{0, std::string(command), std::move(args), std::nullopt, std::nullopt};
   Duration queue_wait{0};
-  std::uint32_t attempts = 0;
-  std::string served_by;
-  auto once = [&](std::uint32_t attempt, const std::string& avoid) {
-    attempts = attempt;
-    Impl::Once o = s.run_once(request, checkout_deadline, deadline, options.on_chunk, avoid,
-                              queue_wait);
-    served_by = o.worker_id;
-    return o;
+  auto once = [&](std::uint32_t, const std::string& avoid) {
+    return s.run_once(request, checkout_deadline, deadline, options.on_chunk, avoid, queue_wait);
   };
-  Result<Json> result = tl::unexpected(Error());
-  if (s.config.resilience.enabled) {
-    result = s.run_resilient(command, request.args, options, deadline, once);
-  } else {
-    Impl::Once o = once(1, {});
-    result = std::move(o.result);
-    if (!result) {
-      classify_error(result.error(), ClassifyInput{1, false, o.may_have_run,
-                                                   s.is_idempotent(command)});
-    }
-  }
-  if (options.report) {
-    options.report->adapter = "pool";
-    options.report->worker_id = served_by;
-    options.report->attempts = attempts;
-  }
+  Result<Json> result = s.run_call(command, request.args, options, deadline, once);
   return s.finish(std::move(result), command, started_at, queue_wait);
 }
 

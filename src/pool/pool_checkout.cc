@@ -123,6 +123,7 @@ void Pool::Impl::checkin_ok(const WorkerPtr& worker) {
   bool ready = transit(worker, WorkerState::kReady, TransitionReason::kCheckinOk);
   std::shared_ptr<Waiter> wake;
   bool recycle_now = false, restart_now = false;
+  std::string recycle_detail = "recycling limit reached";
   {
     std::lock_guard lock(mu);
     --borrowed;
@@ -134,12 +135,18 @@ void Pool::Impl::checkin_ok(const WorkerPtr& worker) {
       if (t != tracking.end()) {
         t->second.health.note_activity(clock.now());
         t->second.last_used = clock.now();
-        if (recycle.check(worker->requests(), t->second.rss_mb, t->second.recycle_limit)) {
-          t->second.recycle_due = true;
+        if (auto why = recycle.check(worker->requests(), t->second.rss_mb,
+                                     t->second.recycle_limit)) {
+          t->second.recycle_due = why;
         }
       }
       restart_now = retire_on_return_locked(worker);
       recycle_now = !restart_now && recycle_if_due_locked(worker);
+      if (recycle_now && t != tracking.end() && t->second.recycle_due) {
+        recycle_detail = *t->second.recycle_due == RecycleReason::kMaxRss
+                             ? "memory limit (max_rss_mb) reached"
+                             : "request limit (max_requests) reached";
+      }
       if (recycle_now) ++recycled;
       if (recycle_now || restart_now) {
         ++borrowed;  // stays out of rotation; checkin_remove below gives it up
@@ -150,7 +157,7 @@ void Pool::Impl::checkin_ok(const WorkerPtr& worker) {
     if (shutting_down) state_cv.notify_all();  // shutdown waits for borrowed == 0
   }
   if (wake) wake->cv.notify_one();
-  if (recycle_now) checkin_remove(worker, TransitionReason::kRecycled, false, "request limit reached");
+  if (recycle_now) checkin_remove(worker, TransitionReason::kRecycled, false, recycle_detail);
   if (restart_now) checkin_remove(worker, TransitionReason::kReplaced, false, "rolling restart");
 }
 

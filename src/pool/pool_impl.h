@@ -103,7 +103,7 @@ struct Pool::Impl {
     HealthTracker health;
     std::uint64_t recycle_limit = 0;  // requests; 0 = no limit
     double rss_mb = 0;
-    bool recycle_due = false;
+    std::optional<RecycleReason> recycle_due;  // set once a recycling limit is reached
     std::uint64_t generation = 1;
     bool retire_when_idle = false;  // rolling restart: leave service at the next checkin
     TimePoint last_used{};          // last checkin (for retiring idle overflow workers)
@@ -214,6 +214,10 @@ struct Pool::Impl {
     bool no_time_left = false;   // the attempt used up its own time budget (checkout timeout)
   };
   using OnceFn = std::function<Once(std::uint32_t attempt, const std::string& avoid_worker)>;
+  // One call: run_resilient, or (resilience disabled) a single classified attempt; fills
+  // options.report. Caller's thread.
+  Result<Json> run_call(std::string_view command, const Json& args, const ExecuteOptions& options,
+                        TimePoint deadline, const OnceFn& once);
   // Breaker, quarantine, classification and retries around `once` (SPEC §6). Caller's thread.
   Result<Json> run_resilient(std::string_view command, const Json& args,
                              const ExecuteOptions& options, TimePoint deadline, const OnceFn& once);
@@ -222,6 +226,19 @@ struct Pool::Impl {
   Once run_once(wire::Request& request, TimePoint checkout_deadline, TimePoint deadline,
                 const ChunkCallback& on_chunk, const std::string& avoid_worker,
                 Duration& queue_wait);
+  // Whether and when an attempt that failed with `e` is tried again: `reason` empty = retry
+  // after `delay`; else why not ("not_retryable", "attempts_exhausted", "deadline",
+  // "shutting_down") and a note for the error's cause.
+  struct RetryStep {
+    std::string reason;
+    std::string note;
+    std::chrono::microseconds delay{0};
+  };
+  RetryStep next_retry(const Error& e, std::uint32_t attempt, const RetryPolicy& policy,
+                       std::chrono::microseconds previous_delay, TimePoint retry_deadline,
+                       const Once& o);
+  void emit_gave_up(std::string_view command, const Error& e, std::uint32_t attempts,
+                    std::string_view reason, Duration elapsed);
   bool is_idempotent(std::string_view command) const;
   bool no_worker_in_service() const;  // and none on its way (see pool_resilience.cc)
 

@@ -115,7 +115,9 @@ void Pool::Impl::maintenance_round() {
     auto t = tracking.find(w->id());
     if (t == tracking.end()) continue;
     t->second.rss_mb = rss;
-    if (recycle.check(w->requests(), rss, t->second.recycle_limit)) t->second.recycle_due = true;
+    if (auto why = recycle.check(w->requests(), rss, t->second.recycle_limit)) {
+      t->second.recycle_due = why;
+    }
   }
   if (to_retire_overflow) {
     checkin_remove(to_retire_overflow, TransitionReason::kRecycled, false, "overflow worker idle");

@@ -44,6 +44,36 @@ void append_cause(Error& e, std::string_view note) {
 
 }  // namespace
 
+Result<Json> Pool::Impl::run_call(std::string_view command, const Json& args,
+                                  const ExecuteOptions& options, TimePoint deadline,
+                                  const OnceFn& once) {
+  std::uint32_t attempts = 0;
+  std::string served_by;
+  auto tracked = [&](std::uint32_t attempt, const std::string& avoid) {
+    attempts = attempt;
+    Once o = once(attempt, avoid);
+    served_by = o.worker_id;
+    return o;
+  };
+  Result<Json> result = tl::unexpected(Error());
+  if (config.resilience.enabled) {
+    result = run_resilient(command, args, options, deadline, tracked);
+  } else {
+    Once o = tracked(1, {});
+    result = std::move(o.result);
+    if (!result) {
+      classify_error(result.error(),
+                     ClassifyInput{1, false, o.may_have_run, is_idempotent(command)});
+    }
+  }
+  if (options.report) {
+    options.report->adapter = "pool";
+    options.report->worker_id = served_by;
+    options.report->attempts = attempts;
+  }
+  return result;
+}
+
 bool Pool::Impl::is_idempotent(std::string_view command) const {
   auto table = command_table.load();
   auto it = table->idempotent.find(std::string(command));
@@ -88,6 +118,10 @@ Result<Json> Pool::Impl::run_resilient(std::string_view command, const Json& arg
                                        const ExecuteOptions& options, TimePoint deadline,
                                        const OnceFn& once) {
   const RetryPolicy& policy = options.retry ? *options.retry : config.resilience.retry;
+  const TimePoint started = clock.now();
+  // Retries stop at the request deadline, or earlier at the policy's own overall deadline.
+  const TimePoint retry_deadline =
+      policy.deadline ? std::min(deadline, started + *policy.deadline) : deadline;
   // The fingerprint costs a JSON dump: computed only when the quarantine asks for it, or when
   // an attempt has just killed a worker.
   std::optional<std::uint64_t> fingerprint;
@@ -101,32 +135,36 @@ Result<Json> Pool::Impl::run_resilient(std::string_view command, const Json& arg
   RetryBudget::RequestScope in_flight(retry_budget);
   const bool idempotent = is_idempotent(command);
   std::string last_worker;
+  std::optional<Error> previous;  // the last attempt's error, once there was one
   std::chrono::microseconds previous_delay{0};
   bool retrying = false;
+  // A refusal before an attempt (quarantine, breaker) is what the caller gets; it carries the
+  // previous attempt's error in its cause. It is classified as a first attempt of its own kind
+  // (no worker was touched), so a breaker that opened during a call's retries still reads
+  // `failover`, not the `abandon` of a third critical attempt.
+  auto refuse = [&](Error e, std::uint32_t attempt, std::atomic<std::uint64_t>& counter) {
+    if (retrying) retry_budget.end_retry();
+    counter.fetch_add(1, std::memory_order_relaxed);
+    e.context.worker_id = last_worker;
+    classify_error(e, ClassifyInput{1, false, false, idempotent});
+    e.context.attempt = static_cast<int>(attempt);
+    if (previous) {
+      append_cause(e, fmt::format("after attempt {} failed: {}", attempt - 1, previous->to_string()));
+    }
+    return tl::unexpected(std::move(e));
+  };
   for (std::uint32_t attempt = 1;; ++attempt) {
     // Asked before every attempt: a retry of a request whose first attempt killed a worker is
     // exactly what the quarantine is for.
     if (report_outcomes || fingerprint) {
-      if (auto admitted = quarantine->admit(fp(), command); !admitted) {
-        if (retrying) retry_budget.end_retry();
-        quarantine_refused.fetch_add(1, std::memory_order_relaxed);
-        Error e = admitted.error();
-        e.context.worker_id = last_worker;
-        classify_error(e, ClassifyInput{attempt, false, false, idempotent});
-        return tl::unexpected(std::move(e));
+      if (auto ok = quarantine->admit(fp(), command); !ok) {
+        return refuse(ok.error(), attempt, quarantine_refused);
       }
     }
     std::optional<CircuitBreaker::Permit> permit;
     if (breaker) {
       auto admitted = breaker->acquire();
-      if (!admitted) {
-        if (retrying) retry_budget.end_retry();
-        circuit_rejected.fetch_add(1, std::memory_order_relaxed);
-        Error e = admitted.error();
-        e.context.worker_id = last_worker;
-        classify_error(e, ClassifyInput{attempt, false, false, idempotent});
-        return tl::unexpected(std::move(e));
-      }
+      if (!admitted) return refuse(admitted.error(), attempt, circuit_rejected);
       permit = *admitted;
     }
     Once o = once(attempt, last_worker);
@@ -149,45 +187,81 @@ Result<Json> Pool::Impl::run_resilient(std::string_view command, const Json& arg
     if (e.context.worker_id.empty()) e.context.worker_id = o.worker_id;
     bool all_down = e.category != ErrorCategory::kPython && no_worker_in_service();
     classify_error(e, ClassifyInput{attempt, all_down, o.may_have_run, idempotent});
-    if (!e.retryable()) return std::move(o.result);
-    if (attempt >= std::min(policy.max_attempts, attempt_budget(e.strategy))) {
-      append_cause(e, fmt::format("gave up after {} attempts", attempt));
-      return std::move(o.result);
-    }
-    if (o.no_time_left) return std::move(o.result);
-    {
-      std::lock_guard lock(mu);
-      if (shutting_down) return std::move(o.result);
-    }
-    std::chrono::microseconds delay{0};
-    if (e.strategy == RecoveryStrategy::kBackoffRetry) {
-      delay = backoff_delay(policy, attempt, previous_delay, thread_uniform);
-    }
-    if (clock.now() + delay >= deadline) {
-      append_cause(e, "no time left for a retry before the deadline");
+    RetryStep step = next_retry(e, attempt, policy, previous_delay, retry_deadline, o);
+    if (!step.reason.empty()) {
+      if (!step.note.empty()) append_cause(e, step.note);
+      emit_gave_up(command, e, attempt, step.reason, clock.now() - started);
       return std::move(o.result);
     }
     // The backoff sleep costs the pool nothing, so the budget is asked after it: it bounds the
     // retries actually sent (Envoy's "active retries"), and a request that waited is not refused
     // because others were merely waiting too.
-    if (delay.count() > 0) std::this_thread::sleep_for(delay);
+    if (step.delay.count() > 0) std::this_thread::sleep_for(step.delay);
     if (!retry_budget.try_begin_retry()) {
       retries_denied.fetch_add(1, std::memory_order_relaxed);
       append_cause(e, "retry budget exhausted (too many retries in flight)");
+      emit_gave_up(command, e, attempt, "budget_exhausted", clock.now() - started);
       return std::move(o.result);
     }
     retries.fetch_add(1, std::memory_order_relaxed);
     if (config.events->has_handlers()) {
-      emit("retry.attempt", {{"attempt", double(attempt + 1)}, {"delay_us", double(delay.count())}},
+      auto elapsed = std::chrono::duration_cast<std::chrono::microseconds>(clock.now() - started);
+      emit("retry.attempt",
+           {{"attempt", double(attempt + 1)},
+            {"delay_us", double(step.delay.count())},
+            {"elapsed_us", double(elapsed.count())}},
            {{"name", "pool:" + config.name},
             {"command", std::string(command)},
             {"category", std::string(category_name(e.category))},
-            {"strategy", std::string(strategy_name(e.strategy))}});
+            {"strategy", std::string(strategy_name(e.strategy))},
+            {"backoff", std::string(backoff_strategy_name(policy.strategy))}});
     }
-    previous_delay = delay;
+    previous_delay = step.delay;
     last_worker = o.worker_id;
+    previous = e;
     retrying = true;
   }
+}
+
+Pool::Impl::RetryStep Pool::Impl::next_retry(const Error& e, std::uint32_t attempt,
+                                             const RetryPolicy& policy,
+                                             std::chrono::microseconds previous_delay,
+                                             TimePoint retry_deadline, const Once& o) {
+  if (!e.retryable()) return {"not_retryable", "", {}};
+  if (attempt >= std::min(policy.max_attempts, attempt_budget(e.strategy))) {
+    return {"attempts_exhausted", fmt::format("gave up after {} attempts", attempt), {}};
+  }
+  // A checkout that timed out spent the attempt's whole checkout budget: nothing is left.
+  if (o.no_time_left) return {"deadline", "", {}};
+  {
+    std::lock_guard lock(mu);
+    if (shutting_down) return {"shutting_down", "", {}};
+  }
+  // immediate_retry goes now (to another worker); backoff_retry waits the policy's delay.
+  std::chrono::microseconds delay{0};
+  if (e.strategy == RecoveryStrategy::kBackoffRetry) {
+    delay = backoff_delay(policy, attempt, previous_delay, thread_uniform);
+  }
+  if (clock.now() + delay >= retry_deadline) {
+    return {"deadline", "no time left for a retry before the deadline", {}};
+  }
+  return {"", "", delay};
+}
+
+void Pool::Impl::emit_gave_up(std::string_view command, const Error& e, std::uint32_t attempts,
+                              std::string_view reason, Duration elapsed) {
+  // Only calls that retried, or could have: a first-attempt error that is simply not
+  // retryable (a Python ValueError) is not a retry story.
+  if (!config.events->has_handlers() || (attempts == 1 && reason == "not_retryable")) return;
+  emit("retry.gave_up",
+       {{"attempts", double(attempts)},
+        {"elapsed_us",
+         double(std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count())}},
+       {{"name", "pool:" + config.name},
+        {"command", std::string(command)},
+        {"category", std::string(category_name(e.category))},
+        {"strategy", std::string(strategy_name(e.strategy))},
+        {"reason", std::string(reason)}});
 }
 
 }  // namespace bridgepool

@@ -68,34 +68,14 @@ Result<Json> Pool::execute_in_session(std::string_view session_id, std::string_v
   wire::Request request{0, std::string(command), std::move(args), std::string(session_id),
                         std::nullopt};
   Duration queue_wait{0};
-  std::uint32_t attempts = 0;
-  std::string served_by;
   // A session's calls go to its own worker, so a retry goes there too (no avoid_worker); a
   // session whose worker died fails with session_lost, which the classifier never retries.
-  auto once = [&](std::uint32_t attempt, const std::string&) {
-    attempts = attempt;
-    Impl::Once o = s.run_session_once(session_id, request, options, checkout_deadline, deadline,
-                                      queue_wait);
-    served_by = o.worker_id;
-    return o;
+  auto once = [&](std::uint32_t, const std::string&) {
+    return s.run_session_once(session_id, request, options, checkout_deadline, deadline,
+                              queue_wait);
   };
-  Result<Json> result = tl::unexpected(Error());
-  if (s.config.resilience.enabled) {
-    result = s.run_resilient(command, request.args, options, deadline, once);
-  } else {
-    Impl::Once o = once(1, {});
-    result = std::move(o.result);
-    if (!result) {
-      classify_error(result.error(), ClassifyInput{1, false, o.may_have_run,
-                                                   s.is_idempotent(command)});
-    }
-  }
+  Result<Json> result = s.run_call(command, request.args, options, deadline, once);
   if (!result) result.error().context.session_id = session_id;
-  if (options.report) {
-    options.report->adapter = "pool";
-    options.report->worker_id = served_by;
-    options.report->attempts = attempts;
-  }
   return s.finish(std::move(result), command, started_at, queue_wait);
 }
 

@@ -196,10 +196,12 @@ Result<FallbackChain::Served> FallbackChain::run(std::optional<std::string_view>
     }
   }
   if (!last_error) {
-    Error e(ErrorCategory::kCircuitOpen,
-            order.empty() ? "no adapter may serve this call (the mock needs allow_mock)"
-                          : "no adapter is available");
+    // Every skipped adapter leaves its breaker's error, so only an empty order gets here.
+    Error e(ErrorCategory::kInvalidRequest,
+            "no adapter may serve this call: the adapter list names none of this chain's "
+            "adapters, or only the mock without allow_mock");
     e.strategy = RecoveryStrategy::kAbandon;
+    e.severity = ErrorSeverity::kWarning;
     last_error = std::move(e);
   }
   if (notes.size() > 1 || tried.empty()) {

@@ -291,7 +291,12 @@ RetryLoop::Next RetryLoop::next_after(const Error& error, std::uint32_t attempt)
   if (attempt >= limit) {
     return {"attempts_exhausted", fmt::format("gave up after {} attempts", attempt)};
   }
-  const microseconds delay = backoff_delay(policy_, attempt, previous_, options_.random);
+  // immediate_retry means "try again now" (error.h): only backoff_retry waits. A custom
+  // should_retry decides *whether*; the policy's backoff still paces what it allows.
+  const bool immediate =
+      !options_.should_retry && error.strategy == RecoveryStrategy::kImmediateRetry;
+  const microseconds delay =
+      immediate ? microseconds(0) : backoff_delay(policy_, attempt, previous_, options_.random);
   // delay > deadline - elapsed, rather than elapsed + delay > deadline: a delay near the Rep
   // maximum (a huge max_delay) must not overflow the sum.
   if (policy_.deadline && delay > std::max(*policy_.deadline, microseconds(0)) - elapsed()) {

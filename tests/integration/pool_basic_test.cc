@@ -243,6 +243,9 @@ TEST(PoolBasic, QueueBeyondMaxFailsFastWithResourceError) {
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 500ms);  // fails fast, does not wait
   EXPECT_EQ(reply.error().category, ErrorCategory::kResource);
   EXPECT_NE(reply.error().message.find("checkout queue full"), std::string::npos);
+  // Overload: not retried here (more load would not help); a fallback chain may serve it.
+  EXPECT_EQ(reply.error().strategy, RecoveryStrategy::kFailover);
+  EXPECT_EQ(reply.error().severity, ErrorSeverity::kMajor);
   for (auto& t : queued) t.join();
   EXPECT_EQ(queued_ok.load(), 2);  // FIFO waiters were served once the worker came back
   EXPECT_TRUE(busy.get());

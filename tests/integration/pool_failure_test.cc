@@ -4,11 +4,13 @@
 #include <gtest/gtest.h>
 
 #include <signal.h>
+#include <sys/resource.h>
 
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 
+#include <algorithm>
 #include <atomic>
 #include <mutex>
 #include <thread>
@@ -169,6 +171,9 @@ TEST_P(PoolProtocolViolation, WorkerIsRemovedAndRequestClassified) {
       << reply.error().to_string();
   EXPECT_NE(reply.error().message.find(GetParam().message_fragment), std::string::npos)
       << reply.error().to_string();
+  // Delivered to a worker and not idempotent: it may have run, so it is never re-run.
+  EXPECT_EQ(reply.error().strategy, RecoveryStrategy::kAbandon) << reply.error().format_for_logging();
+  EXPECT_EQ(reply.error().context.attempt, 1);
   EXPECT_TRUE(wait_until([&] { return !process_running(pid); }, 2000ms));
   auto next = pool->execute("echo", {{"x", 1}});
   ASSERT_TRUE(next) << next.error().to_string();
@@ -311,6 +316,35 @@ TEST(PoolFailure, BrokenHandlersAfterStartBackOffInsteadOfStorming) {
   std::filesystem::remove_all(dir);
 }
 
+// File descriptors run out while a replacement starts (EMFILE): the spawn fails with a classified
+// initialization error naming the cause, the surviving worker keeps serving, and once fds are
+// available again the respawn backoff brings the pool back to full size.
+TEST(PoolFailure, FdExhaustionFailsTheReplacementCleanlyAndThePoolRecovers) {
+  auto pool = start_pool(test_config(2));
+  ASSERT_TRUE(pool);
+  rlimit saved{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &saved), 0);
+  auto open_fds = [] {
+    return std::distance(std::filesystem::directory_iterator("/proc/self/fd"),
+                         std::filesystem::directory_iterator{});
+  };
+  // No free descriptor at all: the dead worker's own fds (a handful) are all a spawn can get,
+  // fewer than the four pipes and the pidfd it needs.
+  rlimit tight = saved;
+  tight.rlim_cur = static_cast<rlim_t>(open_fds());
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &tight), 0);
+  auto victim = pool->workers().front();
+  ::kill(victim.pid, SIGKILL);
+  bool failed = wait_until([&] { return pool->stats().init_failures >= 1; }, 5000ms);
+  auto during = pool->stats();
+  auto reply = pool->execute("echo", {{"still", "serving"}});
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &saved), 0);
+  ASSERT_TRUE(failed);
+  EXPECT_NE(during.last_init_error.find("open files"), std::string::npos) << during.last_init_error;
+  EXPECT_TRUE(reply) << reply.error().to_string();
+  EXPECT_TRUE(wait_until([&] { return pool->stats().live == 2; }, 10'000ms));
+}
+
 TEST(PoolFailure, MissingInterpreterIsAnInitializationError) {
   auto config = test_config(1);
   config.python = "/nonexistent/python3";
@@ -319,6 +353,9 @@ TEST(PoolFailure, MissingInterpreterIsAnInitializationError) {
   ASSERT_FALSE(pool);
   EXPECT_EQ(pool.error().category, ErrorCategory::kInitialization);
   EXPECT_NE(pool.error().message.find("/nonexistent/python3"), std::string::npos);
+  EXPECT_EQ(pool.error().severity, ErrorSeverity::kCritical);
+  EXPECT_EQ(pool.error().strategy, RecoveryStrategy::kCircuitBreak);
+  EXPECT_FALSE(pool.error().context.operation.empty());
 }
 
 TEST(PoolFailure, HandshakeTimeoutKillsTheWorker) {
@@ -333,7 +370,17 @@ TEST(PoolFailure, HandshakeTimeoutKillsTheWorker) {
   EXPECT_EQ(pool.error().category, ErrorCategory::kInitialization);
   EXPECT_NE(pool.error().message.find("did not complete its handshake within 300 ms"),
             std::string::npos);
-  EXPECT_TRUE(wait_until([] { return testing::children_of(::getpid()).empty(); }, 2000ms));
+  EXPECT_TRUE(wait_until([] { return testing::children_of(::getpid()).empty(); }, 2000ms))
+      << [] {
+           std::string out = "children left:";
+           for (pid_t c : testing::children_of(::getpid())) {
+             std::ifstream stat("/proc/" + std::to_string(c) + "/stat");
+             std::string line;
+             std::getline(stat, line);
+             out += " [" + line.substr(0, 60) + "]";
+           }
+           return out;
+         }();
   std::remove(module.c_str());
 }
 
