@@ -219,10 +219,13 @@ void Pool::shutdown(std::optional<milliseconds> grace_opt) {
     std::unique_lock lock(s.mu);
     auto hard_deadline = std::chrono::steady_clock::now() + remaining + s.config.kill_grace +
                          std::chrono::seconds(2);
-    s.state_cv.wait_until(lock, hard_deadline, [&] { return s.known.empty(); });
-    if (!s.known.empty()) {
+    // A spawn in flight on the loop registers its child in `known` before end_all_workers (posted
+    // behind it) runs, so waiting for both means every child is seen, signalled and reaped.
+    auto all_gone = [&] { return s.known.empty() && s.spawns_in_flight == 0; };
+    s.state_cv.wait_until(lock, hard_deadline, all_gone);
+    if (!all_gone()) {
       for (auto& [id, w] : s.known) w->process().signal(SIGKILL);
-      s.state_cv.wait_for(lock, std::chrono::seconds(2), [&] { return s.known.empty(); });
+      s.state_cv.wait_for(lock, std::chrono::seconds(2), all_gone);
     }
   }
   if (async) async->stop();

@@ -94,6 +94,7 @@ struct Pool::Impl {
   std::uint64_t last_failed_generation = 0;  // generation of the last worker that failed to start
   std::uint64_t overflow_retired = 0;
   std::uint32_t consecutive_init_failures = 0;
+  std::uint32_t spawns_in_flight = 0;  // spawn_worker between its shutdown check and `known`
   std::optional<Error> last_init_error;
   std::uint64_t next_worker_number = 1;
   std::uint64_t started = 0, replaced = 0, init_failures = 0, exits = 0, discarded = 0;

@@ -46,10 +46,18 @@ void Pool::Impl::spawn_worker() {
       return;
     }
     number = next_worker_number++;
+    // Until the child is in `known`, shutdown cannot see it: it waits for this count too, or it
+    // could stop the loop between spawn and registration and leave the child unreaped.
+    ++spawns_in_flight;
   }
   std::string id = fmt::format("w{}", number);
   auto child = spawner->spawn(worker_spawn_spec(gen->config, id, ::getpid(), gen->env));
   if (!child) {
+    {
+      std::lock_guard lock(mu);
+      --spawns_in_flight;
+      state_cv.notify_all();
+    }
     on_init_failure(nullptr, id, child.error(), gen->number);
     return;
   }
@@ -73,6 +81,8 @@ void Pool::Impl::spawn_worker() {
   {
     std::lock_guard lock(mu);
     known.emplace(id, worker);
+    --spawns_in_flight;
+    state_cv.notify_all();
   }
   loop.post_after(config.init_timeout, [this, id] { on_init_timeout(id); });
   config.logger->log(LogLevel::kDebug, "pool", fmt::format("spawned pid {}", worker->pid()), id);
