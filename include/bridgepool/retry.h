@@ -46,6 +46,9 @@ namespace bridgepool {
 // A source of uniform doubles in [0, 1) (same alias as src/pool/recycle_policy.h). Values outside
 // are clamped; NaN reads as 0.
 using UniformRandom = std::function<double()>;
+// Uniform [0, 1) from a per-thread engine seeded from std::random_device: the default wherever a
+// UniformRandom is left empty. Any thread; no shared state.
+double thread_local_uniform();
 
 enum class BackoffStrategy {
   kLinear,

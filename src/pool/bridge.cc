@@ -225,6 +225,7 @@ Error Bridge::Impl::lock_timeout(TimePoint started_at, std::string_view operatio
 Result<Json> Bridge::Impl::run(std::optional<std::string_view> session, std::string_view command,
                                Json args, const ExecuteOptions& options) {
   TimePoint started_at = clock.now();
+  if (options.report) *options.report = CallReport{"bridge", "", 0, {}};
   if (auto valid = validate_request(session, command, args); !valid) {
     errors_by_category[static_cast<std::size_t>(ErrorCategory::kInvalidRequest)]++;
     if (session) valid.error().context.session_id = std::string(*session);
@@ -269,6 +270,10 @@ Result<Json> Bridge::Impl::run(std::optional<std::string_view> session, std::str
     }
     bool newly_bound = session_id && sessions.emplace(*session_id, (*w)->number()).second;
     if (newly_bound) session_count.fetch_add(1, std::memory_order_relaxed);
+    if (options.report) {
+      options.report->attempts = static_cast<std::uint32_t>(attempt);
+      options.report->worker_id = (*w)->id();
+    }
     Attempt a = attempt_on(*w, request, deadline, options.on_chunk);
     if (a.retry && attempt == 1) {
       if (newly_bound) {  // the dead worker never saw the session: bind it to the next one
@@ -682,30 +687,13 @@ Result<std::unique_ptr<Bridge>> Bridge::start(PoolConfig config) {
   return bridge;
 }
 
-namespace {
-
-// Fills the caller's CallReport, if it asked for one, after a bridge call.
-void report_bridge_call(const ExecuteOptions& options, const Result<Json>& result,
-                        std::string worker_id) {
-  if (!options.report) return;
-  options.report->adapter = "bridge";
-  options.report->attempts = result ? 1 : static_cast<std::uint32_t>(result.error().context.attempt);
-  options.report->worker_id = result ? std::move(worker_id) : result.error().context.worker_id;
-}
-
-}  // namespace
-
 Result<Json> Bridge::execute(std::string_view command, Json args, const ExecuteOptions& options) {
-  auto result = impl_->run(std::nullopt, command, std::move(args), options);
-  if (options.report) report_bridge_call(options, result, "");
-  return result;
+  return impl_->run(std::nullopt, command, std::move(args), options);
 }
 
 Result<Json> Bridge::execute_in_session(std::string_view session_id, std::string_view command,
                                         Json args, const ExecuteOptions& options) {
-  auto result = impl_->run(session_id, command, std::move(args), options);
-  if (options.report) report_bridge_call(options, result, "");
-  return result;
+  return impl_->run(session_id, command, std::move(args), options);
 }
 
 Result<bool> Bridge::close_session(std::string_view session_id) {

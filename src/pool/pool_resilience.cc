@@ -17,7 +17,6 @@
 //      ▼
 //   sleep backoff (0 for immediate_retry) ──> budget ok? ──> next attempt, avoiding the worker
 //                                                            that failed
-#include <random>
 #include <thread>
 
 #include <fmt/format.h>
@@ -26,16 +25,6 @@
 
 namespace bridgepool {
 namespace {
-
-double thread_uniform() {
-  thread_local std::mt19937_64 rng{std::random_device{}()};
-  return std::uniform_real_distribution<double>(0.0, 1.0)(rng);
-}
-
-bool kills_worker(WorkerFault fault) {
-  return fault == WorkerFault::kExited || fault == WorkerFault::kTimeout ||
-         fault == WorkerFault::kProtocol;
-}
 
 void append_cause(Error& e, std::string_view note) {
   e.context.cause = e.context.cause.empty() ? std::string(note)
@@ -108,7 +97,7 @@ Pool::Impl::Once Pool::Impl::run_once(wire::Request& request, TimePoint checkout
     Attempt a = attempt_on(*worker, request, deadline, on_chunk);
     if (!a.try_another_worker || reroute >= max_reroutes) {
       bool delivered = a.fault != WorkerFault::kNotDelivered;
-      return Once{std::move(a.result), std::move(id), delivered, kills_worker(a.fault), false};
+      return Once{std::move(a.result), std::move(id), delivered, ends_worker(a.fault), false};
     }
     avoid.clear();
   }
@@ -240,7 +229,7 @@ Pool::Impl::RetryStep Pool::Impl::next_retry(const Error& e, std::uint32_t attem
   // immediate_retry goes now (to another worker); backoff_retry waits the policy's delay.
   std::chrono::microseconds delay{0};
   if (e.strategy == RecoveryStrategy::kBackoffRetry) {
-    delay = backoff_delay(policy, attempt, previous_delay, thread_uniform);
+    delay = backoff_delay(policy, attempt, previous_delay, thread_local_uniform);
   }
   if (clock.now() + delay >= retry_deadline) {
     return {"deadline", "no time left for a retry before the deadline", {}};

@@ -158,10 +158,8 @@ Pool::Impl::Once Pool::Impl::run_session_once(std::string_view session_id,
       continue;
     }
     if (!a.result) a.result.error().context.session_id = session_id;
-    bool kills = a.fault == WorkerFault::kExited || a.fault == WorkerFault::kTimeout ||
-                 a.fault == WorkerFault::kProtocol;
-    return Once{std::move(a.result), (*worker)->id(), a.fault != WorkerFault::kNotDelivered, kills,
-                false};
+    return Once{std::move(a.result), (*worker)->id(), a.fault != WorkerFault::kNotDelivered,
+                ends_worker(a.fault), false};
   }
   Error e(ErrorCategory::kConnection,
           fmt::format("session '{}': no usable worker after {} attempts", session_id, max_attempts));

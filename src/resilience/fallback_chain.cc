@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <random>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -22,22 +21,13 @@ struct FallbackChain::Slot {
   TimePoint recovered_at{};
 };
 
-namespace {
-
-double default_uniform() {
-  thread_local std::mt19937_64 rng{std::random_device{}()};
-  return std::uniform_real_distribution<double>(0.0, 1.0)(rng);
-}
-
-}  // namespace
-
 FallbackChain::FallbackChain(std::vector<FallbackAdapter> adapters, FallbackConfig config,
                              const Clock& clock, std::shared_ptr<EventBus> events,
                              UniformRandom random)
     : config_(std::move(config)),
       clock_(clock),
       events_(std::move(events)),
-      random_(random ? std::move(random) : UniformRandom(default_uniform)) {
+      random_(random ? std::move(random) : UniformRandom(thread_local_uniform)) {
   for (auto& a : adapters) {
     auto slot = std::make_unique<Slot>();
     slot->breaker = a.breaker;

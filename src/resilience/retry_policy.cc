@@ -30,14 +30,9 @@ constexpr std::array<std::pair<BackoffStrategy, std::string_view>, 6> kStrategyN
     {BackoffStrategy::kCustom, "custom"},
 }};
 
-double thread_uniform() {
-  thread_local std::mt19937_64 engine{std::random_device{}()};
-  return std::uniform_real_distribution<double>(0.0, 1.0)(engine);
-}
-
 // One draw in [0, 1]: NaN and negatives read as 0, values above 1 as 1.
 double draw(const UniformRandom& random) {
-  const double u = random ? random() : thread_uniform();
+  const double u = random ? random() : thread_local_uniform();
   if (!(u >= 0.0)) return 0.0;
   return std::min(u, 1.0);
 }
@@ -105,6 +100,11 @@ tl::unexpected<Error> invalid(std::string message) {
 }
 
 }  // namespace
+
+double thread_local_uniform() {
+  thread_local std::mt19937_64 engine{std::random_device{}()};
+  return std::uniform_real_distribution<double>(0.0, 1.0)(engine);
+}
 
 std::string_view backoff_strategy_name(BackoffStrategy strategy) {
   for (const auto& [s, name] : kStrategyNames) {

@@ -43,6 +43,13 @@ enum class WorkerFault {
   kTimeout,       // no reply before the deadline: state unknown, the worker must be killed
 };
 std::string_view fault_name(WorkerFault fault);
+// The worker died or had to be killed because of the request in flight (exit, hang past the
+// deadline, broken stream) — what the poison quarantine counts. kNotDelivered is not: the
+// worker was gone before it read the request.
+inline bool ends_worker(WorkerFault fault) {
+  return fault == WorkerFault::kExited || fault == WorkerFault::kTimeout ||
+         fault == WorkerFault::kProtocol;
+}
 
 struct CallOutcome {
   Result<Json> result;

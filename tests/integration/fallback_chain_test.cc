@@ -60,6 +60,9 @@ TEST(FallbackChainIntegration, OpenPoolBreakerFailsOverToTheBridgeAndTrafficRetu
     EXPECT_EQ(r->adapter, "bridge");
     EXPECT_EQ(r->value["n"], i);  // the bridge's real Python worker answered this very call
     EXPECT_EQ(report.adapters_tried, (std::vector<std::string>{"pool", "bridge"}));
+    EXPECT_EQ(report.adapter, "bridge");
+    EXPECT_EQ(report.worker_id, c.bridge->info().worker_id);  // the bridge's worker answered
+    EXPECT_EQ(report.attempts, 1u);
   }
   c.pool->breaker()->reset();
   // Probe succeeded (the pool answered): traffic ramps back over 300 ms, then stays there.
