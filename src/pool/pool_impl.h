@@ -104,7 +104,7 @@ struct Pool::Impl {
     HealthTracker health;
     std::uint64_t recycle_limit = 0;  // requests; 0 = no limit
     double rss_mb = 0;
-    std::optional<RecycleReason> recycle_due;  // set once a recycling limit is reached
+    std::optional<RecycleReason> recycle_due = std::nullopt;  // set once a limit is reached
     std::uint64_t generation = 1;
     bool retire_when_idle = false;  // rolling restart: leave service at the next checkin
     TimePoint last_used{};          // last checkin (for retiring idle overflow workers)
