@@ -51,12 +51,10 @@ Pool::Impl::Attempt Pool::Impl::attempt_on(const WorkerPtr& w, wire::Request& re
     return Attempt{std::move(outcome.result), false, WorkerFault::kNone};
   }
   // Every worker-level failure goes through the one recovery policy (SPEC §4).
-  auto table = command_table.load();
-  auto cmd = table->idempotent.find(request.command);
   FailureReport report;
   report.kind = failure_kind(outcome.fault);
   report.consecutive_failures = 1;
-  report.idempotent = cmd != table->idempotent.end() && cmd->second;
+  report.idempotent = is_idempotent(request.command);
   report.delivered = outcome.fault != WorkerFault::kNotDelivered;
   {
     std::lock_guard lock(mu);
