@@ -54,7 +54,7 @@
 #include <string_view>
 #include <vector>
 
-#include "base/clock.h"
+#include "bridgepool/clock.h"
 #include "bridgepool/error.h"
 #include "bridgepool/event_bus.h"
 

@@ -35,7 +35,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "base/clock.h"
+#include "bridgepool/clock.h"
 #include "bridgepool/circuit_breaker.h"
 #include "bridgepool/event_bus.h"
 #include "bridgepool/executor.h"

@@ -70,7 +70,7 @@
 #include <string_view>
 #include <vector>
 
-#include "base/clock.h"
+#include "bridgepool/clock.h"
 #include "bridgepool/error.h"
 #include "bridgepool/executor.h"
 

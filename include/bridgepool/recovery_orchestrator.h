@@ -46,7 +46,7 @@
 #include <thread>
 #include <vector>
 
-#include "base/clock.h"
+#include "bridgepool/clock.h"
 #include "bridgepool/error.h"
 #include "bridgepool/event_bus.h"
 #include "bridgepool/executor.h"

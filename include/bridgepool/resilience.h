@@ -22,9 +22,19 @@
 
 #include "bridgepool/circuit_breaker.h"
 #include "bridgepool/retry.h"
-#include "resilience/poison_quarantine.h"
 
 namespace bridgepool {
+
+// Poison-request quarantine: src/resilience/poison_quarantine.h states the rule and its arithmetic.
+struct QuarantineConfig {
+  std::uint32_t window = 16;         // attempts remembered per fingerprint (1..64)
+  std::uint32_t kill_threshold = 2;  // kills needed in the window, whatever the ratio (>= 1)
+  std::chrono::milliseconds memory{60'000};         // older attempts do not count
+  std::chrono::milliseconds cooldown{30'000};       // first refusal period; doubles per relapse
+  std::chrono::milliseconds max_cooldown{600'000};  // cap of the doubling
+  std::size_t max_fingerprints = 10'000;            // tracked entries at most (>= 1)
+  bool enabled = true;                              // false: admit() always says yes, records no-op
+};
 
 // The pool's default breaker: a failure-rate window (the better production default, SPEC §6).
 inline CircuitBreakerConfig default_pool_breaker() {

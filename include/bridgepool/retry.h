@@ -37,7 +37,7 @@
 #include <string_view>
 #include <utility>
 
-#include "base/clock.h"
+#include "bridgepool/clock.h"
 #include "bridgepool/error.h"
 #include "bridgepool/event_bus.h"
 

@@ -31,7 +31,7 @@
 
 #include <fmt/format.h>
 
-#include "base/clock.h"
+#include "bridgepool/clock.h"
 #include "telemetry/latency_summary.h"
 
 namespace bridgepool::cli {

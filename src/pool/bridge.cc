@@ -22,7 +22,7 @@
 #include <unordered_map>
 #include <utility>
 
-#include "base/clock.h"
+#include "bridgepool/clock.h"
 #include "base/event_loop.h"
 #include "resilience/error_classifier.h"
 #include "pool/respawn_backoff.h"

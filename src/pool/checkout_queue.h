@@ -14,7 +14,7 @@
 #include <optional>
 #include <vector>
 
-#include "base/clock.h"
+#include "bridgepool/clock.h"
 
 namespace bridgepool {
 

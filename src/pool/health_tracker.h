@@ -24,7 +24,7 @@
 #include <chrono>
 #include <cstdint>
 
-#include "base/clock.h"
+#include "bridgepool/clock.h"
 #include "pool/recovery_policy.h"
 #include "worker/worker_state_machine.h"
 

@@ -25,7 +25,7 @@
 #include <unordered_set>
 #include <vector>
 
-#include "base/clock.h"
+#include "bridgepool/clock.h"
 #include "base/event_loop.h"
 #include "bridgepool/pool.h"
 #include "pool/async_executor.h"

@@ -38,7 +38,7 @@
 #include <utility>
 #include <vector>
 
-#include "base/clock.h"
+#include "bridgepool/clock.h"
 
 namespace bridgepool {
 

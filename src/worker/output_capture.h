@@ -12,7 +12,7 @@
 #include <string_view>
 #include <vector>
 
-#include "base/clock.h"
+#include "bridgepool/clock.h"
 
 namespace bridgepool {
 

@@ -22,7 +22,7 @@
 #include <string>
 #include <vector>
 
-#include "base/clock.h"
+#include "bridgepool/clock.h"
 #include "bridgepool/error.h"
 #include "process/child_process.h"
 #include "wire/frame_codec.h"

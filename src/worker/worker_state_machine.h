@@ -24,7 +24,7 @@
 #include <string>
 #include <string_view>
 
-#include "base/clock.h"
+#include "bridgepool/clock.h"
 #include "bridgepool/error.h"
 
 namespace bridgepool {

@@ -12,7 +12,7 @@
 #include <limits>
 #include <vector>
 
-#include "base/clock.h"
+#include "bridgepool/clock.h"
 #include "bridgepool/retry.h"
 
 namespace bridgepool {

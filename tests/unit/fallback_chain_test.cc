@@ -8,7 +8,7 @@
 #include <functional>
 #include <thread>
 
-#include "base/clock.h"
+#include "bridgepool/clock.h"
 
 namespace bridgepool {
 namespace {

@@ -18,7 +18,7 @@
 #include <thread>
 #include <vector>
 
-#include "base/clock.h"
+#include "bridgepool/clock.h"
 
 namespace bridgepool {
 namespace {

@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "base/clock.h"
+#include "bridgepool/clock.h"
 #include "bridgepool/circuit_breaker.h"
 #include "bridgepool/retry.h"
 #include "resilience/retry_budget.h"
