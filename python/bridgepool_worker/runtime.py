@@ -6,7 +6,8 @@ Start-up order matters and each step says why:
   2. Ignore SIGINT, so a Ctrl-C in the host's terminal reaches only the host.
   3. Check fds 3/4 and make them close-on-exec, so a subprocess started by user code cannot
      hold the protocol pipes open after this worker dies (the pool would miss the EOF).
-  4. Import the handler modules; any failure becomes an `init_failed` frame and exit code 3.
+  4. Import the handler modules, each file once (loader.py); any failure becomes an
+     `init_failed` frame and exit code 3.
   5. Send the `ready` handshake and serve requests until EOF (exit 0), `shutdown` (exit 0) or
      an oversized frame (exit 4: the stream can no longer be trusted).
 
@@ -19,8 +20,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import importlib
-import importlib.util
 import json
 import os
 import signal
@@ -31,6 +30,7 @@ from types import GeneratorType
 
 from bridgepool_worker.builtin_commands import BuiltinCommands, uptime_since
 from bridgepool_worker.context import Context
+from bridgepool_worker.loader import HandlerLoader, load_handler_module  # noqa: F401 (re-export)
 from bridgepool_worker.protocol import (
     DEFAULT_MAX_FRAME_BYTES,
     DEFAULT_REQUEST_FD,
@@ -155,40 +155,6 @@ def make_stdout_line_buffered() -> None:
             stream.reconfigure(line_buffering=True)
         except (OSError, ValueError):
             pass
-
-
-def load_handler_module(spec: str):
-    """Imports one handler module: a file if `spec` ends in .py or contains '/', else by name.
-
-    A file's directory is put first on sys.path so that the file can import its siblings, and
-    the module is registered in sys.modules under its stem so a sibling importing it by name
-    gets this same module (not a second copy registering every command again).
-    """
-    if not (spec.endswith(".py") or "/" in spec):
-        return importlib.import_module(spec)
-    path = os.path.abspath(spec)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(2, "handlers file not found", path)
-    directory = os.path.dirname(path)
-    if directory not in sys.path:
-        sys.path.insert(0, directory)
-    stem = os.path.splitext(os.path.basename(path))[0]
-    name = stem if stem.isidentifier() else "handlers"
-    suffix = 1
-    while name in sys.modules:  # e.g. a file named json.py, or the same file given twice
-        suffix += 1
-        name = f"_bridgepool_handlers_{stem if stem.isidentifier() else 'module'}_{suffix}"
-    module_spec = importlib.util.spec_from_file_location(name, path)
-    if module_spec is None or module_spec.loader is None:
-        raise ImportError(f"cannot build an import spec for {path}", path=path)
-    module = importlib.util.module_from_spec(module_spec)
-    sys.modules[name] = module
-    try:
-        module_spec.loader.exec_module(module)
-    except BaseException:
-        sys.modules.pop(name, None)
-        raise
-    return module
 
 
 def handlers_version_of(modules: list, version_tag: str | None) -> str | None:
@@ -587,10 +553,10 @@ def main(argv: list[str] | None = None) -> None:  # never returns
     make_stdout_line_buffered()
 
     registry = default_registry()
-    modules = []
+    loader = HandlerLoader()
     for spec in options.handlers:
         try:
-            modules.append(load_handler_module(spec))
+            loader.load(spec)
         except BaseException as exc:  # SyntaxError, SystemExit at import, anything
             fail_init(options.response_fd, spec, exc)
     # Objects alive now (modules, handlers) live for the whole process: move them out of the
@@ -600,7 +566,7 @@ def main(argv: list[str] | None = None) -> None:  # never returns
     runtime = Runtime(registry, options.worker_id,
                       request_fd=options.request_fd, response_fd=options.response_fd,
                       max_frame_bytes=options.max_frame_bytes,
-                      handlers_version=handlers_version_of(modules, options.version_tag))
+                      handlers_version=handlers_version_of(loader.modules, options.version_tag))
     try:
         runtime.send_ready()
         code = runtime.serve()

@@ -103,6 +103,87 @@ class HandlerLoadingTest(WorkerTestCase):
         self.assertEqual(worker.result("greet"), "hello from a sibling")
 
 
+class SameHandlersFileTwiceTest(WorkerTestCase):
+    """One file named twice, in any spelling, is loaded once; two files still conflict."""
+
+    def tmpdir(self) -> str:
+        directory = tempfile.mkdtemp(prefix="bridgepool-test-")
+        self.addCleanup(shutil.rmtree, directory, True)
+        return directory
+
+    def assertLoadsOnce(self, handlers, env=None, version="examples-1"):
+        worker = self.start(handlers, env=env)
+        hello = worker.handshake()
+        names = [c["name"] for c in hello["commands"]]
+        self.assertEqual(len(names), len(set(names)), names)
+        self.assertEqual(hello["handlers_version"], version)  # not "examples-1+examples-1"
+        self.assertEqual(worker.result("echo", {"x": 1}), {"x": 1})
+        return names
+
+    def test_the_same_path_twice(self):
+        names = self.assertLoadsOnce([HANDLERS, HANDLERS])
+        self.assertIn("create_program", names)
+
+    def test_relative_and_absolute_paths(self):
+        dotted = os.path.join(os.path.dirname(HANDLERS), ".", "handlers.py")
+        self.assertLoadsOnce([os.path.relpath(HANDLERS), HANDLERS, dotted])
+
+    def test_a_symlink_and_a_hard_link(self):
+        directory = self.tmpdir()
+        symlink = os.path.join(directory, "linked_handlers.py")
+        os.symlink(os.path.abspath(HANDLERS), symlink)
+        self.assertLoadsOnce([HANDLERS, symlink])
+        self.assertLoadsOnce([symlink, HANDLERS])
+        copy = os.path.join(directory, "toggle_copy.py")
+        try:
+            os.link(TOGGLE, copy)
+        except OSError as exc:  # another file system: nothing to test here
+            self.skipTest(f"cannot hard-link: {exc}")
+        self.assertLoadsOnce([TOGGLE, copy], version=None)
+
+    def test_a_dotted_module_and_its_path_in_either_order(self):
+        env = {"PYTHONPATH": os.pathsep.join([PACKAGE_PARENT, DATA])}
+        self.assertLoadsOnce(["healthy_toggle", TOGGLE], env=env, version=None)
+        self.assertLoadsOnce([TOGGLE, "healthy_toggle"], env=env, version=None)
+        self.assertLoadsOnce(["healthy_toggle", "healthy_toggle"], env=env, version=None)
+
+    def test_a_file_a_sibling_already_imported(self):
+        directory = self.tmpdir()
+        with open(os.path.join(directory, "base_handlers.py"), "w") as f:
+            f.write(textwrap.dedent("""
+                from bridgepool_worker import command
+
+                @command("echo", idempotent=True)
+                def echo(args, ctx):
+                    return args
+            """))
+        with open(os.path.join(directory, "more_handlers.py"), "w") as f:
+            f.write(textwrap.dedent("""
+                import base_handlers
+                from bridgepool_worker import command
+
+                @command("twice")
+                def twice(args, ctx):
+                    return base_handlers.echo(args, ctx)
+            """))
+        base, more = (os.path.join(directory, f"{n}_handlers.py") for n in ("base", "more"))
+        for order in ([more, base], [base, more]):
+            with self.subTest(order=[os.path.basename(p) for p in order]):
+                names = self.assertLoadsOnce(order, version=None)
+                self.assertIn("twice", names)
+
+    def test_two_different_files_with_the_same_command_still_fail(self):
+        directory = self.tmpdir()
+        copy = os.path.join(directory, "handlers_copy.py")
+        shutil.copyfile(HANDLERS, copy)  # same text, another file
+        worker = self.start([HANDLERS, copy])
+        message = worker.recv()
+        self.assertEqual(worker.wait(5), 3)
+        self.assertEqual((message["event"], message["error"]["type"]),
+                         ("init_failed", "RegistrationError"))
+        self.assertIn("registered twice", message["error"]["message"])
+
+
 class ParentDeathTest(WorkerTestCase):
     # The middle process starts a worker whose request pipe (fd 3) is the read end of a pipe
     # the *test* holds open: when the middle dies the worker sees no EOF, so only the kernel's
