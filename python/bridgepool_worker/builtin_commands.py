@@ -53,7 +53,9 @@ def run_health_checks(checks) -> list[str]:
         name = _check_name(check)
         try:
             outcome = check()
-        except Exception as exc:  # a check that raises is a failing check, not a dead worker
+        except SystemExit:
+            raise  # the check asked for the process to end: the runtime answers, then exits
+        except BaseException as exc:  # a check that raises is a failing check, not a dead worker
             failures.append(f"{name} raised {type(exc).__name__}: {exc}")
             continue
         detail = None
@@ -114,6 +116,8 @@ class BuiltinCommands:
             "rss_mb": rss_mb(),
             "commands": dict(sorted(rt.calls.items())),
             "handlers_version": rt.handlers_version,
+            "unhealthy_marks": rt.unhealthy_marks,
+            "last_unhealthy": rt.last_unhealthy,
         }
 
     def list_commands(self, args, request):
@@ -138,7 +142,7 @@ class BuiltinCommands:
 
     def shutdown(self, args, request):
         # The runtime writes this reply, then sees `stopping` and exits 0.
-        self._runtime.stopping = True
+        self._runtime.request_stop()
         return {"shutting_down": True}
 
 

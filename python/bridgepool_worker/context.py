@@ -18,6 +18,15 @@ class Context:
       worker_id:   the id the pool gave this worker (`--worker-id`).
       request_id:  the request's id (u64).
       deadline_ms: the request's deadline as sent by the pool, or None.
+
+    Methods:
+      mark_unhealthy(reason): says this worker process can no longer be trusted (e.g.
+                   "CUDA out of memory", a wedged driver, a corrupted global). The call's reply
+                   is delivered as usual (ok or error) and carries `"worker_unhealthy": reason`;
+                   the pool then counts a checkin error for this worker (degraded, probed again
+                   soon, replaced at its `max_checkin_failures`). Raising an exception whose
+                   class or instance has a truthy `worker_unhealthy` attribute does the same (a
+                   string is the reason; True means "<Type>: <message>").
     """
 
     __slots__ = ("session_id", "session", "worker_id", "request_id", "deadline_ms", "_runtime")
@@ -34,6 +43,17 @@ class Context:
     def requests_served(self) -> int:
         """Requests this worker answered before the current one (0 outside a runtime)."""
         return self._runtime.requests_served if self._runtime is not None else 0
+
+    def mark_unhealthy(self, reason: str) -> None:
+        """Marks this worker unhealthy; the reply to the current call reports `reason`.
+
+        `reason` should be a short string (others are converted with str()); it is cut to
+        1024 characters. The first mark of a call wins. A mark made after the call's reply was
+        sent (from a thread the handler started) goes out with the next reply. Outside a
+        runtime (a Context built by hand in a unit test) it does nothing.
+        """
+        if self._runtime is not None:
+            self._runtime.mark_unhealthy(reason)
 
     @property
     def handlers_version(self) -> str | None:

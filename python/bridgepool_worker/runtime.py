@@ -8,12 +8,15 @@ Start-up order matters and each step says why:
      hold the protocol pipes open after this worker dies (the pool would miss the EOF).
   4. Import the handler modules, each file once (loader.py); any failure becomes an
      `init_failed` frame and exit code 3.
-  5. Send the `ready` handshake and serve requests until EOF (exit 0), `shutdown` (exit 0) or
-     an oversized frame (exit 4: the stream can no longer be trusted).
+  5. Send the `ready` handshake and serve requests until EOF (exit 0), `shutdown` (exit 0),
+     a handler's sys.exit(code) (answered, then exit code), or an oversized frame (exit 4: the
+     stream can no longer be trusted).
 
 The request loop (`Runtime.serve`) is the latency-critical path measured against
 bench/floor_echo.py: two reads, one json.loads, a dict lookup, the call, one encode, one write.
-Everything unusual (short reads, errors, streaming) leaves the loop for a method.
+Everything unusual (short reads, errors, streaming, a pending `shutdown` or worker_unhealthy
+mark) leaves the loop for a method; the one flag the loop tests for the last two, `attention`,
+replaced the `stopping` test it had before, so a call that marks nothing costs nothing more.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import argparse
 import gc
 import json
 import os
+import re
 import signal
 import sys
 import time
@@ -55,6 +59,16 @@ from bridgepool_worker.registry import BUILTIN_COMMANDS, Registry, default_regis
 # than the pool accepts (64 KiB + 256 KiB is far below the 64 MiB default).
 _MAX_MESSAGE_CHARS = 64 * 1024
 _MAX_TRACEBACK_CHARS = 256 * 1024
+# A `worker_unhealthy` reason is a short diagnosis ("CUDA out of memory"), logged by the pool.
+MAX_UNHEALTHY_CHARS = 1024
+
+# The pool writes every request as {"id":<u64>,"command":... with the id first. When a body
+# cannot be parsed, `_leading_id` reads the id from its first bytes so that the error reply
+# still answers the right request. Bounded work: at most _ID_WINDOW bytes are looked at, by an
+# anchored pattern without nested repetition (linear time); digits are capped at 20 (u64).
+_ID_WINDOW = 256
+_LEADING_ID = re.compile(
+    rb'[ \t\n\r]*\{[ \t\n\r]*"id"[ \t\n\r]*:[ \t\n\r]*(0|[1-9][0-9]{0,19})[ \t\n\r]*[,}]')
 
 
 class UsageError(Exception):
@@ -237,6 +251,77 @@ def _retryable_of(exc: BaseException) -> bool | None:
     return value if type(value) is bool else None
 
 
+def _leading_id(body) -> int | None:
+    """The request id written first in `body` (bytes or bytearray), or None; never raises."""
+    try:
+        match = _LEADING_ID.match(bytes(body[:_ID_WINDOW]))
+        if match is None:
+            return None
+        rid = int(match.group(1))
+        return rid if rid <= U64_MAX else None
+    except Exception:
+        return None
+
+
+def _unparsable_reason(exc: BaseException) -> str:
+    """Why json.loads(body.decode()) failed, for the error message."""
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    if isinstance(exc, UnicodeDecodeError):
+        try:
+            byte = exc.object[exc.start]
+            return f"not valid UTF-8 (byte 0x{byte:02x} at offset {exc.start}: {exc.reason})"
+        except Exception:
+            return "not valid UTF-8"
+    return f"not valid JSON ({_message_of(exc)})"
+
+
+def _unhealthy_reason_of(exc: BaseException) -> str | None:
+    """The reason an exception marks its worker unhealthy, or None.
+
+    A truthy `worker_unhealthy` attribute (on the class or the instance) marks it: a string is
+    the reason, any other truthy value (True) means "<Type>: <message>".
+    """
+    try:
+        flag = getattr(exc, "worker_unhealthy", None)
+        if not flag:
+            return None
+    except Exception:
+        return None
+    if isinstance(flag, str):
+        return flag
+    return f"{type(exc).__name__}: {_message_of(exc)}"
+
+
+def clean_reason(reason: object) -> str:
+    """A reason as a non-empty string of at most MAX_UNHEALTHY_CHARS that encodes as UTF-8."""
+    try:
+        text = reason if type(reason) is str else str(reason)
+    except Exception:
+        text = f"<unprintable {type(reason).__name__} object>"
+    if not text:
+        text = "marked unhealthy (no reason given)"
+    if len(text) > MAX_UNHEALTHY_CHARS:
+        text = text[:MAX_UNHEALTHY_CHARS - 3] + "..."
+    # Lone surrogates cannot be sent as UTF-8: '?' instead, so the reply always gets through.
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
+def _exit_code_of(exc: SystemExit) -> int:
+    """The process exit code sys.exit(code) asks for, as the interpreter would compute it:
+    None → 0, an int → that int, anything else → 1 (after printing it to stderr)."""
+    code = exc.code
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code & 0xFF  # what the kernel keeps of it (-1 → 255); os._exit takes no bigint
+    try:
+        sys.stderr.write(f"{code}\n")
+    except Exception:
+        pass
+    return 1
+
+
 def _format_traceback(exc: BaseException) -> str | None:
     # Skip the first frame: it is the runtime line that called the handler, not user code.
     tb = exc.__traceback__
@@ -256,7 +341,9 @@ def _format_traceback(exc: BaseException) -> str | None:
 class Runtime:
     """One worker's command table, sessions and counters, and its request loop.
 
-    Single-threaded: everything runs on the thread that calls `serve()`.
+    Single-threaded: everything runs on the thread that calls `serve()`, except that
+    `mark_unhealthy` may also be called from a thread a handler started (the mark then goes out
+    with the next reply).
     """
 
     def __init__(self, registry: Registry, worker_id: str, *,
@@ -270,8 +357,14 @@ class Runtime:
         self.started = time.monotonic()
         self.requests_served = 0  # every request answered, errors and built-ins included
         self.errors = 0  # replies with ok: false
+        self.unhealthy_marks = 0  # replies that carried `worker_unhealthy`
+        self.last_unhealthy: str | None = None  # the reason the last such reply carried
         self.sessions: dict[str, dict] = {}
         self.stopping = False  # set by `shutdown`; the loop exits after writing its reply
+        # True while the next final reply needs the slow path: `stopping`, or a
+        # `worker_unhealthy` reason waiting to be sent. The hot loop tests only this flag.
+        self.attention = False
+        self._unhealthy: str | None = None  # the pending reason; the first mark of a call wins
         self._request_fd = request_fd
         self._response_fd = response_fd
         self._max_frame_bytes = max_frame_bytes
@@ -286,6 +379,21 @@ class Runtime:
 
     def uptime_s(self) -> float:
         return uptime_since(self.started)
+
+    def request_stop(self) -> None:
+        """Makes the loop exit (code 0) after writing the current reply (`shutdown`)."""
+        self.stopping = True
+        self.attention = True
+
+    def mark_unhealthy(self, reason: object) -> None:
+        """Makes the next final reply carry `"worker_unhealthy": reason` (see Context).
+
+        The first reason wins until a reply has carried it; later marks before that reply are
+        counted in neither `unhealthy_marks` nor the reply.
+        """
+        if self._unhealthy is None:
+            self._unhealthy = clean_reason(reason)
+            self.attention = True
 
     def command_list(self) -> list[tuple[str, bool]]:
         """(name, idempotent) for every command, built-ins included, sorted by name."""
@@ -349,7 +457,7 @@ class Runtime:
             try:
                 request = loads(body.decode())  # str: skips json's encoding sniffing
             except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
-                self._send_error(0, "ProtocolError", f"request frame is not valid JSON: {exc}")
+                self._reply_unparsable(body, exc)
                 continue
             if type(request) is not dict:
                 self._send_error(0, "ProtocolError",
@@ -389,11 +497,15 @@ class Runtime:
                             session = sessions[session_id] = {}
                     result = func(args, context(session_id, session, worker_id, rid,
                                                 request.get("deadline_ms"), self))
-            except Exception as exc:
+            except BaseException as exc:  # KeyboardInterrupt, SystemExit... too (no cost if none)
                 self._reply_exception(rid, exc)
                 continue
             if type(result) is generator:
                 self._stream(rid, name, result)
+                continue
+            if self.attention:  # shutdown or a worker_unhealthy mark: rare, out of line
+                if self._reply_flagged(rid, name, result):
+                    return EXIT_OK
                 continue
 
             try:
@@ -410,15 +522,45 @@ class Runtime:
             if written != len(frame):
                 write_all(response_fd, frame[written:])
             self.requests_served += 1
-            if self.stopping:
-                return EXIT_OK
 
     # -- slow paths ---------------------------------------------------------------------------
 
-    def _send(self, body: bytes) -> None:
-        """Writes one final reply frame and counts the request as served."""
+    def _head(self, rid: int, ok: bool) -> dict:
+        """The start of a final reply: id, ok and, if a mark is pending, worker_unhealthy."""
+        head = {"id": rid, "ok": ok}
+        if self._unhealthy is not None:
+            head["worker_unhealthy"] = self._unhealthy
+        return head
+
+    def _send(self, body: bytes, carried: str | None = None) -> None:
+        """Writes one final reply frame and counts the request as served; `carried` is the
+        worker_unhealthy reason the body holds (from `_head`), now delivered."""
         write_all(self._response_fd, HEADER.pack(len(body)) + body)
         self.requests_served += 1
+        if carried is not None:
+            self.unhealthy_marks += 1
+            self.last_unhealthy = carried
+            if self._unhealthy is carried:  # not replaced meanwhile by a thread's later mark
+                self._unhealthy = None
+            self.attention = self.stopping or self._unhealthy is not None
+
+    def _reply_ok(self, rid: int, name: str, result: object) -> None:
+        message = self._head(rid, True)
+        message["result"] = result
+        try:
+            body = encode_json(message).encode()
+        except ENCODE_ERRORS as exc:
+            self._reply_unserialisable(rid, name, "result", exc)
+            return
+        if len(body) > self._max_frame_bytes:
+            self._reply_too_large(rid, name, "result", len(body))
+            return
+        self._send(body, message.get("worker_unhealthy"))
+
+    def _reply_flagged(self, rid: int, name: str, result: object) -> bool:
+        """The ok reply when `attention` is set; returns True if the loop must stop now."""
+        self._reply_ok(rid, name, result)
+        return self.stopping
 
     def _send_error(self, rid: int, error_type: str, message: str,
                     traceback_text: str | None = None, retryable: bool | None = None) -> None:
@@ -429,13 +571,47 @@ class Runtime:
             "traceback": _capped(traceback_text, _MAX_TRACEBACK_CHARS),
             "retryable": retryable,
         }
+        message = self._head(rid, False)
+        message["error"] = error
         # Exception text may hold lone surrogates, which UTF-8 cannot encode; "replace" turns
         # them into '?' so the error itself always gets through.
-        self._send(encode_json({"id": rid, "ok": False, "error": error}).encode("utf-8", "replace"))
+        body = encode_json(message).encode("utf-8", "replace")
+        self._send(body, message.get("worker_unhealthy"))
 
-    def _reply_exception(self, rid: int, exc: Exception) -> None:
+    def _reply_exception(self, rid: int, exc: BaseException) -> None:
+        """Reports anything a handler raised, BaseException included; the worker goes on —
+        except after SystemExit, which is answered and then honoured."""
+        reason = _unhealthy_reason_of(exc)
+        if reason is not None:
+            self.mark_unhealthy(reason)
+        if isinstance(exc, SystemExit):
+            self._reply_system_exit(rid, exc)
         self._send_error(rid, type(exc).__name__, _message_of(exc), _format_traceback(exc),
                          _retryable_of(exc))
+
+    def _reply_system_exit(self, rid: int, exc: SystemExit) -> None:  # never returns
+        """The handler asked for the process to end: answer the request, then exit with the
+        code sys.exit() was given (the pool sees the reply, then the exit)."""
+        code = _exit_code_of(exc)
+        try:
+            self._send_error(rid, "SystemExit",
+                             f"the handler called sys.exit({exc.code!r:.200}); the worker exits "
+                             f"with code {code}", _format_traceback(exc), _retryable_of(exc))
+        except OSError:
+            pass  # the pool is gone; exit all the same
+        _exit(code)
+
+    def _reply_unparsable(self, body, exc: BaseException) -> None:
+        """Answers a request body that json cannot parse (nested too deeply, not UTF-8, not
+        JSON): InvalidArguments for its own id if the id can be read from the first bytes (the
+        worker can go on: the frame boundary is intact), else a ProtocolError with id 0."""
+        rid = _leading_id(body)
+        if rid is None:
+            self._send_error(0, "ProtocolError", f"request frame is not valid JSON: {exc}")
+            return
+        self._send_error(rid, "InvalidArguments",
+                         f"request could not be parsed: {_unparsable_reason(exc)}",
+                         retryable=False)
 
     def _reply_unserialisable(self, rid: int, name: str, what: str, exc: Exception) -> None:
         self._send_error(rid, "SerializationError",
@@ -481,7 +657,7 @@ class Runtime:
             except StopIteration as stop:
                 result = stop.value
                 break
-            except Exception as exc:
+            except BaseException as exc:
                 self._reply_exception(rid, exc)
                 return
             try:
@@ -495,15 +671,7 @@ class Runtime:
                 self._reply_too_large(rid, name, "chunk", len(body))
                 return
             write_all(self._response_fd, HEADER.pack(len(body)) + body)
-        try:
-            body = encode_json({"id": rid, "ok": True, "result": result}).encode()
-        except ENCODE_ERRORS as exc:
-            self._reply_unserialisable(rid, name, "result", exc)
-            return
-        if len(body) > max_frame:
-            self._reply_too_large(rid, name, "result", len(body))
-            return
-        self._send(body)
+        self._reply_ok(rid, name, result)
 
     def _frame_too_large(self, size: int) -> None:  # never returns
         # We will not allocate `size` bytes, and we cannot skip them without reading them: the
@@ -520,7 +688,7 @@ class Runtime:
 def _close_quietly(chunks: GeneratorType) -> None:
     try:
         chunks.close()
-    except Exception:
+    except BaseException:  # the stream is already being ended with an error reply
         pass
 
 

@@ -11,7 +11,16 @@
   stream_bad_chunk {}   yields one good chunk, then a set
   raise_custom {"retryable"}  raises CustomError with .retryable set to the given value
   raise_keyerror {}     raises KeyError("program not found: p-9")
-  sys_exit {"code"}     calls sys.exit(code) inside a handler
+  sys_exit {"code"}     calls sys.exit(code) inside a handler (no "code": sys.exit())
+  raise_base {"type","message","retryable"}  raises a BaseException that is not an Exception:
+                        KeyboardInterrupt, CancelledError, GeneratorExit or CustomBase
+  stream_then_raise {"type","count","code"}  yields count chunks, then raises like raise_base
+                        (type "SystemExit": sys.exit(code))
+  mark {"reasons","then"}  calls ctx.mark_unhealthy(r) for each reason, then returns {"marked"}
+                        (then="raise": raises ValueError; then="set": returns a set)
+  stream_mark {"reason"}  yields a chunk, marks, yields another, returns {"done": True}
+  raise_unhealthy {"flag","on"}  raises UnhealthyError with worker_unhealthy=flag set on the
+                        instance (on="instance") or the class attribute (on="class")
   start_thread {}       starts a non-daemon thread that never ends
   print_line {"text"}   print()s one line to stdout without flushing
   protocol_fds {}       whether fds 3 and 4 would be inherited by a subprocess
@@ -27,6 +36,18 @@ from bridgepool_worker import command
 
 class CustomError(Exception):
     pass
+
+
+class CustomBase(BaseException):
+    """Neither an Exception nor one of the interpreter's own BaseExceptions."""
+
+
+class UnhealthyError(RuntimeError):
+    pass
+
+
+class ClassFlaggedError(RuntimeError):
+    worker_unhealthy = True
 
 
 @command("context", idempotent=True)
@@ -100,7 +121,70 @@ def raise_keyerror(args, ctx):
 
 @command("sys_exit")
 def sys_exit(args, ctx):
-    sys.exit(int(args.get("code", 7)))
+    if "code" not in args:
+        sys.exit()
+    sys.exit(args["code"])
+
+
+def _base_exception(args):
+    name = args.get("type", "KeyboardInterrupt")
+    message = args.get("message", "")
+    if name == "KeyboardInterrupt":
+        exc = KeyboardInterrupt(message) if message else KeyboardInterrupt()
+    elif name == "CancelledError":
+        import asyncio  # here: importing it costs every worker that loads this module ~30 ms
+
+        exc = asyncio.CancelledError(message)
+    elif name == "GeneratorExit":
+        exc = GeneratorExit(message)
+    elif name == "SystemExit":
+        exc = SystemExit(args.get("code", 3))
+    else:
+        exc = CustomBase(message)
+    if "retryable" in args:
+        exc.retryable = args["retryable"]
+    return exc
+
+
+@command("raise_base")
+def raise_base(args, ctx):
+    raise _base_exception(args)
+
+
+@command("stream_then_raise")
+def stream_then_raise(args, ctx):
+    for i in range(int(args.get("count", 2))):
+        yield {"i": i}
+    raise _base_exception(args)
+
+
+@command("mark")
+def mark(args, ctx):
+    for reason in args.get("reasons", ["CUDA out of memory"]):
+        ctx.mark_unhealthy(reason)
+    then = args.get("then")
+    if then == "raise":
+        raise ValueError("failed after marking")
+    if then == "set":
+        return {1, 2}
+    return {"marked": len(args.get("reasons", [None]))}
+
+
+@command("stream_mark")
+def stream_mark(args, ctx):
+    yield {"i": 0}
+    ctx.mark_unhealthy(args.get("reason", "driver wedged"))
+    yield {"i": 1}
+    return {"done": True}
+
+
+@command("raise_unhealthy")
+def raise_unhealthy(args, ctx):
+    if args.get("on") == "class":
+        raise ClassFlaggedError("device lost")
+    exc = UnhealthyError("device lost")
+    exc.worker_unhealthy = args.get("flag", True)
+    raise exc
 
 
 @command("start_thread")

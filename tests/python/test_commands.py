@@ -3,6 +3,7 @@ serialisation failures and shutdown, each against a real worker process."""
 
 import os
 import shutil
+import signal
 import tempfile
 import textwrap
 import unittest
@@ -14,6 +15,16 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 EXAMPLES = os.environ.get("BRIDGEPOOL_EXAMPLES_DIR") or os.path.join(REPO, "examples")
 HANDLERS = os.path.join(EXAMPLES, "handlers.py")
 EDGE = os.path.join(REPO, "tests", "data", "edge_cases.py")
+
+
+def write_module(test, source: str, name: str = "extra_handlers.py") -> str:
+    """Writes a handler module into a fresh directory removed when `test` ends."""
+    directory = tempfile.mkdtemp(prefix="bridgepool-test-")
+    path = os.path.join(directory, name)
+    with open(path, "w") as f:
+        f.write(textwrap.dedent(source))
+    test.addCleanup(shutil.rmtree, directory, True)
+    return path
 
 
 class CommandTestCase(WorkerTestCase):
@@ -45,7 +56,9 @@ class BuiltinCommandsTest(CommandTestCase):
         worker.result("counter", {}, session_id="s-2")
         stats = worker.result("get_stats")
         self.assertEqual(set(stats), {"pid", "worker_id", "uptime_s", "requests_served", "errors",
-                                      "sessions", "rss_mb", "commands", "handlers_version"})
+                                      "sessions", "rss_mb", "commands", "handlers_version",
+                                      "unhealthy_marks", "last_unhealthy"})
+        self.assertEqual((stats["unhealthy_marks"], stats["last_unhealthy"]), (0, None))
         self.assertEqual(stats["pid"], worker.pid)
         self.assertEqual(stats["worker_id"], "w-stats")
         self.assertEqual(stats["requests_served"], 5)  # answered before this get_stats
@@ -139,11 +152,173 @@ class HandlerErrorTest(CommandTestCase):
         error = self.assertError(worker.call("raise_keyerror"), "KeyError")
         self.assertEqual(error["message"], "program not found: p-9")
 
-    def test_sys_exit_in_a_handler_ends_the_worker_without_a_reply(self):
+
+class BaseExceptionTest(CommandTestCase):
+    """Every BaseException a handler raises is reported like an exception and the worker goes
+    on; SystemExit is reported, then honoured with its exit code."""
+
+    def test_base_exceptions_are_reported_and_the_worker_keeps_serving(self):
         worker = self.ready()
-        worker.request("sys_exit", {"code": 7})
+        cases = (("KeyboardInterrupt", "", "KeyboardInterrupt"),
+                 ("KeyboardInterrupt", "stop", "KeyboardInterrupt: stop"),
+                 ("CancelledError", "task cancelled",
+                  "asyncio.exceptions.CancelledError: task cancelled"),
+                 ("GeneratorExit", "closing", "GeneratorExit: closing"),
+                 ("CustomBase", "custom base", "edge_cases.CustomBase: custom base"))
+        for name, message, last_line in cases:
+            with self.subTest(type=name, message=message):
+                error = self.assertError(
+                    worker.call("raise_base", {"type": name, "message": message}), name)
+                self.assertEqual(error["message"], message)
+                self.assertIsNone(error["retryable"])
+                self.assertTrue(error["traceback"].startswith("Traceback (most recent call"))
+                self.assertIn("in raise_base", error["traceback"])
+                self.assertEqual(error["traceback"].rstrip("\n").splitlines()[-1], last_line)
+        error = self.assertError(worker.call("raise_base", {"type": "CustomBase",
+                                                            "retryable": True}), "CustomBase")
+        self.assertIs(error["retryable"], True)
+        self.assertEqual(worker.result("whoami")["pid"], worker.pid)
+        self.assertEqual(worker.result("get_stats")["errors"], len(cases) + 1)
+
+    def test_in_a_stream(self):
+        worker = self.ready()
+        chunks, reply = worker.call_stream("stream_then_raise",
+                                           {"type": "KeyboardInterrupt", "count": 2})
+        self.assertEqual(chunks, [{"i": 0}, {"i": 1}])
+        error = self.assertError(reply, "KeyboardInterrupt")
+        self.assertIn("stream_then_raise", error["traceback"])
+        chunks, reply = worker.call_stream("stream_then_raise",
+                                           {"type": "GeneratorExit", "count": 0})
+        self.assertEqual(chunks, [])
+        self.assertError(reply, "GeneratorExit")
+        self.assertEqual(worker.result("ping"), "pong")
+
+    def test_sys_exit_replies_then_exits_with_the_code(self):
+        for code, expected_exit, shown in ((7, 7, "7"), (None, 0, "None"), (0, 0, "0"),
+                                           ("bye", 1, "'bye'"), (300, 44, "300")):
+            with self.subTest(code=code):
+                worker = self.ready()
+                rid = worker.request("sys_exit", {} if code is None else {"code": code})
+                reply = worker.recv()
+                error = self.assertError(reply, "SystemExit", request_id=rid)
+                self.assertEqual(error["message"],
+                                 f"the handler called sys.exit({shown}); the worker exits with "
+                                 f"code {expected_exit}")
+                self.assertIn("sys.exit(", error["traceback"])
+                self.assertIsNone(error["retryable"])
+                self.assertTrue(worker.at_eof(5))
+                self.assertEqual(worker.wait(5), expected_exit)
+                if code == "bye":
+                    self.assertEqual(worker.stderr_text(), "bye\n")  # as the interpreter does
+
+    def test_sys_exit_in_a_stream_replies_after_the_chunks_then_exits(self):
+        worker = self.ready()
+        chunks, reply = worker.call_stream("stream_then_raise",
+                                           {"type": "SystemExit", "code": 5, "count": 1})
+        self.assertEqual(chunks, [{"i": 0}])
+        self.assertEqual(self.assertError(reply, "SystemExit")["message"],
+                         "the handler called sys.exit(5); the worker exits with code 5")
+        self.assertEqual(worker.wait(5), 5)
+
+    def test_sigint_during_a_handler_is_ignored(self):
+        worker = self.ready()
+        rid = worker.request("sleep", {"ms": 200})
+        os.kill(worker.pid, signal.SIGINT)
+        self.assertEqual(worker.recv(), {"id": rid, "ok": True, "result": {"slept_ms": 200}})
+
+    def test_a_health_check_raising_a_base_exception_is_a_failing_check(self):
+        path = write_module(self, """
+            from bridgepool_worker import health_check
+
+            @health_check
+            def gpu():
+                raise KeyboardInterrupt("probe interrupted")
+        """)
+        worker = self.ready(path)
+        health = worker.result("health_check")
+        self.assertEqual((health["status"], health["detail"]),
+                         ("unhealthy", ["extra_handlers.gpu raised KeyboardInterrupt: "
+                                        "probe interrupted"]))
+
+
+class WorkerUnhealthyTest(CommandTestCase):
+    """ctx.mark_unhealthy() and exceptions flagged `worker_unhealthy` add a top-level
+    "worker_unhealthy" field to the call's final reply, ok or not."""
+
+    def test_a_mark_on_an_ok_reply_then_the_next_reply_is_clean(self):
+        worker = self.ready()
+        worker.request("mark", {"reasons": ["CUDA out of memory"]}, request_id=3)
+        self.assertEqual(worker.recv_bytes(),
+                         b'{"id":3,"ok":true,"worker_unhealthy":"CUDA out of memory",'
+                         b'"result":{"marked":1}}')
+        worker.request("echo", {"a": 1}, request_id=4)
+        self.assertEqual(worker.recv_bytes(), b'{"id":4,"ok":true,"result":{"a":1}}')
+        stats = worker.result("get_stats")
+        self.assertEqual((stats["unhealthy_marks"], stats["last_unhealthy"]),
+                         (1, "CUDA out of memory"))
+        self.assertEqual(stats["errors"], 0)
+
+    def test_the_first_mark_of_a_call_wins(self):
+        worker = self.ready()
+        reply = worker.call("mark", {"reasons": ["first", "second"]})
+        self.assertEqual(reply["worker_unhealthy"], "first")
+        self.assertEqual(worker.result("get_stats")["unhealthy_marks"], 1)
+
+    def test_a_mark_then_an_exception_or_an_unserialisable_result(self):
+        worker = self.ready()
+        reply = worker.call("mark", {"reasons": ["bad state"], "then": "raise"})
+        self.assertEqual(self.assertError(reply, "ValueError")["message"], "failed after marking")
+        self.assertEqual(reply["worker_unhealthy"], "bad state")
+        reply = worker.call("mark", {"reasons": ["worse state"], "then": "set"})
+        self.assertError(reply, "SerializationError")
+        self.assertEqual(reply["worker_unhealthy"], "worse state")
+        self.assertEqual(set(reply), {"id", "ok", "worker_unhealthy", "error"})
+        stats = worker.result("get_stats")
+        self.assertEqual((stats["unhealthy_marks"], stats["last_unhealthy"]), (2, "worse state"))
+
+    def test_flagged_exceptions(self):
+        worker = self.ready()
+        cases = (({"flag": "GPU fell off the bus"}, "GPU fell off the bus"),
+                 ({"flag": True}, "UnhealthyError: device lost"),
+                 ({"flag": 1}, "UnhealthyError: device lost"),
+                 ({"on": "class"}, "ClassFlaggedError: device lost"))
+        for args, reason in cases:
+            with self.subTest(args=args):
+                reply = worker.call("raise_unhealthy", args)
+                self.assertEqual(reply["worker_unhealthy"], reason)
+                self.assertEqual(reply["error"]["message"], "device lost")
+        for flag in (False, "", None, 0):
+            with self.subTest(flag=flag):
+                reply = worker.call("raise_unhealthy", {"flag": flag})
+                self.assertError(reply, "UnhealthyError")
+                self.assertNotIn("worker_unhealthy", reply)
+        self.assertEqual(worker.result("get_stats")["unhealthy_marks"], len(cases))
+
+    def test_a_mark_in_a_stream_is_on_the_final_reply_only(self):
+        worker = self.ready()
+        rid = worker.request("stream_mark", {"reason": "driver wedged"})
+        self.assertEqual([worker.recv() for _ in range(3)],
+                         [{"id": rid, "chunk": {"i": 0}}, {"id": rid, "chunk": {"i": 1}},
+                          {"id": rid, "ok": True, "worker_unhealthy": "driver wedged",
+                           "result": {"done": True}}])
+
+    def test_reasons_are_strings_of_at_most_1024_characters(self):
+        worker = self.ready()
+        cases = (("x" * 5000, "x" * 1021 + "..."), ("é" * 1024, "é" * 1024), (42, "42"),
+                 ("", "marked unhealthy (no reason given)"))
+        for reason, expected in cases:
+            with self.subTest(reason=str(reason)[:10]):
+                self.assertEqual(worker.call("mark", {"reasons": [reason]})["worker_unhealthy"],
+                                 expected)
+
+    def test_shutdown_still_stops_after_a_mark(self):
+        worker = self.ready()
+        worker.result("mark", {"reasons": ["r"]})
+        worker.send_raw(encode_request({"id": 8, "command": "shutdown"})
+                        + encode_request({"id": 9, "command": "ping"}))
+        self.assertEqual(worker.recv(), {"id": 8, "ok": True, "result": {"shutting_down": True}})
         self.assertTrue(worker.at_eof(5))
-        self.assertEqual(worker.wait(5), 7)
+        self.assertEqual(worker.wait(5), 0)
 
 
 class SerialisationTest(CommandTestCase):
@@ -236,12 +411,7 @@ class StreamingTest(CommandTestCase):
 
 class RegistrationFailureTest(WorkerTestCase):
     def write_module(self, source: str) -> str:
-        directory = tempfile.mkdtemp(prefix="bridgepool-test-")
-        path = os.path.join(directory, "extra_handlers.py")
-        with open(path, "w") as f:
-            f.write(textwrap.dedent(source))
-        self.addCleanup(shutil.rmtree, directory, True)
-        return path
+        return write_module(self, source)
 
     def init_failure(self, handlers):
         worker = self.start(handlers)

@@ -11,6 +11,7 @@ import sys
 import time
 import unittest
 
+from bridgepool_worker.protocol import U64_MAX
 from bridgepool_worker.testing import WorkerTestCase, frame
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -146,9 +147,9 @@ class MalformedRequestTest(ExamplesTestCase):
     def test_empty_frame(self):
         self.assertError(self.reply_to_raw(b""), "ProtocolError", request_id=0)
 
-    def test_invalid_utf8(self):
-        self.assertError(self.reply_to_raw(b'{"id":1,"command":"\xff"}'), "ProtocolError",
-                         request_id=0)
+    def test_invalid_utf8_outside_any_readable_id_is_a_protocol_error(self):
+        reply = self.reply_to_raw(b'{"command":"\xff","id":1}')
+        self.assertError(reply, "ProtocolError", request_id=0)
 
     def test_json_that_is_not_an_object(self):
         reply = self.reply_to_raw(b"[1,2,3]")
@@ -191,6 +192,72 @@ class MalformedRequestTest(ExamplesTestCase):
         reply = self.reply_to_raw(b'{"id":45,"command":"echo","args":[1]}')
         self.assertError(reply, "InvalidArguments", request_id=45)
         self.assertIs(reply["error"]["retryable"], False)
+
+
+class UnparsableRequestTest(ExamplesTestCase):
+    """A body json cannot parse is answered for its own id when the id comes first (as the
+    pool writes it): InvalidArguments, not retryable, and the worker goes on serving."""
+
+    def unparsable(self, rid: int, reason: str) -> dict:
+        return {"id": rid, "ok": False,
+                "error": {"type": "InvalidArguments",
+                          "message": f"request could not be parsed: {reason}",
+                          "traceback": None, "retryable": False}}
+
+    @staticmethod
+    def nested(rid: int, depth: int) -> bytes:
+        return (b'{"id":%d,"command":"echo","args":{"deep":' % rid + b"[" * depth
+                + b"]" * depth + b'},"session_id":null,"deadline_ms":null}')
+
+    def test_args_nested_2000_and_100000_deep_then_a_normal_request(self):
+        worker = self.ready()
+        for rid, depth in ((21, 2000), (22, 100_000)):
+            with self.subTest(depth=depth):
+                worker.send_raw(frame(self.nested(rid, depth)))
+                self.assertEqual(worker.recv(), self.unparsable(rid, "nested too deeply"))
+        worker.send_raw(frame(b'{"id":23,"command":"echo","args":{"s":"ok \xc3\xa9\xff"}}'))
+        offset = len(b'{"id":23,"command":"echo","args":{"s":"ok \xc3\xa9')
+        self.assertEqual(worker.recv(), self.unparsable(
+            23, f"not valid UTF-8 (byte 0xff at offset {offset}: invalid start byte)"))
+        self.assertEqual(worker.call("echo", {"after": [1, 2]}, request_id=24),
+                         {"id": 24, "ok": True, "result": {"after": [1, 2]}})
+        stats = worker.result("get_stats")
+        self.assertEqual((stats["errors"], stats["commands"]["echo"]), (3, 1))
+
+    def test_whitespace_around_the_id_and_the_largest_id(self):
+        worker = self.ready()
+        for rid, head in ((31, b' \n\t{ "id" :\r\n31 ,'), (U64_MAX, b'{"id":%d,' % U64_MAX),
+                          (0, b'{"id":0,')):
+            with self.subTest(head=head):
+                worker.send_raw(frame(head + b'"command":"echo","args":' + b"[" * 5000))
+                self.assertEqual(worker.recv(), self.unparsable(rid, "nested too deeply"))
+        self.assertEqual(worker.result("ping"), "pong")
+
+    def test_plain_json_syntax_error_after_a_readable_id(self):
+        worker = self.ready()
+        worker.send_raw(frame(b'{"id":41,"command":"echo","args":{bad}}'))
+        self.assertEqual(worker.recv(), self.unparsable(
+            41, "not valid JSON (Expecting property name enclosed in double quotes: "
+                "line 1 column 35 (char 34))"))
+        self.assertEqual(worker.result("ping"), "pong")
+
+    def test_no_readable_id_keeps_the_id_0_protocol_error(self):
+        worker = self.ready()
+        for body in (b"[" * 3000,  # not an object
+                     b'{"command":"echo","id":51,"args":' + b"[" * 3000,  # id not first
+                     b'{"id":18446744073709551616,"args":' + b"[" * 3000,  # not a u64
+                     b'{"id":051,"args":' + b"[" * 3000,  # not a JSON number
+                     b'{"id":5.1,"args":' + b"[" * 3000,
+                     b'{"id":-5,"args":' + b"[" * 3000,
+                     b'{"id":"5","args":' + b"[" * 3000,
+                     b" " * 300 + b'{"id":5,"args":' + b"[" * 3000):  # beyond the window
+            with self.subTest(body=body[:40]):
+                worker.send_raw(frame(body))
+                reply = worker.recv()
+                self.assertError(reply, "ProtocolError", request_id=0)
+                self.assertTrue(reply["error"]["message"].startswith(
+                    "request frame is not valid JSON: "), reply)
+        self.assertEqual(worker.result("ping"), "pong")
 
 
 class EndOfInputTest(ExamplesTestCase):

@@ -1,6 +1,7 @@
 """In-process unit tests for the worker runtime's pure parts: the registry, health-check
 evaluation, framing helpers, Context, argument parsing and version reporting. No processes."""
 
+import json
 import os
 import threading
 import unittest
@@ -10,7 +11,17 @@ from bridgepool_worker import Context, RegistrationError
 from bridgepool_worker.builtin_commands import rss_mb, run_health_checks
 from bridgepool_worker.protocol import HEADER, encode_frame, read_exact, write_all
 from bridgepool_worker.registry import BUILTIN_COMMANDS, Registry
-from bridgepool_worker.runtime import UsageError, handlers_version_of, parse_args
+from bridgepool_worker.runtime import (
+    MAX_UNHEALTHY_CHARS,
+    UsageError,
+    _exit_code_of,
+    _leading_id,
+    _unhealthy_reason_of,
+    _unparsable_reason,
+    clean_reason,
+    handlers_version_of,
+    parse_args,
+)
 
 
 def handler(args, ctx):
@@ -154,6 +165,110 @@ class ContextTest(unittest.TestCase):
         self.assertIsNone(ctx.handlers_version)
         with self.assertRaises(AttributeError):
             ctx.typo = 1  # __slots__: a misspelt attribute fails loudly
+        self.assertIsNone(ctx.mark_unhealthy("nothing to report to"))
+
+    def test_mark_unhealthy_reaches_the_runtime(self):
+        marks = []
+
+        class Runtime:
+            def mark_unhealthy(self, reason):
+                marks.append(reason)
+
+        Context(None, {}, "w", 1, None, Runtime()).mark_unhealthy("CUDA out of memory")
+        self.assertEqual(marks, ["CUDA out of memory"])
+
+
+class UnparsableRequestTest(unittest.TestCase):
+    def test_leading_id(self):
+        cases = {
+            b'{"id":5,"command":"x"': 5,
+            b'{"id":0}': 0,
+            b' \r\n\t{\n "id"\t:\r 77 \n, ': 77,
+            b'{"id":18446744073709551615,': (1 << 64) - 1,
+            b'{"id":18446744073709551616,': None,  # above u64
+            b'{"id":999999999999999999999,': None,  # 21 digits
+            b'{"id":05,': None,
+            b'{"id":-5,': None,
+            b'{"id":5.0,': None,
+            b'{"id":5e3,': None,
+            b'{"id":"5",': None,
+            b'{"id":5': None,  # cut off before the separator
+            b'{"command":"x","id":5,': None,  # the id must come first
+            b'{"ID":5,': None,
+            b'[{"id":5,': None,
+            b'': None,
+            b" " * 250 + b'{"id":5,': None,  # outside the 256-byte window
+            b" " * 240 + b'{"id":5,': 5,
+        }
+        for body, expected in cases.items():
+            with self.subTest(body=body[:30]):
+                self.assertEqual(_leading_id(body), expected)
+                self.assertEqual(_leading_id(bytearray(body)), expected)
+        self.assertIsNone(_leading_id(None))  # never raises
+
+    def test_leading_id_is_bounded(self):
+        body = b" " * (32 * 1024 * 1024)  # 32 MiB of whitespace: only the window is read
+        self.assertIsNone(_leading_id(body))
+
+    def test_reasons(self):
+        self.assertEqual(_unparsable_reason(RecursionError("maximum recursion depth")),
+                         "nested too deeply")
+        try:
+            b'{"a":"\xc3\xa9\xfe"}'.decode()
+        except UnicodeDecodeError as exc:
+            self.assertEqual(_unparsable_reason(exc),
+                             "not valid UTF-8 (byte 0xfe at offset 8: invalid start byte)")
+        try:
+            json.loads("{,}")
+        except ValueError as exc:
+            self.assertEqual(_unparsable_reason(exc), "not valid JSON (Expecting property name "
+                                                      "enclosed in double quotes: line 1 column "
+                                                      "2 (char 1))")
+
+
+class UnhealthyReasonTest(unittest.TestCase):
+    def test_clean_reason(self):
+        self.assertEqual(MAX_UNHEALTHY_CHARS, 1024)
+        self.assertEqual(clean_reason("CUDA out of memory"), "CUDA out of memory")
+        self.assertEqual(clean_reason("a" * 1025), "a" * 1021 + "...")
+        self.assertEqual(clean_reason("a" * 1024), "a" * 1024)
+        self.assertEqual(clean_reason(""), "marked unhealthy (no reason given)")
+        self.assertEqual(clean_reason(ValueError("bad")), "bad")
+        self.assertEqual(clean_reason("bad \ud800 text"), "bad ? text")
+
+        class Unprintable:
+            def __str__(self):
+                raise RuntimeError("no")
+
+        self.assertEqual(clean_reason(Unprintable()), "<unprintable Unprintable object>")
+
+    def test_flagged_exceptions(self):
+        class Flagged(RuntimeError):
+            worker_unhealthy = True
+
+        class Broken(RuntimeError):
+            @property
+            def worker_unhealthy(self):
+                raise RuntimeError("property fails")
+
+        plain = ValueError("x")
+        self.assertIsNone(_unhealthy_reason_of(plain))
+        plain.worker_unhealthy = "lost device"
+        self.assertEqual(_unhealthy_reason_of(plain), "lost device")
+        self.assertEqual(_unhealthy_reason_of(Flagged("oom")), "Flagged: oom")
+        flagged_key_error = type("LostKey", (KeyError,), {"worker_unhealthy": 1})("k-1")
+        self.assertEqual(_unhealthy_reason_of(flagged_key_error), "LostKey: k-1")  # no quotes
+        self.assertIsNone(_unhealthy_reason_of(Broken("x")))
+        falsy = ValueError("x")
+        falsy.worker_unhealthy = ""
+        self.assertIsNone(_unhealthy_reason_of(falsy))
+
+    def test_exit_codes_follow_the_interpreter(self):
+        with mock.patch("sys.stderr"):
+            for code, expected in ((None, 0), (0, 0), (7, 7), (True, 1), (256, 0), (-1, 255),
+                                   (1 << 70, 0), ("message", 1), ([1], 1)):
+                with self.subTest(code=code):
+                    self.assertEqual(_exit_code_of(SystemExit(code)), expected)
 
 
 class CommandLineTest(unittest.TestCase):
