@@ -118,6 +118,7 @@ class BuiltinCommands:
             "handlers_version": rt.handlers_version,
             "unhealthy_marks": rt.unhealthy_marks,
             "last_unhealthy": rt.last_unhealthy,
+            "sentinel_pid": rt.sentinel_pid,
         }
 
     def list_commands(self, args, request):

@@ -6,9 +6,11 @@ Start-up order matters and each step says why:
   2. Ignore SIGINT, so a Ctrl-C in the host's terminal reaches only the host.
   3. Check fds 3/4 and make them close-on-exec, so a subprocess started by user code cannot
      hold the protocol pipes open after this worker dies (the pool would miss the EOF).
-  4. Import the handler modules, each file once (loader.py); any failure becomes an
+  4. Start the group sentinel (sentinel.py) if we lead our own process group: when this process
+     dies, however, it SIGKILLs the group, so nothing a handler started survives us.
+  5. Import the handler modules, each file once (loader.py); any failure becomes an
      `init_failed` frame and exit code 3.
-  5. Send the `ready` handshake and serve requests until EOF (exit 0), `shutdown` (exit 0),
+  6. Send the `ready` handshake and serve requests until EOF (exit 0), `shutdown` (exit 0),
      a handler's sys.exit(code) (answered, then exit code), or an oversized frame (exit 4: the
      stream can no longer be trusted).
 
@@ -54,6 +56,7 @@ from bridgepool_worker.protocol import (
     write_all,
 )
 from bridgepool_worker.registry import BUILTIN_COMMANDS, Registry, default_registry
+from bridgepool_worker.sentinel import start_group_sentinel
 
 # Error texts are capped so that one huge exception message cannot produce a reply frame larger
 # than the pool accepts (64 KiB + 256 KiB is far below the 64 MiB default).
@@ -350,10 +353,12 @@ class Runtime:
                  request_fd: int = DEFAULT_REQUEST_FD,
                  response_fd: int = DEFAULT_RESPONSE_FD,
                  max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
-                 handlers_version: str | None = None) -> None:
+                 handlers_version: str | None = None,
+                 sentinel_pid: int | None = None) -> None:
         self.registry = registry
         self.worker_id = worker_id
         self.handlers_version = handlers_version
+        self.sentinel_pid = sentinel_pid  # the group sentinel (sentinel.py), if one runs
         self.started = time.monotonic()
         self.requests_served = 0  # every request answered, errors and built-ins included
         self.errors = 0  # replies with ok: false
@@ -719,6 +724,9 @@ def main(argv: list[str] | None = None) -> None:  # never returns
     except UsageError as exc:
         _usage_failure(options.response_fd, str(exc))
     make_stdout_line_buffered()
+    # Before any handler code runs, so that it guards whatever handlers start, even at import;
+    # its interpreter starts while the handler modules are imported.
+    sentinel = start_group_sentinel()
 
     registry = default_registry()
     loader = HandlerLoader()
@@ -727,6 +735,7 @@ def main(argv: list[str] | None = None) -> None:  # never returns
             loader.load(spec)
         except BaseException as exc:  # SyntaxError, SystemExit at import, anything
             fail_init(options.response_fd, spec, exc)
+    sentinel_pid = sentinel.pid() if sentinel is not None else None  # reaps the launching shell
     # Objects alive now (modules, handlers) live for the whole process: move them out of the
     # collector's generations so later collections do not scan them again and again.
     gc.freeze()
@@ -734,7 +743,8 @@ def main(argv: list[str] | None = None) -> None:  # never returns
     runtime = Runtime(registry, options.worker_id,
                       request_fd=options.request_fd, response_fd=options.response_fd,
                       max_frame_bytes=options.max_frame_bytes,
-                      handlers_version=handlers_version_of(loader.modules, options.version_tag))
+                      handlers_version=handlers_version_of(loader.modules, options.version_tag),
+                      sentinel_pid=sentinel_pid)
     try:
         runtime.send_ready()
         code = runtime.serve()

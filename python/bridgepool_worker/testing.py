@@ -54,11 +54,15 @@ class WorkerProcess:
     """One worker subprocess plus the test's ends of its request and response pipes.
 
     `command` runs another program (e.g. bench/floor_echo.py) on the same pipes instead.
+    With `own_process_group` (the default, as the C++ pool does it) the worker leads its own
+    process group, so its group sentinel runs; without it the worker stays in the test's group
+    and starts no sentinel.
     """
 
     def __init__(self, handlers, worker_id: str = "w-test", *, extra_args=(), env=None,
                  default_fds: bool = True, python: str = sys.executable,
-                 parent_pid_env: bool = True, start: bool = True, command=None):
+                 parent_pid_env: bool = True, start: bool = True, command=None,
+                 own_process_group: bool = True):
         self.handlers = [handlers] if isinstance(handlers, str) else list(handlers)
         self.worker_id = worker_id
         self.extra_args = list(extra_args)
@@ -67,6 +71,7 @@ class WorkerProcess:
         self.python = python
         self.parent_pid_env = parent_pid_env
         self.command = list(command) if command else None  # replaces the worker command line
+        self.own_process_group = own_process_group
         self.process: subprocess.Popen | None = None
         self.request_fd = -1  # our write end
         self.response_fd = -1  # our read end
@@ -103,21 +108,25 @@ class WorkerProcess:
     def start(self) -> None:
         child_in, self.request_fd = (_high_fd(fd) for fd in os.pipe())
         self.response_fd, child_out = (_high_fd(fd) for fd in os.pipe())
-        try:
-            if self.default_fds:
-                def put_on_3_and_4():  # runs in the child between fork and exec
-                    os.dup2(child_in, 3)  # dup2 leaves the copies inheritable
-                    os.dup2(child_out, 4)
+        default_fds, own_group = self.default_fds, self.own_process_group
 
-                self.process = subprocess.Popen(
-                    self.command_line(), env=self.environment(), stdin=subprocess.DEVNULL,
-                    stdout=self._stdout, stderr=self._stderr, pass_fds=(3, 4),
-                    preexec_fn=put_on_3_and_4)
+        def prepare_child():  # runs in the child between fork and exec
+            if own_group:
+                os.setpgid(0, 0)
+            if default_fds:
+                os.dup2(child_in, 3)  # dup2 leaves the copies inheritable
+                os.dup2(child_out, 4)
+
+        try:
+            if default_fds:
+                command_line, pass_fds = self.command_line(), (3, 4)
             else:
-                self.process = subprocess.Popen(
-                    self.command_line(child_in, child_out), env=self.environment(),
-                    stdin=subprocess.DEVNULL, stdout=self._stdout, stderr=self._stderr,
-                    pass_fds=(child_in, child_out))
+                command_line = self.command_line(child_in, child_out)
+                pass_fds = (child_in, child_out)
+            self.process = subprocess.Popen(
+                command_line, env=self.environment(), stdin=subprocess.DEVNULL,
+                stdout=self._stdout, stderr=self._stderr, pass_fds=pass_fds,
+                preexec_fn=prepare_child)
         except BaseException:
             self.close_requests()
             os.close(self.response_fd)
@@ -145,9 +154,13 @@ class WorkerProcess:
             raise TimeoutError(f"worker {self.pid} still running after {timeout}s") from None
 
     def kill(self) -> None:
+        """SIGKILLs a running worker (its whole process group if it leads one) and reaps it."""
         if self.process is not None and self.process.poll() is None:
             try:
-                os.kill(self.process.pid, signal.SIGKILL)
+                if self.own_process_group:
+                    os.killpg(self.process.pid, signal.SIGKILL)  # not yet reaped: id not reused
+                else:
+                    os.kill(self.process.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
             self.process.wait(DEFAULT_TIMEOUT)

@@ -57,7 +57,7 @@ class BuiltinCommandsTest(CommandTestCase):
         stats = worker.result("get_stats")
         self.assertEqual(set(stats), {"pid", "worker_id", "uptime_s", "requests_served", "errors",
                                       "sessions", "rss_mb", "commands", "handlers_version",
-                                      "unhealthy_marks", "last_unhealthy"})
+                                      "unhealthy_marks", "last_unhealthy", "sentinel_pid"})
         self.assertEqual((stats["unhealthy_marks"], stats["last_unhealthy"]), (0, None))
         self.assertEqual(stats["pid"], worker.pid)
         self.assertEqual(stats["worker_id"], "w-stats")
