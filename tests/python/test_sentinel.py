@@ -67,19 +67,23 @@ class SentinelProcessTest(SentinelTestCase):
         self.assertNotEqual(state, "Z")
         self.assertNotEqual(ppid, worker.pid)
         self.assertEqual(pgid, worker.pid)
-        with open(f"/proc/{sentinel}/cmdline", "rb") as cmdline:
-            self.assertEqual(cmdline.read().split(b"\0")[:-1],
-                             [os.fsencode(a) for a in (sys.executable, "-I", "-S", SENTINEL_PY,
-                                                       str(worker.pid))])
-        expected = {0: "/dev/null", 1: "/dev/null", 2: "/dev/null", 3: "anon_inode:[pidfd]"}
+        command = [os.fsencode(a) for a in (sys.executable, "-I", "-S", SENTINEL_PY,
+                                            str(worker.pid))]
+        expected_fds = {0: "/dev/null", 1: "/dev/null", 2: "/dev/null", 3: "anon_inode:[pidfd]"}
+
+        def cmdline():
+            with open(f"/proc/{sentinel}/cmdline", "rb") as f:
+                return f.read().split(b"\0")[:-1]
 
         def fds():
             return {int(fd): os.readlink(f"/proc/{sentinel}/fd/{fd}")
                     for fd in os.listdir(f"/proc/{sentinel}/fd")}
 
-        # While its interpreter starts, it may briefly have a module file open.
-        wait_until(lambda: fds() == expected, 5.0)
-        self.assertEqual(fds(), expected)
+        # Right after the worker learnt its pid, the sentinel may still be the shell's forked
+        # child before exec, or an interpreter starting up with a module file open.
+        wait_until(lambda: cmdline() == command and fds() == expected_fds, 5.0)
+        self.assertEqual(cmdline(), command)
+        self.assertEqual(fds(), expected_fds)
         # Handler code that reaps "all my children" sees none.
         self.assertEqual(worker.result("wait_any"), {"children": False})
 
