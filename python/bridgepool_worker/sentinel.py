@@ -111,11 +111,11 @@ def start_group_sentinel() -> StartedSentinel | None:
     try:
         import fcntl
 
-        # Everything above fd 9 and close-on-exec, so the dup2s below onto 3 and 4 can never
-        # clobber one another (with --request-fd elsewhere, 3 and 4 may be free).
+        # Everything above fd 4 and close-on-exec, so that the dup2s below onto 0-4 never
+        # clobber a source (with --request-fd elsewhere, 3 and 4 may be free).
         def high(fd: int) -> int:
             opened.append(fd)
-            moved = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10)
+            moved = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 5)
             opened[-1] = moved
             os.close(fd)
             return moved

@@ -107,8 +107,8 @@ class SentinelProcessTest(SentinelTestCase):
 
 
 class WorkerDeathTest(SentinelTestCase):
-    def check_descendants_die(self, end_worker, expected_exit):
-        worker = self.ready()
+    def check_descendants_die(self, end_worker, expected_exit, **start_options):
+        worker = self.ready(**start_options)
         sentinel = worker.result("get_stats")["sentinel_pid"]
         pids = self.start_descendants(worker)
         end_worker(worker)
@@ -121,6 +121,11 @@ class WorkerDeathTest(SentinelTestCase):
                                             -signal.SIGKILL)
         # The forked child inherited the response pipe; only its death lets EOF through.
         self.assertTrue(worker.at_eof(1))
+
+    def test_sigkill_with_the_protocol_pipes_on_other_fds(self):
+        # --request-fd/--response-fd: fds 3 and 4 are free in the worker, the sentinel's are not.
+        self.check_descendants_die(lambda w: os.kill(w.pid, signal.SIGKILL), -signal.SIGKILL,
+                                   default_fds=False)
 
     def test_a_crash(self):
         self.check_descendants_die(lambda w: w.request("crash", {"code": 9}), 9)
