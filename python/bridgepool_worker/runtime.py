@@ -69,8 +69,9 @@ MAX_UNHEALTHY_CHARS = 1024
 # cannot be parsed, `_leading_id` reads the id from its first bytes so that the error reply
 # still answers the right request. Bounded work: at most _ID_WINDOW bytes are looked at, by an
 # anchored pattern without nested repetition (linear time); digits are capped at 20 (u64).
+# Compiled (and cached by `re`) on first use, not at start-up: it is rarely needed.
 _ID_WINDOW = 256
-_LEADING_ID = re.compile(
+_LEADING_ID = (
     rb'[ \t\n\r]*\{[ \t\n\r]*"id"[ \t\n\r]*:[ \t\n\r]*(0|[1-9][0-9]{0,19})[ \t\n\r]*[,}]')
 
 
@@ -257,7 +258,7 @@ def _retryable_of(exc: BaseException) -> bool | None:
 def _leading_id(body) -> int | None:
     """The request id written first in `body` (bytes or bytearray), or None; never raises."""
     try:
-        match = _LEADING_ID.match(bytes(body[:_ID_WINDOW]))
+        match = re.match(_LEADING_ID, bytes(body[:_ID_WINDOW]))
         if match is None:
             return None
         rid = int(match.group(1))
