@@ -9,12 +9,14 @@ stderr to /dev/null). Standard library only.
 Each --runtime is a directory holding a `bridgepool_worker` package (default: this checkout's
 python/); with several, each round starts one worker of each, in a shuffled order (seeded), so
 that machine load and order effects hit all alike.
+
 Wall time depends on machine load, so each start also records CPU time, which depends much less
 on it: the worker's own CPU time up to the handshake and, if the worker reports a group
-sentinel in `get_stats` (asked after the handshake, not timed), the sentinel's CPU time
-(/proc/PID/schedstat, nanoseconds on the CPU). Then it closes the request pipe and waits for
-the exit. The last line of stdout is one JSON object: {runtime: {"wall": {"p50_ms", "p90_ms",
-"mean_ms", "min_ms", "max_ms", "count"}, "worker_cpu": {...}, "sentinel_cpu": {...}|null}}.
+sentinel in `get_stats` (asked after the handshake, not timed), the sentinel's CPU time once it
+waits in poll() (/proc/PID/schedstat: nanoseconds on the CPU). Then it closes the request pipe
+and waits for the exit. The last line of stdout is one JSON object: {runtime: {"wall":
+{"p50_ms", "p90_ms", "mean_ms", "min_ms", "max_ms", "count"}, "worker_cpu": {...},
+"sentinel_cpu": {...} or null}}.
 """
 
 from __future__ import annotations
@@ -34,6 +36,23 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/schedstat") as f:
         return int(f.read().split()[0]) / 1e9
+
+
+def settled_cpu_seconds(sentinel: int) -> float:
+    """The sentinel's CPU time once it sleeps in poll() on the worker's pidfd (its start
+    overlaps the worker's, so at `ready` it may still be the shell's child or starting up)."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{sentinel}/cmdline", "rb") as f:
+                python = not f.read().startswith(b"/bin/sh")
+            with open(f"/proc/{sentinel}/wchan") as f:
+                if python and "poll" in f.read():
+                    break
+        except OSError:
+            break
+        time.sleep(0.002)
+    return cpu_seconds(sentinel)
 
 
 def read_frame(fd: int) -> dict:
@@ -75,7 +94,7 @@ def start_once(python: str, runtime: str, handlers: str) -> tuple[float, float, 
         request = json.dumps({"id": 1, "command": "get_stats"}).encode()
         os.write(request_w, len(request).to_bytes(4, "big") + request)
         sentinel = read_frame(response_r)["result"].get("sentinel_pid")
-        return elapsed, worker_cpu, cpu_seconds(sentinel) if sentinel else None
+        return elapsed, worker_cpu, settled_cpu_seconds(sentinel) if sentinel else None
     finally:
         os.close(request_w)  # EOF: the worker exits 0
         os.close(response_r)
