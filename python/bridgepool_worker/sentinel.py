@@ -26,7 +26,7 @@ Why not os.fork() a copy of the worker, as a child with PR_SET_PDEATHSIG:
   * fork() write-protects every page of the worker; each page the worker then writes (Python
     writes reference counts everywhere) costs a copy-on-write fault while the copy lives.
     Measured: +4 to +7 ms of worker CPU during handler import alone. posix_spawn costs the
-    worker about 0.3 ms; the sentinel's own start (~10-15 ms CPU) runs in another process.
+    worker about 0.3 ms; the sentinel's own start (~10-20 ms CPU) runs in another process.
   * The sentinel is not a child of the worker. Handler code that waits for "all my children"
     (os.wait() until ChildProcessError) or lists them (ps --ppid, psutil) sees exactly the
     children it started; a child sentinel would make such a wait block forever.
