@@ -21,13 +21,15 @@ namespace bridgepool {
 using Json = nlohmann::json;
 using std::chrono::milliseconds;
 
-// What served a call, for callers that want to know (the HTTP service returns it with every
-// response). Filled by the executor that answered; a FallbackChain fills `adapter`.
+// What served a call: the one way a caller learns it (pass one in ExecuteOptions::report). Filled
+// by the executor on success and on failure; a FallbackChain fills it from the adapter that
+// answered (or whose error it returns) and adds adapters_tried. Error::context.adapter only
+// names, for logs, the executor an error came from.
 struct CallReport {
   std::string adapter;      // "pool", "bridge" or "mock": the executor that produced the answer
   std::string worker_id;    // the worker of the last attempt, if any
   std::uint32_t attempts = 0;  // attempts made on that executor, the first included
-  std::vector<std::string> adapters_tried;  // fallback chains: in order, the serving one last
+  std::vector<std::string> adapters_tried;  // fallback chains: adapters called, in order
 };
 
 struct ExecuteOptions {

@@ -1,8 +1,9 @@
 // FallbackChain: an ordered list of adapters behind the one Executor interface — typically
 // pool -> single bridge -> mock (SPEC §6). A call goes to the first adapter that may serve it;
 // when that adapter fails with an error that may go elsewhere, or its breaker is open, the next
-// one serves. Every answer says which adapter produced it (CallReport::adapter, Served::adapter,
-// Error::context.adapter).
+// one serves. To learn which adapter served a call, pass a CallReport in ExecuteOptions::report:
+// the chain fills it on success and on failure (adapter, worker_id, attempts, adapters_tried).
+// A failure's Error::context.adapter also names the adapter whose error it is, for logs.
 //
 // Rules (why each one):
 //   * Which errors move on: everything but `abandon`. The classifier already turned every error
@@ -78,28 +79,26 @@ struct AdapterStats {
 
 class FallbackChain final : public Executor {
  public:
-  struct Served {
-    Json value;
-    std::string adapter;
-  };
-
   // `adapters` in order of preference; at least one. Any thread.
   FallbackChain(std::vector<FallbackAdapter> adapters, FallbackConfig config = {},
                 const Clock& clock = SteadyClock::instance(),
                 std::shared_ptr<EventBus> events = nullptr, UniformRandom random = {});
   ~FallbackChain() override;
 
-  // The answer and the adapter that produced it; on failure the last adapter's error, with
-  // context.adapter naming it and context.cause listing what the others said.
-  Result<Served> call(std::string_view command, Json args, const ExecuteOptions& options = {});
-  Result<Served> call_in_session(std::string_view session_id, std::string_view command, Json args,
-                                 const ExecuteOptions& options = {});
-
+  // The first answer an adapter gives; on failure the last adapter's error, with context.adapter
+  // naming it and context.cause listing what the others said. options.report, if set, is reset
+  // and then filled: `adapter` = the adapter that answered (or whose error is returned, also when
+  // its breaker refused the call; empty if the chain refused it itself), `worker_id` and
+  // `attempts` from that adapter's own report, `adapters_tried` = the adapters actually called,
+  // in order. Any thread.
   Result<Json> execute(std::string_view command, Json args = Json::object(),
                        const ExecuteOptions& options = {}) override;
+  // The same in a session: its first call pins it to the adapter that answers; later calls go
+  // there only. resource error beyond config.max_sessions pinned sessions.
   Result<Json> execute_in_session(std::string_view session_id, std::string_view command,
                                   Json args = Json::object(),
                                   const ExecuteOptions& options = {}) override;
+  // Forwards to the adapter the session is pinned to and drops the pin; false if not pinned.
   Result<bool> close_session(std::string_view session_id) override;
   std::string_view kind() const override { return "chain"; }
 
@@ -108,8 +107,8 @@ class FallbackChain final : public Executor {
  private:
   struct Slot;
   std::vector<std::size_t> order_for(const ExecuteOptions& options);
-  Result<Served> run(std::optional<std::string_view> session, std::string_view command,
-                     Json args, const ExecuteOptions& options);
+  Result<Json> run(std::optional<std::string_view> session, std::string_view command, Json args,
+                   const ExecuteOptions& options);
   void note_failure(Slot& slot);
   void note_success(Slot& slot);
   double ramp_of(const Slot& slot, TimePoint now) const;

@@ -1,68 +1,57 @@
-// MockExecutor: the last link of the fallback chain (pool → single bridge → mock, SPEC §6) — an
-// Executor that answers the Python runtime's built-in commands and every command of
-// examples/handlers.py deterministically, in C++, with no Python process. It exists so that a
-// service keeps answering (with canned data) when no worker can run, and so that code above the
-// Executor interface can be tested without Python.
+// MockExecutor: the last link of the fallback chain (pool → single bridge → mock, SPEC §6), and a
+// stand-in for a Pool in tests of code written against the Executor interface — an Executor that
+// runs no Python. It answers the Python runtime's built-in commands itself, and every other
+// command with a C++ handler the user registered (add_handler); it knows nothing of any Python
+// handler module, so what a non-built-in command returns is exactly what its handler says.
 //
-// Replies have the same shape as the Python ones (same keys, same JSON types), and errors the
-// same category, message ("ValueError: programs need a session") and PythonError type as the
-// pool would return for the same request; only the values that describe a process differ:
-// worker_id is config.worker_id ("mock"), pid is 0 (there is no process — never pass it to
+// Built-ins: the same result keys and JSON types as python/bridgepool_worker/builtin_commands.py
+// (an integration test compares them with a real worker's). Values that describe a process do
+// not: worker_id is config.worker_id ("mock"), pid is 0 (there is no process — never pass it to
 // kill(2), where 0 means "my process group"), rss_mb is 0.0, uptime_s counts from construction.
-// Nothing inside a result marks it as mock-served: callers learn that from the adapter that
-// answered (kind() == "mock", CallReport::adapter, Error::context.adapter).
 //
-//   command          mock behaviour
-//   ---------------  ------------------------------------------------------------------------
-//   ping             "pong"
-//   health_check     {"status": "healthy", "pid": 0, "worker_id", "uptime_s", "requests_served",
-//                    "rss_mb": 0.0, "detail": []}
-//   get_stats        {"pid", "worker_id", "uptime_s", "requests_served", "errors", "sessions",
-//                    "rss_mb", "commands": {name: calls}, "handlers_version"}
-//   list_commands    {"commands": [{"name", "idempotent", "builtin"}, ...]} sorted by name
-//   close_session    {"closed", "session_id"}; drops the session's state
-//   shutdown         {"shutting_down": true}; the mock has nothing to stop and keeps serving
-//   echo             its arguments
-//   sleep            {"slept_ms": ms} after sleeping min(ms, config.max_sleep) (0 by default:
-//                    no sleep at all); a sleep longer than the request's timeout is the timeout
-//                    error a real worker's would be, returned at once
-//   fail             the python error the handler raises (type from args.type among Python's
-//                    builtin exception classes, else RuntimeError; message; retryable)
-//   crash            cannot crash anything. A connection error ("worker mock (pid 0) exited
-//                    during request (exit code 1; simulated ...)"), because that is what the
-//                    caller of a real crash gets: a caller cannot tell the shapes apart, and the
-//                    classifier treats it exactly like a real crash (connection; crash is not
-//                    idempotent and may have run, so it is not retried). Signals a worker
-//                    survives (0, SIGINT, SIGPIPE, SIGCHLD, SIGCONT, SIGURG, SIGXFSZ, SIGWINCH)
-//                    return {"survived_signal": n}; stop signals give the timeout error a stopped
-//                    worker would; an invalid signal number the OSError os.kill raises
-//   compute          {"n", "value"}: the handler's sum of i*i % 7 for i < n, in O(1)
-//   whoami           {"pid": 0, "worker_id", "requests_served", "handlers_version"}
-//   spam             {"printed": lines}; prints nothing (there is no worker output to capture)
-//   stream           options.on_chunk({"i": i}) for i < count, then {"count"}
-//   configure,       {"config": {...}}: one settings object per MockExecutor (a Python worker's
-//   get_config       is process-global; the mock is one "process")
-//   create_program,  the DSPy-like programs, kept per session id with the same validation,
-//   execute_program, errors, "prog-N" numbering and mock_language_model ("mock-<field>-" + the
-//   list_programs,   first 12 hex digits of the SHA-256 of the inputs as compact, key-sorted
-//   delete_program   JSON), so equal inputs give the outputs a Python worker gives
+//   command        result
+//   -------------  ---------------------------------------------------------------------------
+//   ping           "pong"
+//   health_check   {"status": "healthy", "pid": 0, "worker_id", "uptime_s", "requests_served",
+//                  "rss_mb": 0.0, "detail": []}
+//   get_stats      {"pid": 0, "worker_id", "uptime_s", "requests_served", "errors", "sessions",
+//                  "rss_mb": 0.0, "commands": {name: calls}, "handlers_version"}
+//   list_commands  {"commands": [{"name", "idempotent", "builtin"}, ...]} sorted by name
+//   close_session  {"closed", "session_id"}: drops the state of args.session_id (else of the
+//                  call's session); InvalidArguments (invalid_request) if it is not a string
+//   shutdown       {"shutting_down": true}; the mock has nothing to stop and keeps serving
 //
-// Requests are validated like the pool's (validate_request: args must be an object, names
-// bounded); an unknown command is an invalid_request error whose message lists the available
-// commands, as the Python runtime's UnknownCommand reply does. Python's conversions are mimicked
-// where handlers apply them (int("12") == 12, int(2.7) == 2, the TypeError/ValueError texts);
-// repr() of unusual non-ASCII characters in error messages is approximate.
+// requests_served counts every answered request, errors included (health_check and get_stats
+// report the count before themselves); sessions counts sessions in which a handler ran and that
+// are not closed. Built-in names are reserved, as in the runtime: add_handler refuses them.
 //
-// add_handler() registers a canned answer for another command (or replaces one above). Sessions:
-// state is created per session id by the first non-built-in command in it (as the runtime does)
-// and dropped by close_session.
+// Calls: a request is validated like the pool's (command 1..256 bytes, no NUL; args an object;
+// session id 1..256 bytes) and, since the mock never re-encodes names the way the wire does,
+// command names and session ids must also be valid UTF-8 — otherwise invalid_request, and no
+// handler runs. An unknown command is the invalid_request error the runtime's UnknownCommand
+// reply becomes ("UnknownCommand: unknown command 'x'; available commands: ..."). A handler's
+// error is returned with its context filled in (command, session, worker, adapter "mock",
+// elapsed) and classified as the bridge classifies a worker's reply (it may have run; retried
+// only if the handler was registered idempotent). An exception thrown by a handler becomes a
+// `system` error; a result that encodes to more than config.max_result_bytes becomes the
+// SerializationError a worker sends for a result too large for a frame. Nothing inside a result
+// marks it as mock-served: the caller's CallReport does (adapter "mock").
 //
-// Thread-safety: every method may be called from any thread concurrently. Handlers registered
-// with add_handler, and on_chunk callbacks, run on the calling thread with no lock held. Nothing
-// throws (an exception from a registered handler becomes a `system` error).
+// Sessions: each session has a state object (Context::state(), the runtime's ctx.session),
+// created by the first handler call in it and dropped by close_session — the built-in command or
+// the Executor method. Handler calls in one session run one at a time (as on the one worker a
+// session lives on); calls outside a session, or in different sessions, run concurrently.
+//
+// Thread-safety: every method may be called from any thread concurrently. Handlers (and the
+// on_chunk callbacks they feed) run on the calling thread with no executor lock held, so a
+// handler may call the executor again — any command, any session (a nested call in its own
+// session runs at once, on the same state) — and add_handler; a handler replaced while it runs
+// finishes its call. A handler may run on several threads at once: it must be thread-safe itself.
+// Nothing throws.
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -78,17 +67,46 @@ namespace bridgepool {
 
 struct MockExecutorConfig {
   std::string worker_id = "mock";  // reported where a worker reports its id
-  // handlers_version reported by whoami/get_stats: examples/handlers.py's __version__.
-  std::optional<std::string> handlers_version = std::string("examples-1");
-  milliseconds request_timeout{60'000};  // when ExecuteOptions::timeout is not set
-  milliseconds max_sleep{0};             // `sleep` really sleeps at most this long
+  // get_stats' handlers_version (a worker reports its handler module's __version__; null if none).
+  std::optional<std::string> handlers_version;
+  // A result whose JSON encoding is longer is a SerializationError, as a worker's reply would be
+  // (the pool's default max_frame_bytes).
+  std::size_t max_result_bytes = 64u * 1024u * 1024u;
 };
 
 class MockExecutor final : public Executor {
  public:
-  // A canned command: `session` is "" outside a session. Its errors are returned as they are,
-  // with context (command, worker, session, adapter) filled in.
-  using Handler = std::function<Result<Json>(const Json& args, std::string_view session)>;
+  // What a handler sees of its call besides the arguments. Lives for the duration of the call.
+  // Public constructor so that a test may call a handler directly.
+  class Context {
+   public:
+    // `on_chunk` may be null (nobody listens); it must outlive the Context.
+    Context(std::string_view command, std::string_view session_id, Json& state,
+            const std::function<void(const Json&)>* on_chunk = nullptr)
+        : command_(command), session_id_(session_id), state_(state), on_chunk_(on_chunk) {}
+
+    std::string_view command() const { return command_; }
+    std::string_view session_id() const { return session_id_; }  // "" outside a session
+    // The session's state: a JSON object kept until the session is closed. Outside a session, an
+    // empty object that lives for this call only (as the runtime's ctx.session).
+    Json& state() { return state_; }
+    // Hands `chunk` to the caller's ExecuteOptions::on_chunk, if it set one (a streaming
+    // command's progress); the caller gets every chunk before the result.
+    void send_chunk(const Json& chunk) const {
+      if (on_chunk_ && *on_chunk_) (*on_chunk_)(chunk);
+    }
+
+   private:
+    std::string_view command_;
+    std::string_view session_id_;
+    Json& state_;
+    const std::function<void(const Json&)>* on_chunk_;
+  };
+
+  // A command's implementation: the result, or an Error (its category is what the caller sees;
+  // set Error::python to pass a Python exception type or a retryable mark). May throw: the
+  // executor turns the exception into a `system` error.
+  using Handler = std::function<Result<Json>(const Json& args, Context& context)>;
 
   explicit MockExecutor(MockExecutorConfig config = {},
                         const Clock& clock = SteadyClock::instance());
@@ -96,22 +114,27 @@ class MockExecutor final : public Executor {
   MockExecutor(const MockExecutor&) = delete;
   MockExecutor& operator=(const MockExecutor&) = delete;
 
-  // The answer of the command (table above) or its error. Fills options.report (adapter "mock",
-  // worker_id, attempts 1) when set. Any thread.
+  // The built-in's or the handler's answer, or the error (see above). Fills options.report
+  // (adapter "mock", worker_id, attempts 1; attempts 0 and no worker_id for a request rejected
+  // before any command ran) on success and failure. Any thread.
   Result<Json> execute(std::string_view command, Json args = Json::object(),
                        const ExecuteOptions& options = {}) override;
   Result<Json> execute_in_session(std::string_view session_id, std::string_view command,
                                   Json args = Json::object(),
                                   const ExecuteOptions& options = {}) override;
-  // Drops the session's state (programs). True if the session was known. Any thread.
+  // Drops the session's state. True if any call was made in the session since it was last
+  // closed; invalid_request for an empty id. Any thread.
   Result<bool> close_session(std::string_view session_id) override;
   std::string_view kind() const override { return "mock"; }
 
-  // Registers `handler` for `command`, replacing the built-in answer if there is one;
-  // `idempotent` is what list_commands reports. Any thread.
-  void add_handler(std::string command, Handler handler, bool idempotent = false);
+  // Registers `handler` for `command`, or replaces the one registered before (calls already
+  // running finish with the old one); `idempotent` is what list_commands reports and what the
+  // classifier is told. invalid_request, and nothing registered, if the name would be refused
+  // as a request's command, is a built-in's, or `handler` is empty. Any thread.
+  [[nodiscard]] Result<void> add_handler(std::string command, Handler handler,
+                                         bool idempotent = false);
 
-  // Every command answered, sorted by name. Any thread.
+  // Every command answered, built-ins included, sorted by name. Any thread.
   std::vector<std::string> commands() const;
 
  private:

@@ -3,11 +3,11 @@
 // calls themselves run on the caller's thread with no lock held.
 #include "bridgepool/fallback_chain.h"
 
-#include <algorithm>
-#include <atomic>
-
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+
+#include <algorithm>
+#include <atomic>
 
 namespace bridgepool {
 
@@ -107,9 +107,9 @@ void FallbackChain::note_success(Slot& slot) {
   }
 }
 
-Result<FallbackChain::Served> FallbackChain::run(std::optional<std::string_view> session,
-                                                 std::string_view command, Json args,
-                                                 const ExecuteOptions& options) {
+Result<Json> FallbackChain::run(std::optional<std::string_view> session, std::string_view command,
+                                Json args, const ExecuteOptions& options) {
+  if (options.report) *options.report = CallReport{};
   std::vector<std::size_t> order;
   if (session) {
     std::lock_guard lock(mu_);
@@ -120,6 +120,12 @@ Result<FallbackChain::Served> FallbackChain::run(std::optional<std::string_view>
   if (order.empty()) order = order_for(options);
   std::vector<std::string> tried, notes;
   std::optional<Error> last_error;
+  CallReport last_report;  // of the adapter whose error is last_error
+  auto finish_report = [&](CallReport report) {
+    if (!options.report) return;
+    report.adapters_tried = tried;
+    *options.report = std::move(report);
+  };
   for (std::size_t pos = 0; pos < order.size(); ++pos) {
     Slot& slot = *slots_[order[pos]];
     const std::string& name = slot.adapter.name;
@@ -130,7 +136,11 @@ Result<FallbackChain::Served> FallbackChain::run(std::optional<std::string_view>
         slot.skipped_open.fetch_add(1, std::memory_order_relaxed);
         note_failure(slot);
         notes.push_back(fmt::format("{}: circuit open", name));
-        if (!last_error) last_error = admitted.error();
+        if (!last_error) {
+          last_error = std::move(admitted.error());
+          last_error->context.adapter = name;
+          last_report = CallReport{name, "", 0, {}};
+        }
         continue;
       }
       permit = *admitted;
@@ -141,19 +151,14 @@ Result<FallbackChain::Served> FallbackChain::run(std::optional<std::string_view>
     sub_options.report = &sub;
     sub_options.adapters.clear();
     Json call_args = pos + 1 < order.size() ? args : std::move(args);
-    Result<Json> r = session ? slot.adapter.executor->execute_in_session(*session, command,
-                                                                        std::move(call_args),
-                                                                        sub_options)
-                             : slot.adapter.executor->execute(command, std::move(call_args),
-                                                              sub_options);
+    Result<Json> r =
+        session ? slot.adapter.executor->execute_in_session(*session, command, std::move(call_args),
+                                                            sub_options)
+                : slot.adapter.executor->execute(command, std::move(call_args), sub_options);
     if (permit) {
       slot.breaker->record(*permit, r ? BreakerOutcome::kSuccess : breaker_outcome_of(r.error()));
     }
-    if (options.report) {
-      *options.report = sub;
-      options.report->adapter = name;
-      options.report->adapters_tried = tried;
-    }
+    sub.adapter = name;
     if (r) {
       slot.served.fetch_add(1, std::memory_order_relaxed);
       note_success(slot);
@@ -162,10 +167,12 @@ Result<FallbackChain::Served> FallbackChain::run(std::optional<std::string_view>
         session_pins_.emplace(std::string(*session), order[pos]);
       }
       if (pos > 0 && events_) {
-        events_->emit(Event{"fallback.served", {{"position", double(pos)}},
+        events_->emit(Event{"fallback.served",
+                            {{"position", double(pos)}},
                             {{"adapter", name}, {"command", std::string(command)}}});
       }
-      return Served{std::move(*r), name};
+      finish_report(std::move(sub));
+      return std::move(*r);
     }
     slot.failed.fetch_add(1, std::memory_order_relaxed);
     Error e = std::move(r.error());
@@ -177,9 +184,11 @@ Result<FallbackChain::Served> FallbackChain::run(std::optional<std::string_view>
     notes.push_back(fmt::format("{}: {}", name, category_name(e.category)));
     bool may_move = e.strategy != RecoveryStrategy::kAbandon;
     last_error = std::move(e);
+    last_report = std::move(sub);
     if (!may_move) break;
     if (events_ && pos + 1 < order.size()) {
-      events_->emit(Event{"fallback.failover", {},
+      events_->emit(Event{"fallback.failover",
+                          {},
                           {{"from", name},
                            {"category", std::string(category_name(last_error->category))},
                            {"command", std::string(command)}}});
@@ -196,50 +205,39 @@ Result<FallbackChain::Served> FallbackChain::run(std::optional<std::string_view>
   }
   if (notes.size() > 1 || tried.empty()) {
     std::string all = fmt::format("adapters: {}", fmt::join(notes, "; "));
-    last_error->context.cause =
-        last_error->context.cause.empty() ? all : fmt::format("{}; {}", last_error->context.cause, all);
+    last_error->context.cause = last_error->context.cause.empty()
+                                    ? all
+                                    : fmt::format("{}; {}", last_error->context.cause, all);
   }
   last_error->context.command = command;
   if (session) last_error->context.session_id = *session;
+  finish_report(std::move(last_report));
   return tl::unexpected(std::move(*last_error));
 }
 
-Result<FallbackChain::Served> FallbackChain::call(std::string_view command, Json args,
-                                                  const ExecuteOptions& options) {
+Result<Json> FallbackChain::execute(std::string_view command, Json args,
+                                    const ExecuteOptions& options) {
   return run(std::nullopt, command, std::move(args), options);
 }
 
-Result<FallbackChain::Served> FallbackChain::call_in_session(std::string_view session_id,
-                                                             std::string_view command, Json args,
-                                                             const ExecuteOptions& options) {
+Result<Json> FallbackChain::execute_in_session(std::string_view session_id,
+                                               std::string_view command, Json args,
+                                               const ExecuteOptions& options) {
   {
     std::lock_guard lock(mu_);
     if (!session_pins_.contains(std::string(session_id)) &&
         session_pins_.size() >= config_.max_sessions) {
+      if (options.report) *options.report = CallReport{};
       Error e(ErrorCategory::kResource,
               fmt::format("fallback chain holds {} sessions (max_sessions); close some first",
                           session_pins_.size()));
+      e.context.command = command;
       e.context.session_id = session_id;
       e.strategy = RecoveryStrategy::kBackoffRetry;
       return tl::unexpected(std::move(e));
     }
   }
   return run(session_id, command, std::move(args), options);
-}
-
-Result<Json> FallbackChain::execute(std::string_view command, Json args,
-                                    const ExecuteOptions& options) {
-  auto r = call(command, std::move(args), options);
-  if (!r) return tl::unexpected(std::move(r.error()));
-  return std::move(r->value);
-}
-
-Result<Json> FallbackChain::execute_in_session(std::string_view session_id,
-                                               std::string_view command, Json args,
-                                               const ExecuteOptions& options) {
-  auto r = call_in_session(session_id, command, std::move(args), options);
-  if (!r) return tl::unexpected(std::move(r.error()));
-  return std::move(r->value);
 }
 
 Result<bool> FallbackChain::close_session(std::string_view session_id) {

@@ -1,170 +1,203 @@
-// MockExecutor: the commands of the Python runtime and of examples/handlers.py, answered in C++.
-// What each command returns is in include/bridgepool/mock_executor.h; here, each handler mirrors
-// its Python original line by line (same argument defaults, same checks in the same order, same
-// exception types and texts). Python's view of the JSON arguments (type names, repr()/str(),
-// int(), json.dumps) is in python_values.h; the pure logic of the example handlers (signatures,
-// the mock language model, exception classes, signals) in mock_handlers_support.h. This file
-// holds the executor: the command table, the per-session state, the call path and the handlers.
+// MockExecutor: see include/bridgepool/mock_executor.h for what it answers. This file holds the
+// command table (built-ins and registered handlers), the per-session state, the call path
+// (validate → look up → run with no lock held → check → classify) and the six built-ins.
+//
+// Locks: `mu` guards the table, the counters and the session map, and is never held while a
+// built-in or a handler runs, nor while waiting for a session's lock; a session's own mutex is
+// held while a handler runs in that session. So the only order is "session, then mu", and a
+// handler may call back into the executor.
 #include "bridgepool/mock_executor.h"
 
 #include <fmt/format.h>
-#include <fmt/ranges.h>
 
-#include <algorithm>
 #include <cmath>
-#include <cstring>
-#include <limits>
+#include <cstdint>
 #include <map>
 #include <mutex>
-#include <thread>
 #include <unordered_map>
 #include <utility>
 
 #include "pool/request_validation.h"
 #include "resilience/error_classifier.h"
-#include "resilience/mock_handlers_support.h"
-#include "resilience/python_values.h"
 
 namespace bridgepool {
 namespace {
 
-using internal::arg;
-using internal::check_hashable;
-using internal::compute_value;
-using internal::constructor_error;
-using internal::exception_classes;
-using internal::int_arg;
-using internal::mock_language_model;
-using internal::parse_signature;
-using internal::py_int;
-using internal::py_raise;
-using internal::py_repr;
-using internal::py_str;
-using internal::py_truthy;
-using internal::py_type;
-using internal::PyResult;
-using internal::python_error;
-using internal::raise;
-using internal::Raised;
-using internal::stops_process;
-using internal::survives_signal;
-
-struct Program {
-  std::string signature;
-  std::vector<std::string> inputs, outputs;
-};
-
+// One session's handler state (Context::state()). Shared with the handlers running in it, so a
+// close_session while one runs drops the session without pulling the state from under it.
 struct SessionState {
-  bool has_state = false;  // a non-built-in command ran in it (the runtime's session dict exists)
-  std::map<std::string, Program> programs;  // sorted: list_programs returns sorted(programs)
-  std::int64_t program_counter = 0;
+  // Handler calls in one session run one at a time. Recursive: a handler's nested call in its
+  // own session, on the same thread, runs at once instead of deadlocking.
+  std::recursive_mutex mu;
+  Json state = Json::object();
 };
+
+// Offset of the first byte that does not start a well-formed UTF-8 sequence (RFC 3629: no
+// overlong forms, no surrogates, nothing above U+10FFFF), or npos if the text is valid.
+std::size_t invalid_utf8_at(std::string_view text) {
+  std::size_t i = 0;
+  while (i < text.size()) {
+    const auto lead = static_cast<unsigned char>(text[i]);
+    if (lead < 0x80) {
+      ++i;
+      continue;
+    }
+    std::size_t length = 0;
+    unsigned char low = 0x80, high = 0xBF;  // range of the second byte
+    if (lead >= 0xC2 && lead <= 0xDF) {
+      length = 2;
+    } else if (lead >= 0xE0 && lead <= 0xEF) {
+      length = 3;
+      if (lead == 0xE0) low = 0xA0;   // E0 80..9F would be overlong
+      if (lead == 0xED) high = 0x9F;  // ED A0..BF are the UTF-16 surrogates
+    } else if (lead >= 0xF0 && lead <= 0xF4) {
+      length = 4;
+      if (lead == 0xF0) low = 0x90;   // overlong
+      if (lead == 0xF4) high = 0x8F;  // above U+10FFFF
+    } else {
+      return i;  // a continuation byte, C0/C1 (overlong) or F5..FF
+    }
+    if (text.size() - i < length) return i;
+    for (std::size_t k = 1; k < length; ++k) {
+      const auto byte = static_cast<unsigned char>(text[i + k]);
+      if (k == 1 ? (byte < low || byte > high) : (byte < 0x80 || byte > 0xBF)) return i;
+    }
+    i += length;
+  }
+  return std::string_view::npos;
+}
+
+// The longest prefix of `text` that is valid UTF-8 (all of it, usually).
+std::string_view utf8_prefix(std::string_view text) {
+  return text.substr(0, invalid_utf8_at(text));
+}
+
+// Counts the bytes a serializer writes, keeping none of them.
+class ByteCounter final : public nlohmann::detail::output_adapter_protocol<char> {
+ public:
+  void write_character(char) override { ++count; }
+  void write_characters(const char*, std::size_t length) override { count += length; }
+  std::size_t count = 0;
+};
+
+// Length of `value` as compact JSON (what a worker would put in its reply frame), without
+// building the string: a handler's huge result is measured, not copied.
+std::size_t encoded_size(const Json& value) {
+  auto counter = std::make_shared<ByteCounter>();
+  nlohmann::detail::serializer<Json> serializer(counter, ' ', Json::error_handler_t::replace);
+  serializer.dump(value, /*pretty_print=*/false, /*ensure_ascii=*/false, /*indent_step=*/0);
+  return counter->count;
+}
+
+// type(value).__name__ of the JSON value as Python decodes it, for close_session's message.
+std::string_view python_type_name(const Json& value) {
+  switch (value.type()) {
+    case Json::value_t::null:
+      return "NoneType";
+    case Json::value_t::boolean:
+      return "bool";
+    case Json::value_t::number_integer:
+    case Json::value_t::number_unsigned:
+      return "int";
+    case Json::value_t::number_float:
+      return "float";
+    case Json::value_t::string:
+      return "str";
+    case Json::value_t::array:
+      return "list";
+    case Json::value_t::object:
+      return "dict";
+    default:
+      return value.type_name();
+  }
+}
+
+// The Error the pool makes of an error reply the runtime itself sends (Worker::python_error):
+// `category` with a PythonError of `type`, never marked retryable, no traceback (no user frame).
+Error runtime_error(ErrorCategory category, std::string_view type, std::string_view message) {
+  Error e(category, fmt::format("{}: {}", type, message));
+  e.python = PythonError{std::string(type), "", false};
+  return e;
+}
+
+Error invalid(std::string_view operation, std::string message) {
+  Error e(ErrorCategory::kInvalidRequest, std::move(message));
+  e.context.operation = operation;
+  return e;
+}
 
 }  // namespace
 
-// ---------------------------------------------------------------------------------------------
-
 struct MockExecutor::Impl {
-  struct Call {
+  // What a built-in sees of its call.
+  struct BuiltinCall {
     const Json& args;
     std::optional<std::string_view> session;
-    const ExecuteOptions& options;
     std::uint64_t served_before;  // requests answered before this one
   };
+  using Builtin = Result<Json> (Impl::*)(const BuiltinCall&);
+
   struct Command {
     bool idempotent = false;
-    bool builtin = false;
-    std::function<Result<Json>(const Call&)> run;
+    Builtin builtin = nullptr;               // a built-in, or else
+    std::shared_ptr<const Handler> handler;  // a registered handler (shared: replaceable mid-call)
+    std::uint64_t calls = 0;                 // get_stats' "commands"
+  };
+
+  // What one call runs, copied out of the table under mu.
+  struct Dispatch {
+    bool idempotent = false;
+    Builtin builtin = nullptr;
+    std::shared_ptr<const Handler> handler;
+    std::shared_ptr<SessionState> session_state;  // null outside a session and for built-ins
+    std::uint64_t served_before = 0;
   };
 
   Impl(MockExecutorConfig cfg, const Clock& c)
       : config(std::move(cfg)), clock(c), started_at(c.now()) {
-    register_commands();
+    // python/bridgepool_worker/registry.py BUILTIN_COMMANDS, with their idempotent flags.
+    commands["ping"] = Command{true, &Impl::ping, nullptr, 0};
+    commands["health_check"] = Command{true, &Impl::health_check, nullptr, 0};
+    commands["get_stats"] = Command{true, &Impl::get_stats, nullptr, 0};
+    commands["list_commands"] = Command{true, &Impl::list_commands, nullptr, 0};
+    commands["close_session"] = Command{true, &Impl::close_session_command, nullptr, 0};
+    commands["shutdown"] = Command{false, &Impl::shutdown, nullptr, 0};
   }
 
   const MockExecutorConfig config;
   const Clock& clock;
   const TimePoint started_at;
 
-  mutable std::mutex mu;  // guards everything below; never held while a handler runs
-  std::map<std::string, Command> commands;
-  std::map<std::string, std::uint64_t> calls;  // per command (get_stats)
-  std::unordered_map<std::string, SessionState> sessions;
-  Json settings = Json::object();  // configure / get_config
+  mutable std::mutex mu;  // guards everything below; see the file comment for the lock order
+  std::map<std::string, Command, std::less<>> commands;
+  // Every session a call was made in since it was last closed; the state is null while only
+  // built-ins ran in it (the runtime creates a session's dict for handler calls only).
+  std::unordered_map<std::string, std::shared_ptr<SessionState>> sessions;
   std::uint64_t requests_served = 0;
   std::uint64_t errors = 0;
 
-  void register_commands();
-  void add(std::string name, bool idempotent, bool builtin,
-           std::function<Result<Json>(const Call&)> run);
   Result<Json> run(std::optional<std::string_view> session, std::string_view command,
                    const Json& args, const ExecuteOptions& options);
-  Result<Json> dispatch(const Command& command, std::string_view name, const Call& call);
+  Result<void> validate(std::optional<std::string_view> session, std::string_view command,
+                        const Json& args) const;
+  Result<Json> call_handler(const Dispatch& dispatch, std::string_view command,
+                            std::optional<std::string_view> session, const Json& args,
+                            const ExecuteOptions& options) const;
+  Result<Json> check_size(Result<Json> result, std::string_view command) const;
   Result<Json> finish(Result<Json> result, std::string_view command,
                       std::optional<std::string_view> session, bool idempotent,
                       const ExecuteOptions& options, TimePoint started) const;
-  std::string available_commands() const;  // mu held
+  Result<Json> unknown_command(std::string_view command) const;  // mu held
   double uptime_s() const;
-  Error process_gone(std::string_view how) const;
-  Error no_reply(std::string_view command, std::string_view why) const;
 
-  // The runtime's built-ins.
-  Result<Json> health_check(const Call& call);
-  Result<Json> get_stats(const Call& call);
-  Result<Json> list_commands(const Call& call);
-  Result<Json> close_session_command(const Call& call);
-  // examples/handlers.py
-  Result<Json> sleep(const Call& call);
-  Result<Json> fail(const Call& call);
-  Result<Json> crash(const Call& call);
-  Result<Json> compute(const Call& call);
-  Result<Json> whoami(const Call& call);
-  Result<Json> spam(const Call& call);
-  Result<Json> stream(const Call& call);
-  Result<Json> configure(const Call& call);
-  Result<Json> get_config(const Call& call);
-  Result<Json> create_program(const Call& call);
-  Result<Json> execute_program(const Call& call);
-  Result<Json> list_programs(const Call& call);
-  Result<Json> delete_program(const Call& call);
-
-  // _programs(ctx): the session's programs, or ValueError outside a session. mu held.
-  PyResult<SessionState*> session_programs(const Call& call);
+  // The built-ins (python/bridgepool_worker/builtin_commands.py).
+  Result<Json> ping(const BuiltinCall&) { return Json("pong"); }
+  Result<Json> health_check(const BuiltinCall& call);
+  Result<Json> get_stats(const BuiltinCall& call);
+  Result<Json> list_commands(const BuiltinCall& call);
+  Result<Json> close_session_command(const BuiltinCall& call);
+  Result<Json> shutdown(const BuiltinCall&) { return Json{{"shutting_down", true}}; }
 };
-
-void MockExecutor::Impl::add(std::string name, bool idempotent, bool builtin,
-                             std::function<Result<Json>(const Call&)> run) {
-  calls.try_emplace(name, 0);
-  commands[std::move(name)] = Command{idempotent, builtin, std::move(run)};
-}
-
-void MockExecutor::Impl::register_commands() {
-  using Member = Result<Json> (Impl::*)(const Call&);
-  auto bind = [this](Member m) { return [this, m](const Call& c) { return (this->*m)(c); }; };
-  auto constant = [](Json value) { return [value](const Call&) -> Result<Json> { return value; }; };
-  // Built-ins (bridgepool_worker/builtin_commands.py); idempotency as registry.BUILTIN_COMMANDS.
-  add("ping", true, true, constant("pong"));
-  add("health_check", true, true, bind(&Impl::health_check));
-  add("get_stats", true, true, bind(&Impl::get_stats));
-  add("list_commands", true, true, bind(&Impl::list_commands));
-  add("close_session", true, true, bind(&Impl::close_session_command));
-  add("shutdown", false, true, constant(Json{{"shutting_down", true}}));
-  // examples/handlers.py, with the idempotent flags of its @command decorators.
-  add("echo", true, false, [](const Call& c) -> Result<Json> { return c.args; });
-  add("sleep", true, false, bind(&Impl::sleep));
-  add("fail", false, false, bind(&Impl::fail));
-  add("crash", false, false, bind(&Impl::crash));
-  add("compute", true, false, bind(&Impl::compute));
-  add("whoami", true, false, bind(&Impl::whoami));
-  add("spam", false, false, bind(&Impl::spam));
-  add("stream", false, false, bind(&Impl::stream));
-  add("configure", false, false, bind(&Impl::configure));
-  add("get_config", true, false, bind(&Impl::get_config));
-  add("create_program", false, false, bind(&Impl::create_program));
-  add("execute_program", false, false, bind(&Impl::execute_program));
-  add("list_programs", true, false, bind(&Impl::list_programs));
-  add("delete_program", false, false, bind(&Impl::delete_program));
-}
 
 // ---- the call path ----
 
@@ -172,58 +205,101 @@ Result<Json> MockExecutor::Impl::run(std::optional<std::string_view> session,
                                      std::string_view command, const Json& args,
                                      const ExecuteOptions& options) {
   const TimePoint started = clock.now();
-  if (auto valid = validate_request(session, command, args); !valid) {
-    Error& e = valid.error();
-    if (session) e.context.session_id = std::string(*session);
-    e.context.adapter = "mock";
-    classify_error(e, ClassifyInput{});
+  if (auto valid = validate(session, command, args); !valid) {
     if (options.report) *options.report = CallReport{"mock", "", 0, {}};
-    return tl::unexpected(std::move(e));
+    return tl::unexpected(std::move(valid.error()));
   }
-  Command cmd;
-  std::uint64_t served_before = 0;
+  Dispatch dispatch;
   {
     std::lock_guard lock(mu);
-    served_before = requests_served;
-    auto it = commands.find(std::string(command));
+    dispatch.served_before = requests_served;
+    auto it = commands.find(command);
     if (it == commands.end()) {
       ++requests_served;
       ++errors;
-      Raised unknown{"UnknownCommand",
-                     fmt::format("unknown command {}; available commands: {}",
-                                 py_repr(Json(std::string(command))), available_commands()),
-                     false, true};
-      return finish(tl::unexpected(python_error(unknown)), command, session, false, options,
-                    started);
+      return finish(unknown_command(command), command, session, false, options, started);
     }
-    cmd = it->second;
-    ++calls[it->first];
+    Command& found = it->second;
+    ++found.calls;
+    dispatch.idempotent = found.idempotent;
+    dispatch.builtin = found.builtin;
+    dispatch.handler = found.handler;
     if (session) {
-      SessionState& state = sessions[std::string(*session)];
-      if (!cmd.builtin) state.has_state = true;
+      std::shared_ptr<SessionState>& state = sessions[std::string(*session)];
+      if (!found.builtin && !state) state = std::make_shared<SessionState>();
+      if (!found.builtin) dispatch.session_state = state;
     }
   }
-  Result<Json> result = dispatch(cmd, command, Call{args, session, options, served_before});
+  Result<Json> result =
+      dispatch.builtin
+          ? (this->*dispatch.builtin)(BuiltinCall{args, session, dispatch.served_before})
+          : call_handler(dispatch, command, session, args, options);
+  result = check_size(std::move(result), command);
   {
     std::lock_guard lock(mu);
     ++requests_served;
     if (!result) ++errors;
   }
-  return finish(std::move(result), command, session, cmd.idempotent, options, started);
+  return finish(std::move(result), command, session, dispatch.idempotent, options, started);
 }
 
-Result<Json> MockExecutor::Impl::dispatch(const Command& command, std::string_view name,
-                                          const Call& call) {
-  // Registered handlers are user code; the boundary turns their exceptions into an Error.
+// validate_request (the pool's checks), then UTF-8: the pool's encoder would replace bad bytes
+// with U+FFFD, so the worker would see another name; the mock refuses the name instead. The
+// error is classified and its context holds only text that is valid UTF-8 (it may be logged or
+// sent as JSON).
+Result<void> MockExecutor::Impl::validate(std::optional<std::string_view> session,
+                                          std::string_view command, const Json& args) const {
+  Result<void> valid = validate_request(session, command, args);
+  if (valid && invalid_utf8_at(command) != std::string_view::npos) {
+    valid = tl::unexpected(
+        invalid("execute", fmt::format("command name is not valid UTF-8 (byte {} of {})",
+                                       invalid_utf8_at(command), command.size())));
+  } else if (valid && session && invalid_utf8_at(*session) != std::string_view::npos) {
+    valid = tl::unexpected(invalid("execute", "session id is not valid UTF-8"));
+  }
+  if (valid) return valid;
+  Error& e = valid.error();
+  e.context.command = std::string(utf8_prefix(command.substr(0, kMaxCommandLength)));
+  if (session)
+    e.context.session_id = std::string(utf8_prefix(session->substr(0, kMaxSessionIdLength)));
+  e.context.adapter = "mock";
+  classify_error(e, ClassifyInput{});
+  return valid;
+}
+
+// Runs a registered handler: with the session's lock held in a session, and with the boundary
+// that turns its exceptions (user code) into an Error.
+Result<Json> MockExecutor::Impl::call_handler(const Dispatch& dispatch, std::string_view command,
+                                              std::optional<std::string_view> session,
+                                              const Json& args,
+                                              const ExecuteOptions& options) const {
   try {
-    return command.run(call);
+    if (!dispatch.session_state) {
+      Json scratch = Json::object();
+      Context context(command, "", scratch, &options.on_chunk);
+      return (*dispatch.handler)(args, context);
+    }
+    std::lock_guard lock(dispatch.session_state->mu);
+    Context context(command, *session, dispatch.session_state->state, &options.on_chunk);
+    return (*dispatch.handler)(args, context);
   } catch (const std::exception& ex) {
     return make_error(ErrorCategory::kSystem,
-                      fmt::format("mock handler for '{}' threw: {}", name, ex.what()));
+                      fmt::format("mock handler for '{}' threw: {}", command, ex.what()));
   } catch (...) {
     return make_error(ErrorCategory::kSystem,
-                      fmt::format("mock handler for '{}' threw a non-exception", name));
+                      fmt::format("mock handler for '{}' threw a non-exception", command));
   }
+}
+
+// A result no worker could send: the runtime's reply for a result over the frame limit.
+Result<Json> MockExecutor::Impl::check_size(Result<Json> result, std::string_view command) const {
+  if (!result) return result;
+  const std::size_t size = encoded_size(*result);
+  if (size <= config.max_result_bytes) return result;
+  return tl::unexpected(runtime_error(
+      ErrorCategory::kPython, "SerializationError",
+      fmt::format("result of command '{}' encodes to {} bytes, more than the {}-byte frame limit",
+                  command, size, config.max_result_bytes)));
 }
 
 Result<Json> MockExecutor::Impl::finish(Result<Json> result, std::string_view command,
@@ -246,41 +322,25 @@ Result<Json> MockExecutor::Impl::finish(Result<Json> result, std::string_view co
   return result;
 }
 
-std::string MockExecutor::Impl::available_commands() const {
-  std::string names;
-  for (const auto& [name, command] : commands) {
-    if (!names.empty()) names += ", ";
-    names += name;
+Result<Json> MockExecutor::Impl::unknown_command(std::string_view command) const {
+  std::string available;
+  for (const auto& [name, unused] : commands) {
+    if (!available.empty()) available += ", ";
+    available += name;
   }
-  return names;
+  return tl::unexpected(runtime_error(
+      ErrorCategory::kInvalidRequest, "UnknownCommand",
+      fmt::format("unknown command '{}'; available commands: {}", command, available)));
 }
 
 double MockExecutor::Impl::uptime_s() const {
   const std::chrono::duration<double> up = clock.now() - started_at;
-  return std::round(up.count() * 1e6) / 1e6;  // round(..., 6) like uptime_since()
-}
-
-// The connection error of a worker that exited during the request (Worker::exited_outcome).
-Error MockExecutor::Impl::process_gone(std::string_view how) const {
-  Error e(ErrorCategory::kConnection,
-          fmt::format("worker {} (pid 0) exited during request ({}; simulated: the mock adapter "
-                      "runs no process and cannot crash)",
-                      config.worker_id, how));
-  e.context.cause = fmt::format("simulated {}", how);
-  return e;
-}
-
-// The timeout error of a worker that did not answer in time (Worker::call).
-Error MockExecutor::Impl::no_reply(std::string_view command, std::string_view why) const {
-  Error e(ErrorCategory::kTimeout,
-          fmt::format("worker {} (pid 0) did not reply to '{}' before the deadline ({})",
-                      config.worker_id, command, why));
-  return e;
+  return std::round(up.count() * 1e6) / 1e6;  // round(..., 6) like the runtime's uptime_since()
 }
 
 // ---- built-ins ----
 
-Result<Json> MockExecutor::Impl::health_check(const Call& call) {
+Result<Json> MockExecutor::Impl::health_check(const BuiltinCall& call) {
   return Json{{"status", "healthy"},
               {"pid", 0},
               {"worker_id", config.worker_id},
@@ -290,257 +350,62 @@ Result<Json> MockExecutor::Impl::health_check(const Call& call) {
               {"detail", Json::array()}};
 }
 
-Result<Json> MockExecutor::Impl::get_stats(const Call& call) {
-  std::lock_guard lock(mu);
-  const auto with_state = std::count_if(sessions.begin(), sessions.end(),
-                                        [](const auto& s) { return s.second.has_state; });
+Result<Json> MockExecutor::Impl::get_stats(const BuiltinCall& call) {
+  Json calls = Json::object();
+  std::uint64_t with_state = 0, errors_so_far = 0;
+  {
+    std::lock_guard lock(mu);
+    for (const auto& [name, command] : commands) calls[name] = command.calls;
+    for (const auto& [id, state] : sessions) with_state += state ? 1 : 0;
+    errors_so_far = errors;
+  }
   return Json{{"pid", 0},
               {"worker_id", config.worker_id},
               {"uptime_s", uptime_s()},
               {"requests_served", call.served_before},
-              {"errors", errors},
+              {"errors", errors_so_far},
               {"sessions", with_state},
               {"rss_mb", 0.0},
-              {"commands", Json(calls)},
+              {"commands", std::move(calls)},
               {"handlers_version",
                config.handlers_version ? Json(*config.handlers_version) : Json(nullptr)}};
 }
 
-Result<Json> MockExecutor::Impl::list_commands(const Call&) {
-  std::lock_guard lock(mu);
+Result<Json> MockExecutor::Impl::list_commands(const BuiltinCall&) {
   Json list = Json::array();
+  std::lock_guard lock(mu);
   for (const auto& [name, command] : commands) {
-    list.push_back(
-        Json{{"name", name}, {"idempotent", command.idempotent}, {"builtin", command.builtin}});
+    list.push_back(Json{{"name", name},
+                        {"idempotent", command.idempotent},
+                        {"builtin", command.builtin != nullptr}});
   }
   return Json{{"commands", std::move(list)}};
 }
 
-Result<Json> MockExecutor::Impl::close_session_command(const Call& call) {
+Result<Json> MockExecutor::Impl::close_session_command(const BuiltinCall& call) {
   Json session_id = nullptr;
-  if (const Json* given = arg(call.args, "session_id"); given && !given->is_null()) {
+  if (auto given = call.args.find("session_id"); given != call.args.end() && !given->is_null()) {
     session_id = *given;
   } else if (call.session) {
     session_id = std::string(*call.session);
   }
   if (!session_id.is_null() && !session_id.is_string()) {
-    return py_raise("InvalidArguments",
-                    fmt::format("session_id must be a string, got {}", py_type(session_id)), false);
+    return tl::unexpected(runtime_error(
+        ErrorCategory::kInvalidRequest, "InvalidArguments",
+        fmt::format("session_id must be a string, got {}", python_type_name(session_id))));
   }
   bool closed = false;
   if (session_id.is_string()) {
     std::lock_guard lock(mu);
-    auto it = sessions.find(session_id.get<std::string>());
+    auto it = sessions.find(session_id.get_ref<const std::string&>());
     // Only a session with state is closed, as in the runtime; one that only ran built-ins
     // stays known to close_session() on the executor.
-    if (it != sessions.end() && it->second.has_state) {
+    if (it != sessions.end() && it->second) {
       closed = true;
       sessions.erase(it);
     }
   }
-  return Json{{"closed", closed}, {"session_id", session_id}};
-}
-
-// ---- examples/handlers.py ----
-
-Result<Json> MockExecutor::Impl::sleep(const Call& call) {
-  const Json* given = arg(call.args, "ms");
-  const Json ms = given ? *given : Json(0);
-  if (!ms.is_number() && !ms.is_boolean()) {  // ms / 1000.0
-    return py_raise("TypeError", fmt::format("unsupported operand type(s) for /: '{}' and 'float'",
-                                             py_type(ms)));
-  }
-  const double millis = ms.is_boolean() ? (ms.get<bool>() ? 1.0 : 0.0) : ms.get<double>();
-  if (millis < 0) {
-    return py_raise("ValueError", "sleep length must be non-negative");
-  }
-  const milliseconds timeout = call.options.timeout.value_or(config.request_timeout);
-  if (millis >= static_cast<double>(timeout.count())) {
-    return tl::unexpected(
-        no_reply("sleep", fmt::format("simulated: a {} ms sleep outlasts the {} ms timeout",
-                                      py_str(ms), timeout.count())));
-  }
-  const auto real = std::min<double>(millis, static_cast<double>(config.max_sleep.count()));
-  if (real > 0) std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(real));
-  return Json{{"slept_ms", ms}};
-}
-
-Result<Json> MockExecutor::Impl::fail(const Call& call) {
-  const Json* type = arg(call.args, "type");
-  const std::string wanted = type ? py_str(*type) : "RuntimeError";
-  const auto& classes = exception_classes();
-  auto it = classes.find(wanted);
-  const std::string_view cls = it == classes.end() ? "RuntimeError" : it->second;
-  if (auto refused = constructor_error(cls)) {
-    return py_raise("TypeError", std::string(*refused));
-  }
-  const Json* message = arg(call.args, "message");
-  const Json* retryable = arg(call.args, "retryable");
-  std::optional<bool> marked;
-  if (retryable && retryable->is_boolean() && retryable->get<bool>()) marked = true;
-  return py_raise(std::string(cls), message ? py_str(*message) : std::string("requested failure"),
-                  marked);
-}
-
-Result<Json> MockExecutor::Impl::crash(const Call& call) {
-  if (const Json* sig = arg(call.args, "signal"); sig && !sig->is_null()) {
-    auto n = py_int(*sig);
-    if (!n) return py_raise(n.error());
-    if (*n < 0 || *n > 64) {  // os.kill rejects it
-      return py_raise("OSError", "[Errno 22] Invalid argument");
-    }
-    if (survives_signal(*n)) return Json{{"survived_signal", *n}};
-    if (stops_process(*n)) {
-      return tl::unexpected(
-          no_reply("crash", fmt::format("simulated: signal {} would stop a real worker", *n)));
-    }
-    const char* name = sigabbrev_np(static_cast<int>(*n));
-    return tl::unexpected(
-        process_gone(fmt::format("killed by signal {} (SIG{})", *n, name ? name : "?")));
-  }
-  auto code = int_arg(call.args, "code", 1);
-  if (!code) return py_raise(code.error());
-  if (*code < std::numeric_limits<int>::min() || *code > std::numeric_limits<int>::max()) {
-    return py_raise("OverflowError", "Python int too large to convert to C int");
-  }
-  return tl::unexpected(process_gone(fmt::format("exit code {}", *code & 0xff)));
-}
-
-Result<Json> MockExecutor::Impl::compute(const Call& call) {
-  auto n = int_arg(call.args, "n", 100'000);
-  if (!n) return py_raise(n.error());
-  return Json{{"n", *n}, {"value", compute_value(*n)}};
-}
-
-Result<Json> MockExecutor::Impl::whoami(const Call& call) {
-  return Json{{"pid", 0},
-              {"worker_id", config.worker_id},
-              {"requests_served", call.served_before},
-              {"handlers_version",
-               config.handlers_version ? Json(*config.handlers_version) : Json(nullptr)}};
-}
-
-Result<Json> MockExecutor::Impl::spam(const Call& call) {
-  auto lines = int_arg(call.args, "lines", 100);
-  if (!lines) return py_raise(lines.error());
-  auto width = int_arg(call.args, "width", 80);  // evaluated (and checked) like the original
-  if (!width) return py_raise(width.error());
-  return Json{{"printed", *lines}};
-}
-
-Result<Json> MockExecutor::Impl::stream(const Call& call) {
-  auto count = int_arg(call.args, "count", 3);
-  if (!count) return py_raise(count.error());
-  if (call.options.on_chunk) {
-    for (std::int64_t i = 0; i < *count; ++i) call.options.on_chunk(Json{{"i", i}});
-  }
-  return Json{{"count", *count}};
-}
-
-Result<Json> MockExecutor::Impl::configure(const Call& call) {
-  std::lock_guard lock(mu);
-  for (const auto& [key, value] : call.args.items()) settings[key] = value;  // dict.update
-  return Json{{"config", settings}};
-}
-
-Result<Json> MockExecutor::Impl::get_config(const Call&) {
-  std::lock_guard lock(mu);
-  return Json{{"config", settings}};
-}
-
-PyResult<SessionState*> MockExecutor::Impl::session_programs(const Call& call) {
-  if (!call.session) return raise("ValueError", "programs need a session");
-  return &sessions[std::string(*call.session)];
-}
-
-Result<Json> MockExecutor::Impl::create_program(const Call& call) {
-  std::lock_guard lock(mu);
-  auto state = session_programs(call);
-  if (!state) return py_raise(state.error());
-  const Json* given_signature = arg(call.args, "signature");
-  const Json signature = given_signature ? *given_signature : Json(nullptr);
-  auto parsed = parse_signature(signature);
-  if (!parsed) return py_raise(parsed.error());
-  auto& programs = (*state)->programs;
-  std::string program_id;
-  const Json* given_id = arg(call.args, "program_id");
-  if (!given_id || given_id->is_null()) {
-    std::int64_t counter = (*state)->program_counter;
-    do {  // "prog-1", "prog-2", ... per session, skipping ids chosen by callers
-      program_id = fmt::format("prog-{}", ++counter);
-    } while (programs.count(program_id) != 0);
-    (*state)->program_counter = counter;
-  } else if (!given_id->is_string() || given_id->get_ref<const std::string&>().empty()) {
-    return py_raise("ValueError", fmt::format("program_id must be a non-empty string, got {}",
-                                              py_repr(*given_id)));
-  } else {
-    program_id = given_id->get<std::string>();
-  }
-  programs[program_id] = Program{signature.get<std::string>(), parsed->inputs, parsed->outputs};
-  return Json{{"program_id", program_id}, {"inputs", parsed->inputs}, {"outputs", parsed->outputs}};
-}
-
-Result<Json> MockExecutor::Impl::execute_program(const Call& call) {
-  Program program;
-  const Json* given_id = arg(call.args, "program_id");
-  const Json program_id = given_id ? *given_id : Json(nullptr);
-  {
-    std::lock_guard lock(mu);
-    auto state = session_programs(call);
-    if (!state) return py_raise(state.error());
-    if (auto ok = check_hashable(program_id); !ok) return py_raise(ok.error());
-    const auto& programs = (*state)->programs;
-    auto it =
-        program_id.is_string() ? programs.find(program_id.get<std::string>()) : programs.end();
-    if (it == programs.end()) {
-      return py_raise("KeyError", "program not found: " + py_str(program_id));
-    }
-    program = it->second;
-  }
-  const Json* given_inputs = arg(call.args, "inputs");
-  const Json given = given_inputs && py_truthy(*given_inputs) ? *given_inputs : Json::object();
-  if (!given.is_object()) {
-    return py_raise("ValueError", "inputs must be an object");
-  }
-  std::vector<std::string> missing;
-  Json inputs = Json::object();
-  for (const auto& field : program.inputs) {
-    auto it = given.find(field);
-    if (it == given.end()) {
-      missing.push_back(field);
-    } else {
-      inputs[field] = *it;  // extra fields are ignored
-    }
-  }
-  if (!missing.empty()) {
-    return py_raise("ValueError", fmt::format("missing input field(s) for {}: {}",
-                                              py_str(program_id), fmt::join(missing, ", ")));
-  }
-  auto outputs = mock_language_model(inputs, program.outputs);
-  if (!outputs) return py_raise(outputs.error());
-  return Json{{"program_id", program_id}, {"outputs", std::move(*outputs)}};
-}
-
-Result<Json> MockExecutor::Impl::list_programs(const Call& call) {
-  std::lock_guard lock(mu);
-  auto state = session_programs(call);
-  if (!state) return py_raise(state.error());
-  Json ids = Json::array();
-  for (const auto& [id, program] : (*state)->programs) ids.push_back(id);
-  return Json{{"programs", std::move(ids)}};
-}
-
-Result<Json> MockExecutor::Impl::delete_program(const Call& call) {
-  std::lock_guard lock(mu);
-  auto state = session_programs(call);
-  if (!state) return py_raise(state.error());
-  const Json* given_id = arg(call.args, "program_id");
-  if (given_id) {
-    if (auto ok = check_hashable(*given_id); !ok) return py_raise(ok.error());
-  }
-  const bool deleted = given_id && given_id->is_string() &&
-                       (*state)->programs.erase(given_id->get<std::string>()) > 0;
-  return Json{{"deleted", deleted}};
+  return Json{{"closed", closed}, {"session_id", std::move(session_id)}};
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -563,8 +428,7 @@ Result<Json> MockExecutor::execute_in_session(std::string_view session_id, std::
 
 Result<bool> MockExecutor::close_session(std::string_view session_id) {
   if (session_id.empty()) {
-    Error e(ErrorCategory::kInvalidRequest, "session id is empty");
-    e.context.operation = "close_session";
+    Error e = invalid("close_session", "session id is empty");
     e.context.adapter = "mock";
     classify_error(e, ClassifyInput{});
     return tl::unexpected(std::move(e));
@@ -573,17 +437,35 @@ Result<bool> MockExecutor::close_session(std::string_view session_id) {
   return impl_->sessions.erase(std::string(session_id)) > 0;
 }
 
-void MockExecutor::add_handler(std::string command, Handler handler, bool idempotent) {
-  auto run = [handler = std::move(handler)](const Impl::Call& call) -> Result<Json> {
-    return handler(call.args, call.session.value_or(std::string_view()));
+Result<void> MockExecutor::add_handler(std::string command, Handler handler, bool idempotent) {
+  auto refuse = [&](std::string message) -> Result<void> {
+    Error e = invalid("add_handler", std::move(message));
+    e.context.command = command;
+    e.context.adapter = "mock";
+    classify_error(e, ClassifyInput{});
+    return tl::unexpected(std::move(e));
   };
+  if (auto valid = impl_->validate(std::nullopt, command, Json::object()); !valid) {
+    valid.error().context.operation = "add_handler";
+    return valid;
+  }
+  if (!handler) return refuse(fmt::format("handler for '{}' is empty", command));
+  auto shared = std::make_shared<const Handler>(std::move(handler));
   std::lock_guard lock(impl_->mu);
-  impl_->add(std::move(command), idempotent, false, std::move(run));
+  Impl::Command& slot = impl_->commands[command];
+  if (slot.builtin) {
+    return refuse(fmt::format(
+        "'{}' is a built-in command of the Python runtime; it cannot be replaced", command));
+  }
+  slot.idempotent = idempotent;
+  slot.handler = std::move(shared);
+  return {};
 }
 
 std::vector<std::string> MockExecutor::commands() const {
   std::lock_guard lock(impl_->mu);
   std::vector<std::string> names;
+  names.reserve(impl_->commands.size());
   for (const auto& [name, command] : impl_->commands) names.push_back(name);
   return names;
 }

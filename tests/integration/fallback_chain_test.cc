@@ -1,6 +1,7 @@
 // The fallback chain pool -> bridge -> mock with real Python processes (SPEC §6): failover when
 // the pool cannot serve, the mock only when allowed, and traffic back on the pool once it
-// recovers — every answer saying which adapter produced it, none lost or doubled.
+// recovers — every answer's CallReport saying which adapter produced it, none lost or doubled.
+// The mock runs no Python: it answers `echo` with a C++ handler registered here.
 #include "bridgepool/fallback_chain.h"
 
 #include <signal.h>
@@ -27,6 +28,9 @@ struct RealChain {
   std::unique_ptr<FallbackChain> chain;
 
   explicit RealChain(PoolConfig pool_config, FallbackConfig config = {}) {
+    EXPECT_TRUE(mock->add_handler(
+        "echo", [](const Json& args, MockExecutor::Context&) -> Result<Json> { return args; },
+        /*idempotent=*/true));
     pool = std::shared_ptr<Pool>(start_pool(pool_config).release());
     auto bridge_config = test_config(1);
     bridge_config.name = "fallback-bridge";
@@ -48,17 +52,16 @@ TEST(FallbackChainIntegration, OpenPoolBreakerFailsOverToTheBridgeAndTrafficRetu
   CallReport report;
   ExecuteOptions options;
   options.report = &report;
-  auto first = c.chain->call("echo", {{"n", 0}}, options);
+  auto first = c.chain->execute("echo", {{"n", 0}}, options);
   ASSERT_TRUE(first) << first.error().to_string();
-  EXPECT_EQ(first->adapter, "pool");
+  EXPECT_EQ(report.adapter, "pool");
   EXPECT_FALSE(report.worker_id.empty());
 
   c.pool->breaker()->force_open();
   for (int i = 1; i <= 20; ++i) {
-    auto r = c.chain->call("echo", {{"n", i}}, options);
+    auto r = c.chain->execute("echo", {{"n", i}}, options);
     ASSERT_TRUE(r) << r.error().to_string();
-    EXPECT_EQ(r->adapter, "bridge");
-    EXPECT_EQ(r->value["n"], i);  // the bridge's real Python worker answered this very call
+    EXPECT_EQ((*r)["n"], i);  // the bridge's real Python worker answered this very call
     EXPECT_EQ(report.adapters_tried, (std::vector<std::string>{"pool", "bridge"}));
     EXPECT_EQ(report.adapter, "bridge");
     EXPECT_EQ(report.worker_id, c.bridge->info().worker_id);  // the bridge's worker answered
@@ -67,11 +70,14 @@ TEST(FallbackChainIntegration, OpenPoolBreakerFailsOverToTheBridgeAndTrafficRetu
   c.pool->breaker()->reset();
   // Probe succeeded (the pool answered): traffic ramps back over 300 ms, then stays there.
   ASSERT_TRUE(wait_until([&] {
-    auto r = c.chain->call("echo", {{"n", -1}});
-    return r && r->adapter == "pool" && c.chain->stats()[0].ramp >= 1.0;
+    auto r = c.chain->execute("echo", {{"n", -1}}, options);
+    return r && report.adapter == "pool" && c.chain->stats()[0].ramp >= 1.0;
   }, 5000ms));
   int on_pool = 0;
-  for (int i = 0; i < 20; ++i) on_pool += c.chain->call("echo", {{"n", i}})->adapter == "pool";
+  for (int i = 0; i < 20; ++i) {
+    auto r = c.chain->execute("echo", {{"n", i}}, options);
+    on_pool += r && report.adapter == "pool";
+  }
   EXPECT_EQ(on_pool, 20);
 }
 
@@ -87,23 +93,32 @@ TEST(FallbackChainIntegration, DeadPoolFailsOverToTheMockOnlyWhenAllowed) {
   for (const auto& w : c.pool->workers()) ::kill(w.pid, SIGKILL);
   ASSERT_TRUE(wait_until([&] { return c.pool->stats().live == 0; }));
   // The bridge runs the (working) example handlers: it serves while the pool cannot.
-  auto via_bridge = c.chain->call("echo", {{"x", 1}});
+  CallReport report;
+  ExecuteOptions any;
+  any.report = &report;
+  auto via_bridge = c.chain->execute("echo", {{"x", 1}}, any);
   ASSERT_TRUE(via_bridge) << via_bridge.error().to_string();
-  EXPECT_EQ(via_bridge->adapter, "bridge");
+  EXPECT_EQ(report.adapter, "bridge");
 
   // Without the bridge (per-call adapter list) and without the mock: the pool's error, classified.
   ExecuteOptions pool_only;
   pool_only.adapters = {"pool"};
-  auto failed = c.chain->call("echo", {{"x", 2}}, pool_only);
+  pool_only.report = &report;
+  auto failed = c.chain->execute("echo", {{"x", 2}}, pool_only);
   ASSERT_FALSE(failed);
   EXPECT_EQ(failed.error().context.adapter, "pool");
+  EXPECT_EQ(report.adapter, "pool");
   EXPECT_NE(failed.error().strategy, RecoveryStrategy::kAbandon);
 
   ExecuteOptions pool_then_mock;
   pool_then_mock.adapters = {"pool", "mock"};
-  auto mocked = c.chain->call("echo", {{"x", 3}}, pool_then_mock);
+  pool_then_mock.report = &report;
+  auto mocked = c.chain->execute("echo", {{"x", 3}}, pool_then_mock);
   ASSERT_TRUE(mocked) << mocked.error().to_string();
-  EXPECT_EQ(mocked->adapter, "mock");
+  EXPECT_EQ(report.adapter, "mock");
+  EXPECT_EQ(report.worker_id, "mock");
+  EXPECT_EQ(report.adapters_tried, (std::vector<std::string>{"pool", "mock"}));
+  EXPECT_EQ(*mocked, Json({{"x", 3}}));  // the registered C++ handler's answer
   std::filesystem::remove_all(dir);
 }
 
@@ -118,10 +133,10 @@ TEST(FallbackChainIntegration, NoRequestLostOrAnsweredTwiceWhileThePoolFlaps) {
     clients.emplace_back([&, t] {
       for (int i = 0; !stop; ++i) {
         int tag = t * 1'000'000 + i;
-        auto r = c.chain->call("echo", {{"tag", tag}});
+        auto r = c.chain->execute("echo", {{"tag", tag}});
         if (!r) {
           failed++;
-        } else if (r->value["tag"] != tag) {
+        } else if ((*r)["tag"] != tag) {
           wrong++;
         } else {
           ok++;

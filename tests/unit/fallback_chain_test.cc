@@ -1,5 +1,6 @@
 // FallbackChain with scripted executors, a manual clock and injected randomness: which adapter
-// serves, which errors move on, breakers, the ramp back to the primary, sessions, reports.
+// serves (CallReport, the one way a caller learns it), which errors move on, breakers, the ramp
+// back to the primary, sessions.
 #include "bridgepool/fallback_chain.h"
 
 #include <gtest/gtest.h>
@@ -24,7 +25,10 @@ class ScriptedExecutor final : public Executor {
 
   Result<Json> execute(std::string_view command, Json args, const ExecuteOptions& options) override {
     calls++;
-    if (options.report) options.report->attempts = 1;
+    if (options.report) {
+      options.report->attempts = 1;
+      options.report->worker_id = kind_ + "-w1";
+    }
     if (script_) return script_(command, args);
     return Json{{"from", kind_}};
   }
@@ -59,6 +63,36 @@ ScriptedExecutor::Script failing(ErrorCategory category, RecoveryStrategy strate
   };
 }
 
+// One call through the chain, with the report it filled.
+struct Outcome {
+  Result<Json> result;
+  CallReport report;
+};
+
+Outcome call(FallbackChain& chain, std::string_view command, Json args,
+             ExecuteOptions options = {}) {
+  Outcome out{Json(), {}};
+  options.report = &out.report;
+  out.result = chain.execute(command, std::move(args), options);
+  return out;
+}
+
+Outcome call_in_session(FallbackChain& chain, std::string_view session, std::string_view command,
+                        Json args) {
+  Outcome out{Json(), {}};
+  ExecuteOptions options;
+  options.report = &out.report;
+  out.result = chain.execute_in_session(session, command, std::move(args), options);
+  return out;
+}
+
+// The adapter that served a call that must succeed.
+std::string served_by(FallbackChain& chain, std::string_view command, Json args) {
+  Outcome out = call(chain, command, std::move(args));
+  EXPECT_TRUE(out.result) << out.result.error().to_string();
+  return out.result ? out.report.adapter : std::string("(failed)");
+}
+
 struct Fixture {
   ManualClock clock;
   double next_random = 0.0;
@@ -83,11 +117,12 @@ TEST(FallbackChainTest, PrimaryServesWhenHealthyAndTheReportSaysSo) {
   CallReport report;
   ExecuteOptions options;
   options.report = &report;
-  auto r = chain->call("echo", {{"x", 1}}, options);
+  auto r = chain->execute("echo", {{"x", 1}}, options);
   ASSERT_TRUE(r);
-  EXPECT_EQ(r->adapter, "pool");
-  EXPECT_EQ(r->value["from"], "pool");
+  EXPECT_EQ((*r)["from"], "pool");
   EXPECT_EQ(report.adapter, "pool");
+  EXPECT_EQ(report.attempts, 1u);  // the adapter's own report, passed through
+  EXPECT_EQ(report.worker_id, "pool-w1");
   EXPECT_EQ(report.adapters_tried, std::vector<std::string>{"pool"});
   EXPECT_EQ(f.bridge->calls, 0);
 }
@@ -99,9 +134,10 @@ TEST(FallbackChainTest, FailoverClassErrorMovesToTheNextAdapterOnce) {
   CallReport report;
   ExecuteOptions options;
   options.report = &report;
-  auto r = chain->call("echo", {}, options);
+  auto r = chain->execute("echo", {}, options);
   ASSERT_TRUE(r);
-  EXPECT_EQ(r->adapter, "bridge");
+  EXPECT_EQ(report.adapter, "bridge");
+  EXPECT_EQ((*r)["from"], "bridge");
   EXPECT_EQ(f.pool->calls, 1);
   EXPECT_EQ(f.bridge->calls, 1);  // answered once, by one adapter
   EXPECT_EQ(report.adapters_tried, (std::vector<std::string>{"pool", "bridge"}));
@@ -112,16 +148,20 @@ TEST(FallbackChainTest, ExhaustedRetryStrategiesMoveOnAbandonDoesNot) {
                         RecoveryStrategy::kCircuitBreak, RecoveryStrategy::kFailover}) {
     Fixture f;
     f.pool->set(failing(ErrorCategory::kConnection, strategy));
-    auto r = f.chain()->call("echo", {});
-    ASSERT_TRUE(r) << strategy_name(strategy);
-    EXPECT_EQ(r->adapter, "bridge");
+    auto r = call(*f.chain(), "echo", {});
+    ASSERT_TRUE(r.result) << strategy_name(strategy);
+    EXPECT_EQ(r.report.adapter, "bridge");
   }
   Fixture f;
   f.pool->set(failing(ErrorCategory::kPython, RecoveryStrategy::kAbandon));
-  auto r = f.chain()->call("echo", {});
-  ASSERT_FALSE(r);
-  EXPECT_EQ(r.error().category, ErrorCategory::kPython);
-  EXPECT_EQ(r.error().context.adapter, "pool");
+  auto r = call(*f.chain(), "echo", {});
+  ASSERT_FALSE(r.result);
+  EXPECT_EQ(r.result.error().category, ErrorCategory::kPython);
+  EXPECT_EQ(r.result.error().context.adapter, "pool");
+  // The report of a failed call names the adapter whose error it is.
+  EXPECT_EQ(r.report.adapter, "pool");
+  EXPECT_EQ(r.report.attempts, 1u);
+  EXPECT_EQ(r.report.adapters_tried, std::vector<std::string>{"pool"});
   EXPECT_EQ(f.bridge->calls, 0);  // a deterministic error is not run twice
 }
 
@@ -130,25 +170,25 @@ TEST(FallbackChainTest, MockServesOnlyWhenAllowed) {
   f.pool->set(failing(ErrorCategory::kConnection, RecoveryStrategy::kFailover));
   f.bridge->set(failing(ErrorCategory::kInitialization, RecoveryStrategy::kFailover));
   auto chain = f.chain();
-  auto refused = chain->call("echo", {});
-  ASSERT_FALSE(refused);
-  EXPECT_EQ(refused.error().context.adapter, "bridge");
-  EXPECT_NE(refused.error().context.cause.find("pool: connection"), std::string::npos)
-      << refused.error().context.cause;
+  auto refused = call(*chain, "echo", {});
+  ASSERT_FALSE(refused.result);
+  EXPECT_EQ(refused.result.error().context.adapter, "bridge");
+  EXPECT_EQ(refused.report.adapter, "bridge");
+  EXPECT_EQ(refused.report.adapters_tried, (std::vector<std::string>{"pool", "bridge"}));
+  EXPECT_NE(refused.result.error().context.cause.find("pool: connection"), std::string::npos)
+      << refused.result.error().context.cause;
   EXPECT_EQ(f.mock->calls, 0);
   ExecuteOptions allow;
   allow.allow_mock = true;
-  auto served = chain->call("echo", {}, allow);
-  ASSERT_TRUE(served);
-  EXPECT_EQ(served->adapter, "mock");
+  auto served = call(*chain, "echo", {}, allow);
+  ASSERT_TRUE(served.result);
+  EXPECT_EQ(served.report.adapter, "mock");
   FallbackConfig config;
   config.allow_mock = true;
   Fixture g;
   g.pool->set(failing(ErrorCategory::kConnection, RecoveryStrategy::kFailover));
   g.bridge->set(failing(ErrorCategory::kConnection, RecoveryStrategy::kFailover));
-  auto pool_wide = g.chain(config)->call("echo", {});
-  ASSERT_TRUE(pool_wide);
-  EXPECT_EQ(pool_wide->adapter, "mock");
+  EXPECT_EQ(served_by(*g.chain(config), "echo", {}), "mock");
 }
 
 TEST(FallbackChainTest, PerCallAdapterListChoosesTheOrder) {
@@ -156,9 +196,9 @@ TEST(FallbackChainTest, PerCallAdapterListChoosesTheOrder) {
   auto chain = f.chain();
   ExecuteOptions options;
   options.adapters = {"mock", "pool"};  // naming the mock is the opt-in
-  auto r = chain->call("echo", {}, options);
-  ASSERT_TRUE(r);
-  EXPECT_EQ(r->adapter, "mock");
+  auto r = call(*chain, "echo", {}, options);
+  ASSERT_TRUE(r.result);
+  EXPECT_EQ(r.report.adapter, "mock");
   EXPECT_EQ(f.pool->calls, 0);
 }
 
@@ -172,31 +212,29 @@ TEST(FallbackChainTest, OpenBreakerSkipsTheAdapterThenProbeAndRampReturnTraffic)
   config.ramp_duration = 10s;
   auto chain = f.chain(config);
   f.pool->set(failing(ErrorCategory::kConnection, RecoveryStrategy::kFailover));
-  for (int i = 0; i < 2; ++i) ASSERT_EQ(chain->call("echo", {})->adapter, "bridge");
+  for (int i = 0; i < 2; ++i) ASSERT_EQ(served_by(*chain, "echo", {}), "bridge");
   EXPECT_EQ(f.pool->calls, 2);
   // Open: the pool is skipped without being called.
-  for (int i = 0; i < 5; ++i) ASSERT_EQ(chain->call("echo", {})->adapter, "bridge");
+  for (int i = 0; i < 5; ++i) ASSERT_EQ(served_by(*chain, "echo", {}), "bridge");
   EXPECT_EQ(f.pool->calls, 2);
   EXPECT_EQ(chain->stats()[0].skipped_open, 5u);
   EXPECT_EQ(chain->stats()[0].breaker_state, "open");
   // The pool recovers; after open_timeout one probe goes to it and closes the breaker.
   f.pool->set({});
   f.clock.advance(5s);
-  auto probe = chain->call("echo", {});
-  ASSERT_TRUE(probe);
-  EXPECT_EQ(probe->adapter, "pool");
+  EXPECT_EQ(served_by(*chain, "echo", {}), "pool");
   EXPECT_EQ(chain->stats()[0].breaker_state, "closed");
   // Ramp: 2 s into a 10 s ramp the pool goes first for random < 0.2.
   f.clock.advance(2s);
   f.next_random = 0.5;
-  EXPECT_EQ(chain->call("echo", {})->adapter, "bridge");
+  EXPECT_EQ(served_by(*chain, "echo", {}), "bridge");
   f.next_random = 0.1;
-  EXPECT_EQ(chain->call("echo", {})->adapter, "pool");
+  EXPECT_EQ(served_by(*chain, "echo", {}), "pool");
   EXPECT_NEAR(chain->stats()[0].ramp, 0.2, 1e-9);
   // Fully back after the ramp.
   f.clock.advance(8s);
   f.next_random = 0.99;
-  EXPECT_EQ(chain->call("echo", {})->adapter, "pool");
+  EXPECT_EQ(served_by(*chain, "echo", {}), "pool");
   EXPECT_EQ(chain->stats()[0].ramp, 1.0);
   EXPECT_GE(chain->stats()[0].ramp_deferred, 1u);
 }
@@ -208,7 +246,7 @@ TEST(FallbackChainTest, AdapterThatGuardsItselfIsNotWrappedInASecondBreaker) {
   adapters.push_back({"bridge", f.bridge, nullptr, false, false});
   FallbackChain chain(std::move(adapters), {}, f.clock);
   f.pool->set(failing(ErrorCategory::kCircuitOpen, RecoveryStrategy::kFailover));
-  for (int i = 0; i < 20; ++i) ASSERT_EQ(chain.call("echo", {})->adapter, "bridge");
+  for (int i = 0; i < 20; ++i) ASSERT_EQ(served_by(chain, "echo", {}), "bridge");
   EXPECT_EQ(f.pool->calls, 20);  // asked every time: its own breaker answers at once
   EXPECT_EQ(chain.stats()[0].breaker_state, "");
 }
@@ -217,24 +255,26 @@ TEST(FallbackChainTest, SessionsStayOnTheAdapterThatServedThem) {
   Fixture f;
   auto chain = f.chain();
   f.pool->set(failing(ErrorCategory::kConnection, RecoveryStrategy::kFailover));
-  auto first = chain->call_in_session("s1", "echo", {});
-  ASSERT_TRUE(first);
-  EXPECT_EQ(first->adapter, "bridge");  // a new session may start anywhere
+  auto first = call_in_session(*chain, "s1", "echo", {});
+  ASSERT_TRUE(first.result);
+  EXPECT_EQ(first.report.adapter, "bridge");  // a new session may start anywhere
   f.pool->set({});
-  auto second = chain->call_in_session("s1", "echo", {});
-  ASSERT_TRUE(second);
-  EXPECT_EQ(second->adapter, "bridge");  // ... and then stays where its state is
+  auto second = call_in_session(*chain, "s1", "echo", {});
+  ASSERT_TRUE(second.result);
+  EXPECT_EQ(second.report.adapter, "bridge");  // ... and then stays where its state is
+  EXPECT_EQ(second.report.adapters_tried, std::vector<std::string>{"bridge"});
   f.bridge->set(failing(ErrorCategory::kConnection, RecoveryStrategy::kFailover));
-  auto third = chain->call_in_session("s1", "echo", {});
-  ASSERT_FALSE(third);  // never silently moved to the pool
-  EXPECT_EQ(third.error().context.adapter, "bridge");
-  EXPECT_EQ(third.error().context.session_id, "s1");
+  auto third = call_in_session(*chain, "s1", "echo", {});
+  ASSERT_FALSE(third.result);  // never silently moved to the pool
+  EXPECT_EQ(third.result.error().context.adapter, "bridge");
+  EXPECT_EQ(third.result.error().context.session_id, "s1");
+  EXPECT_EQ(third.report.adapter, "bridge");
   EXPECT_EQ(chain->close_session("s1").value(), true);
   EXPECT_EQ(f.bridge->closes, 1);
   EXPECT_EQ(chain->close_session("s1").value(), false);
-  auto fresh = chain->call_in_session("s1", "echo", {});
-  ASSERT_TRUE(fresh);
-  EXPECT_EQ(fresh->adapter, "pool");
+  auto fresh = call_in_session(*chain, "s1", "echo", {});
+  ASSERT_TRUE(fresh.result);
+  EXPECT_EQ(fresh.report.adapter, "pool");
 }
 
 TEST(FallbackChainTest, EveryCallIsAnsweredExactlyOnceUnderConcurrentSwitching) {
@@ -263,7 +303,7 @@ TEST(FallbackChainTest, EveryCallIsAnsweredExactlyOnceUnderConcurrentSwitching) 
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&] {
       for (int i = 0; i < 2000; ++i) {
-        auto r = chain.call("echo", {});
+        auto r = chain.execute("echo", {});
         (r ? answered : failed)++;
       }
     });
@@ -280,6 +320,54 @@ TEST(FallbackChainTest, EveryCallIsAnsweredExactlyOnceUnderConcurrentSwitching) 
   EXPECT_EQ(failed, 0);
   EXPECT_EQ(answered, 8000);
   EXPECT_EQ(pool_ok + bridge_ok, 8000);  // each call produced exactly one answer
+}
+
+TEST(FallbackChainTest, ReportOfACallEveryBreakerRefusedNamesTheFirstAdapterSkipped) {
+  Fixture f;
+  FallbackConfig config;
+  config.breaker.failure_threshold = 1;
+  auto chain = f.chain(config);
+  f.pool->set(failing(ErrorCategory::kConnection, RecoveryStrategy::kFailover));
+  f.bridge->set(failing(ErrorCategory::kConnection, RecoveryStrategy::kFailover));
+  ASSERT_FALSE(call(*chain, "echo", {}).result);  // opens both breakers
+  auto r = call(*chain, "echo", {});
+  ASSERT_FALSE(r.result);
+  EXPECT_EQ(r.result.error().category, ErrorCategory::kCircuitOpen);
+  EXPECT_EQ(r.result.error().context.adapter, "pool");
+  EXPECT_EQ(r.report.adapter, "pool");
+  EXPECT_EQ(r.report.worker_id, "");
+  EXPECT_EQ(r.report.attempts, 0u);
+  EXPECT_TRUE(r.report.adapters_tried.empty());
+  EXPECT_EQ(f.pool->calls, 1);
+  EXPECT_EQ(f.bridge->calls, 1);
+}
+
+TEST(FallbackChainTest, ReportIsResetWhenTheChainItselfRefusesTheCall) {
+  Fixture f;
+  auto chain = f.chain();
+  CallReport report{"stale", "stale-w", 7, {"stale"}};
+  ExecuteOptions options;
+  options.report = &report;
+  options.adapters = {"no-such-adapter"};
+  auto r = chain->execute("echo", {}, options);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().category, ErrorCategory::kInvalidRequest);
+  EXPECT_EQ(report.adapter, "");
+  EXPECT_EQ(report.worker_id, "");
+  EXPECT_EQ(report.attempts, 0u);
+  EXPECT_TRUE(report.adapters_tried.empty());
+
+  FallbackConfig config;
+  config.max_sessions = 1;
+  auto small = f.chain(config);
+  ASSERT_TRUE(small->execute_in_session("s1", "echo", {}));
+  report = CallReport{"stale", "stale-w", 7, {"stale"}};
+  options.adapters.clear();
+  auto refused = small->execute_in_session("s2", "echo", {}, options);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().category, ErrorCategory::kResource);
+  EXPECT_EQ(report.adapter, "");
+  EXPECT_TRUE(report.adapters_tried.empty());
 }
 
 }  // namespace
