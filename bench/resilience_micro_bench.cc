@@ -14,7 +14,7 @@
 #include <string>
 
 #include "bridgepool/retry.h"
-#include "resilience/retry_budget.h"
+#include "bridgepool/retry_budget.h"
 
 namespace bridgepool {
 namespace {

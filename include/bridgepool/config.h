@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -13,6 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "bridgepool/clock.h"
 #include "bridgepool/error.h"
 #include "bridgepool/event_bus.h"
 #include "bridgepool/logging.h"
@@ -21,6 +23,11 @@
 namespace bridgepool {
 
 using std::chrono::milliseconds;
+
+// How worker processes are started. The library's own PosixSpawner (posix_spawn with pidfds) is
+// the default; the interface is internal (src/process/spawner.h) and exists so that pool logic
+// can be tested with in-process fake workers. Users leave PoolConfig::spawner empty.
+class Spawner;
 
 // A command replayed on every newly started worker before it takes traffic (SPEC §11.12:
 // process-wide settings must reach every worker, replacements included).
@@ -63,7 +70,10 @@ struct PoolConfig {
 
   std::size_t max_queue = 1024;  // waiting callers beyond this fail fast (resource error)
   std::size_t max_frame_bytes = 64u * 1024u * 1024u;
-  std::size_t max_checkin_failures = 3;  // checkin `error`s before the worker is removed
+  // Checkin `error`s in a row (a handler calling ctx.mark_unhealthy(reason), or raising an
+  // exception with `worker_unhealthy`) before the worker is recycled; below it the worker is
+  // degraded until a health probe passes. A normal reply resets the count.
+  std::size_t max_checkin_failures = 3;
 
   // Health monitoring (SPEC §4): idle workers are probed with the `health_check` built-in every
   // interval; failures degrade them, max_health_failures in a row remove them. 0 = off.
@@ -94,6 +104,13 @@ struct PoolConfig {
 
   std::shared_ptr<EventBus> events;  // created when null
   std::shared_ptr<Logger> logger;    // stderr at warn level when null
+
+  // Injected time, process spawning and randomness (tests drive a whole pool with a
+  // ManualClock, fake workers and a seeded source). Defaults: the steady clock, posix_spawn,
+  // a std::mt19937_64 seeded from std::random_device (recycling jitter).
+  std::shared_ptr<const Clock> clock;
+  std::shared_ptr<Spawner> spawner;
+  std::function<double()> random;  // uniform [0, 1)
 
   // Checks ranges; fills size, python, python_path and handlers when left at "auto".
   Result<void> resolve();

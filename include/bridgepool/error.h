@@ -94,6 +94,8 @@ struct Error {
   RecoveryStrategy strategy = RecoveryStrategy::kAbandon;
 
   bool retryable() const { return allows_retry(strategy); }
+  // Adds a note to context.cause: "first; second".
+  void append_cause(std::string_view note);
 
   Error() = default;
   Error(ErrorCategory c, std::string msg) : category(c), message(std::move(msg)) {}

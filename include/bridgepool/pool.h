@@ -5,7 +5,8 @@
 //
 // Every public method is thread-safe. execute() does the request I/O on the calling thread (no
 // hand-off to a pool thread); background work — exit detection, handshakes, output capture,
-// respawning — runs on the pool's own monitor thread. Nothing throws: failures are Error values
+// respawning — runs on the pool's own monitor thread, health probes and session clean-up on its
+// maintenance thread (docs/design.md lists every thread and lock). Nothing throws: failures are Error values
 // whose category says what happened (see error.h). The pool ignores SIGPIPE process-wide if it
 // is at its default (a write to a dead worker must be an EPIPE error, not a dead host).
 #pragma once
@@ -29,12 +30,16 @@
 #include "bridgepool/error.h"
 #include "bridgepool/event_bus.h"
 #include "bridgepool/executor.h"
+#include "bridgepool/pool_stats.h"
+#include "bridgepool/worker_state.h"
 
 namespace bridgepool {
 
 
 struct TransitionInfo {
-  std::string from, to, reason;
+  WorkerState from = WorkerState::kInitializing;
+  WorkerState to = WorkerState::kInitializing;
+  TransitionReason reason = TransitionReason::kInitComplete;
   double time_in_previous_ms = 0;
   std::int64_t wall_time_ms = 0;  // Unix epoch
 };
@@ -42,56 +47,16 @@ struct TransitionInfo {
 struct WorkerInfo {
   std::string id;
   pid_t pid = 0;
-  std::string state;   // initializing | ready | busy | degraded | terminating | terminated
-  std::string health;  // healthy | unhealthy | unknown
+  WorkerState state = WorkerState::kInitializing;
+  WorkerHealth health = WorkerHealth::kUnknown;
   std::uint64_t requests = 0;
   std::uint64_t python_errors = 0;
-  std::uint64_t failures = 0;
+  std::uint64_t failures = 0;  // consecutive checkin errors
   double uptime_s = 0;
   std::string handlers_version;
   std::uint64_t generation = 0;  // spawn generation (1 at start, +1 per rolling_restart)
   std::string current_session;   // session of the request in flight ("" when idle or sessionless)
   std::vector<TransitionInfo> history;
-};
-
-struct PoolStats {
-  std::string name;
-  std::size_t size = 0;      // configured
-  std::size_t live = 0;      // ready or busy workers
-  std::size_t idle = 0;
-  std::size_t busy = 0;
-  std::size_t starting = 0;  // spawning, handshaking or waiting out a backoff
-  std::size_t queue_length = 0;
-  std::uint64_t started = 0;        // workers that completed a handshake
-  std::uint64_t replaced = 0;       // replacements started for removed workers
-  std::uint64_t init_failures = 0;
-  std::uint64_t exits = 0;          // worker processes reaped
-  std::uint64_t requests = 0;       // execute() calls that passed validation
-  std::uint64_t ok = 0;
-  std::map<std::string, std::uint64_t> errors;  // category -> count
-  std::uint64_t rerouted = 0;       // requests moved to another worker before delivery
-  std::uint64_t discarded_workers = 0;  // dead/unusable workers caught at checkout
-  std::size_t degraded = 0;
-  std::uint64_t health_checks = 0;         // probes sent
-  std::uint64_t health_check_failures = 0; // probes that failed (counted apart from requests)
-  std::uint64_t recycled = 0;
-  std::uint64_t generation = 1;          // current spawn generation
-  std::uint64_t overflow_retired = 0;
-  // Session affinity.
-  std::size_t sessions = 0;             // bindings, including lost ones not yet closed/expired
-  std::uint64_t session_hits = 0;       // calls routed to their bound worker
-  std::uint64_t session_misses = 0;     // first calls of new sessions
-  std::uint64_t session_rebinds = 0;    // hint mode: moved off a removed worker
-  std::uint64_t session_expirations = 0;
-  std::uint64_t session_losses = 0;     // bindings dropped because their worker was removed
-  std::uint64_t session_lost_calls = 0; // calls failed with session_lost
-  std::string last_init_error;
-  // Resilience layer (resilience.h).
-  std::uint64_t retries = 0;             // attempts after the first, whatever the cause
-  std::uint64_t retries_denied = 0;      // retries refused by the retry budget
-  std::uint64_t circuit_rejected = 0;    // calls the pool's breaker refused (no worker touched)
-  std::uint64_t quarantine_refused = 0;  // calls refused because their request is quarantined
-  std::string breaker_state;             // "closed", "open", "half_open"; "" without a breaker
 };
 
 struct CommandSpec {
@@ -118,7 +83,8 @@ class Pool final : public Executor {
                                   Json args = Json::object(),
                                   const ExecuteOptions& options = {}) override;
   Result<bool> close_session(std::string_view session_id) override;
-  std::string_view kind() const override { return "pool"; }
+  // "pool" ("bridge" for the pool of one inside a Bridge).
+  std::string_view kind() const override;
 
   // Runs `command` once on every worker in service (waiting for busy ones up to `timeout`).
   struct BroadcastResult {
@@ -128,9 +94,13 @@ class Pool final : public Executor {
   };
   BroadcastResult broadcast(std::string_view command, Json args = Json::object(),
                             milliseconds timeout = milliseconds(10'000));
-  // The same on an internal thread; the future never throws.
+  // The same on an internal thread; the future never throws. The async threads are as many as
+  // workers can serve at once (size + max_overflow + 1); further calls queue behind them.
   std::future<Result<Json>> execute_async(std::string command, Json args = Json::object(),
                                           ExecuteOptions options = {});
+  std::future<Result<Json>> execute_in_session_async(std::string session_id, std::string command,
+                                                     Json args = Json::object(),
+                                                     ExecuteOptions options = {});
 
   // Waits until at least `count` workers (0: configured size) are ready.
   Result<void> wait_ready(milliseconds timeout, std::size_t count = 0);
@@ -161,7 +131,11 @@ class Pool final : public Executor {
   struct Impl;
 
  private:
+  friend class Bridge;  // a Bridge is a pool of one (bridge.h)
   explicit Pool(std::unique_ptr<Impl> impl);
+  static Result<std::unique_ptr<Pool>> start_as(PoolConfig config, std::string kind);
+  std::future<Result<Json>> submit_async(std::optional<std::string> session, std::string command,
+                                         Json args, ExecuteOptions options);
   std::unique_ptr<Impl> impl_;
 };
 

@@ -2,9 +2,9 @@
 // (with_retry) that goes through a circuit breaker and a retry budget (SPEC §6).
 //
 // The error classifier (src/resilience/error_classifier.h) decides *whether* a failure may be
-// retried (Error::strategy); this header decides *when* and *how often*. The pool's own resilience
-// loop (src/pool/pool_resilience.cc) uses RetryPolicy and backoff_delay directly; with_retry is
-// the same loop for any other operation (adapters, the recovery orchestrator, user code).
+// retried (Error::strategy); this header decides *when* and *how often*. with_retry runs the
+// library's one retry engine — the same loop a Pool runs around every call, with the pool's
+// quarantine, "another worker" and classification hooks — for any other operation.
 //
 // Delays before retry n (n = 1 is the first retry, after attempt 1 failed), base 10 ms, cap 1 s:
 //
@@ -100,7 +100,7 @@ std::chrono::microseconds backoff_delay(const RetryPolicy& policy, std::uint32_t
 
 class CircuitBreaker;       // include/bridgepool/circuit_breaker.h
 enum class BreakerOutcome;  // include/bridgepool/circuit_breaker.h: kSuccess, kFailure, kIgnored
-class RetryBudget;          // src/resilience/retry_budget.h (internal)
+class RetryBudget;          // bridgepool/retry_budget.h
 
 // How a failed call counts for its target's circuit breaker: kFailure when the target failed as
 // a service (connection, communication, timeout, initialization, resource, health_check,
@@ -124,14 +124,14 @@ struct RetryOptions {
   std::function<bool(const Error&, std::uint32_t attempt)> should_retry;
   const Clock* clock = nullptr;  // default SteadyClock::instance()
   UniformRandom random;          // default: a thread_local std::mt19937_64
-  // Called once per retry with a delay > 0 (never with 0); default std::this_thread::sleep_for.
+  // Called once per retry with a delay > 0 (never with 0); default: sleep on `clock`.
   std::function<void(std::chrono::microseconds)> sleep;
-  // Emits "retry.attempt" before each retry and "retry.gave_up" when the loop returns an error
-  // (see with_retry). Null: no events.
+  // Emits "retry.attempt", "retry.gave_up" and "retry.recovered" (see with_retry). Null: none.
   std::shared_ptr<EventBus> events;
-  // A retry runs only if the budget grants it (try_begin_retry, just before the sleep); the grant
-  // is returned (end_retry) when that retry's attempt ends. Null: no budget. The caller keeps the
-  // request in flight (RetryBudget::RequestScope) around with_retry. Must outlive the call.
+  // A retry runs only if the budget grants it (try_begin_retry, just after the backoff sleep);
+  // the grant is returned (end_retry) when that retry's attempt ends. Null: no budget. The caller
+  // keeps the request in flight (RetryBudget::RequestScope) around with_retry. Must outlive the
+  // call.
   RetryBudget* budget = nullptr;
 };
 
@@ -152,12 +152,16 @@ std::optional<Error> run_retry_loop(const RetryPolicy& policy, const RetryAttemp
 // included), and context.cause extended with why the loop stopped when a retry was otherwise
 // possible ("gave up after 5 attempts", "no time left for a retry before the deadline", "retry
 // budget exhausted ..."). Events, when options.events is set:
-//   "retry.attempt" before each retry: measurements attempt (the one about to run, 2 for the
-//     first retry), delay_us, elapsed_us; metadata name, category (of the error being retried),
-//     strategy (its recovery strategy), backoff (the policy's backoff strategy).
-//   "retry.gave_up" when it returns an error: measurements attempts, elapsed_us; metadata name,
+//   "retry.attempt" when a retry is about to run (after its delay and budget grant):
+//     measurements attempt (the one about to run, 2 for the first retry), delay_us, elapsed_us;
+//     metadata name, category (of the error being retried), strategy (its recovery strategy),
+//     backoff (the policy's backoff strategy).
+//   "retry.gave_up" when it returns an error, except after a first attempt whose error may not be
+//     retried (that is not a retry story): measurements attempts, elapsed_us; metadata name,
 //     category, strategy, reason ("not_retryable", "attempts_exhausted", "deadline",
 //     "circuit_open", "budget_exhausted").
+//   "retry.recovered" when an attempt after the first succeeds: measurements attempts,
+//     elapsed_us; metadata name.
 // max_attempts 0 reads as 1. `op` must not throw. Runs on (and sleeps on) the calling thread.
 template <typename T>
 Result<T> with_retry(const RetryPolicy& policy,

@@ -107,6 +107,11 @@ std::uint32_t attempt_budget(RecoveryStrategy strategy) {
   return 1;
 }
 
+void Error::append_cause(std::string_view note) {
+  context.cause = context.cause.empty() ? std::string(note)
+                                        : fmt::format("{}; {}", context.cause, note);
+}
+
 std::string Error::to_string() const {
   // Only fields that carry information are listed, so a bare error stays a short line. attempt
   // is listed from the second attempt on: "attempt=1" on every line would be noise.

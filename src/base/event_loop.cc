@@ -1,5 +1,7 @@
 #include "base/event_loop.h"
 
+#include "base/clock_wait.h"
+
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -11,7 +13,7 @@
 
 namespace bridgepool {
 
-EventLoop::EventLoop() = default;
+EventLoop::EventLoop(const Clock& clock) : clock_(clock) {}
 
 EventLoop::~EventLoop() { stop(); }
 
@@ -60,7 +62,7 @@ void EventLoop::post(Task task) {
 void EventLoop::post_after(std::chrono::nanoseconds delay, Task task) {
   {
     std::lock_guard lock(mu_);
-    timers_.push(Timer{std::chrono::steady_clock::now() + delay, seq_++, std::move(task)});
+    timers_.push(Timer{clock_.now() + delay, seq_++, std::move(task)});
   }
   wake();
 }
@@ -88,7 +90,7 @@ int EventLoop::next_timeout_ms() {
   std::lock_guard lock(mu_);
   if (!tasks_.empty()) return 0;
   if (timers_.empty()) return -1;
-  auto wait = timers_.top().when - std::chrono::steady_clock::now();
+  auto wait = real_wait(clock_, timers_.top().when);
   if (wait <= std::chrono::nanoseconds::zero()) return 0;
   // Round up so a timer never fires early.
   return static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(wait).count());
@@ -99,7 +101,7 @@ void EventLoop::run_due_tasks() {
   {
     std::lock_guard lock(mu_);
     due.swap(tasks_);
-    auto now = std::chrono::steady_clock::now();
+    auto now = clock_.now();
     while (!timers_.empty() && timers_.top().when <= now) {
       due.push_back(std::move(const_cast<Timer&>(timers_.top()).task));
       timers_.pop();

@@ -3,6 +3,8 @@
 // The pool's monitor runs on it: pidfd exit notifications, worker stdout/stderr capture,
 // handshakes, init timeouts and respawn backoff. Descriptor callbacks and tasks run on the loop
 // thread, one at a time, so the state they touch needs no lock of its own.
+// Timers follow the injected Clock: with a test's ManualClock a post_after() task runs once the
+// test has advanced the clock past its time (the loop re-reads the clock every wait slice).
 // Thread-safety: post(), post_after() and stop() from any thread; watch()/unwatch() only on the
 // loop thread (from a task or callback).
 #pragma once
@@ -21,6 +23,7 @@
 #include <vector>
 
 #include "base/unique_fd.h"
+#include "bridgepool/clock.h"
 #include "bridgepool/error.h"
 
 namespace bridgepool {
@@ -30,9 +33,8 @@ class EventLoop {
   using Task = std::function<void()>;
   using FdCallback = std::function<void(std::uint32_t epoll_events)>;
   using WatchId = std::uint64_t;
-  using SteadyTime = std::chrono::steady_clock::time_point;
-
-  EventLoop();
+  // `clock` must outlive the loop.
+  explicit EventLoop(const Clock& clock = SteadyClock::instance());
   ~EventLoop();  // stops and joins
   EventLoop(const EventLoop&) = delete;
   EventLoop& operator=(const EventLoop&) = delete;
@@ -53,7 +55,7 @@ class EventLoop {
 
  private:
   struct Timer {
-    SteadyTime when;
+    TimePoint when;
     std::uint64_t seq;
     Task task;
     bool operator>(const Timer& o) const { return when != o.when ? when > o.when : seq > o.seq; }
@@ -68,6 +70,7 @@ class EventLoop {
   int next_timeout_ms();
   void wake();
 
+  const Clock& clock_;
   UniqueFd epoll_fd_;
   UniqueFd wake_fd_;  // eventfd: post() writes, the loop reads
   std::thread thread_;

@@ -48,6 +48,7 @@ bool HealthTracker::record_success(TimePoint now) {
   ++successes_;
   const bool restored = degraded();
   consecutive_failures_ = 0;
+  suspect_ = false;
   health_ = WorkerHealth::kHealthy;
   return restored;
 }
@@ -65,5 +66,11 @@ RecoveryDecision HealthTracker::record_failure(TimePoint now, bool shutting_down
 }
 
 void HealthTracker::note_activity(TimePoint now) { last_activity_ = std::max(last_activity_, now); }
+
+void HealthTracker::mark_suspect(TimePoint now) {
+  suspect_ = true;
+  health_ = WorkerHealth::kUnhealthy;
+  if (!probe_in_flight_) last_probe_ = now;
+}
 
 }  // namespace bridgepool

@@ -8,7 +8,8 @@
 //                    A completed request is proof of life too, so a busy worker is not probed
 //                    right after its request: with interval 30 s, a request ending at t=100 s
 //                    moves the next probe from t=120 s (probe at t=90 s) to t=130 s.
-//   degraded worker  (1 .. max_failures-1 consecutive failures) idle and now >= last probe +
+//   degraded worker  (1 .. max_failures-1 consecutive failures, or marked suspect after a checkin
+//                    error) idle and now >= last probe +
 //                    recheck_interval (default 200 ms): waiting a full 30 s would keep one worker
 //                    of capacity out for 30 s after a single slow probe; 200 ms gets it back at
 //                    once if it recovered, while a dead-but-idle worker fails its 2nd and 3rd
@@ -60,10 +61,14 @@ class HealthTracker {
   RecoveryDecision record_failure(TimePoint now, bool shutting_down = false);
   // A request completed on the worker: proof of life, postpones the next routine probe.
   void note_activity(TimePoint now);
+  // A handler marked the worker unhealthy (a checkin error): it is degraded until a probe
+  // passes, and the next probe is due one recheck_interval from now. Health failures are not
+  // counted (the checkin error limit is RecoveryPolicy's, on the worker's own counter).
+  void mark_suspect(TimePoint now);
 
   WorkerHealth health() const { return health_; }
   std::uint32_t consecutive_failures() const { return consecutive_failures_; }
-  bool degraded() const { return consecutive_failures_ > 0; }
+  bool degraded() const { return consecutive_failures_ > 0 || suspect_; }
   bool probe_in_flight() const { return probe_in_flight_; }
   const HealthConfig& config() const { return config_; }
 
@@ -82,6 +87,7 @@ class HealthTracker {
   WorkerHealth health_ = WorkerHealth::kHealthy;
   std::uint32_t consecutive_failures_ = 0;
   bool probe_in_flight_ = false;
+  bool suspect_ = false;  // mark_suspect() until the next successful probe
   std::uint64_t probes_ = 0;
   std::uint64_t successes_ = 0;
   std::uint64_t failures_ = 0;

@@ -1,165 +1,248 @@
-// One request on one worker, and checkout of a particular worker (sessions, broadcast).
+// The request path: validation, one attempt on a checked-out worker (and the worker's checkin by
+// RecoveryPolicy), sessionless attempts with re-routing, and the accounting of a whole call.
+// Runs on the caller's thread (SPEC §1: the borrower does the worker's I/O itself).
+#include <algorithm>
 #include <thread>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
+#include "base/utf8.h"
 #include "pool/pool_impl.h"
+#include "pool/request_validation.h"
 
 namespace bridgepool {
-
 namespace {
 
 FailureKind failure_kind(WorkerFault fault) {
   switch (fault) {
-    case WorkerFault::kNotDelivered: return FailureKind::kNotDelivered;
-    case WorkerFault::kExited: return FailureKind::kProcessExited;
-    case WorkerFault::kProtocol: return FailureKind::kProtocolViolation;
-    case WorkerFault::kTimeout: return FailureKind::kRequestTimeout;
-    case WorkerFault::kNone: break;
+    case WorkerFault::kNotDelivered:
+      return FailureKind::kNotDelivered;
+    case WorkerFault::kExited:
+      return FailureKind::kProcessExited;
+    case WorkerFault::kProtocol:
+      return FailureKind::kProtocolViolation;
+    case WorkerFault::kTimeout:
+      return FailureKind::kRequestTimeout;
+    case WorkerFault::kNone:
+      break;
   }
   return FailureKind::kPythonException;
 }
 
 }  // namespace
 
+bool Pool::Impl::is_idempotent(std::string_view command) const {
+  auto table = command_table.load();
+  if (!table) return false;
+  auto it = table->idempotent.find(std::string(command));
+  return it != table->idempotent.end() && it->second;
+}
+
+void Pool::Impl::count_error(const Error& e) {
+  counters.errors_by_category[static_cast<std::size_t>(e.category)].fetch_add(
+      1, std::memory_order_relaxed);
+}
+
+Result<void> Pool::Impl::validate(std::optional<std::string_view> session,
+                                  std::string_view command, const Json& args,
+                                  const ExecuteOptions& options) const {
+  if (auto valid = validate_request(session, command, args); !valid) return valid;
+  if (auto valid = validate_options(options); !valid) return valid;
+  // Unknown commands are refused here, before any worker is touched (SPEC §11.4).
+  auto table = command_table.load();
+  if (!table || table->idempotent.contains(std::string(command))) return {};
+  std::vector<std::string> names;
+  for (const auto& c : table->commands) names.push_back(c.name);
+  std::sort(names.begin(), names.end());
+  return tl::unexpected(unknown_command_error(command, names));
+}
+
 Pool::Impl::Attempt Pool::Impl::attempt_on(const WorkerPtr& w, wire::Request& request,
                                            TimePoint deadline, const ChunkCallback& on_chunk) {
   std::optional<std::string> unusable = w->check_usable();
-  if (!unusable && !transit(w, WorkerState::kBusy, TransitionReason::kCheckout)) {
+  if (!unusable && !telemetry.transit(*w, WorkerState::kBusy, TransitionReason::kCheckout)) {
     unusable = "it is no longer in service";
   }
   CallOutcome outcome;
   if (unusable) {
-    {
-      std::lock_guard lock(mu);
-      ++discarded;
-    }
+    counters.discarded.fetch_add(1, std::memory_order_relaxed);
     Error e(ErrorCategory::kConnection,
             fmt::format("worker {} was unusable at checkout: {}", w->id(), *unusable));
     e.context.worker_id = w->id();
-    outcome = CallOutcome{tl::unexpected(std::move(e)), WorkerFault::kNotDelivered};
+    outcome = CallOutcome{tl::unexpected(std::move(e)), WorkerFault::kNotDelivered, {}};
   } else {
     auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock.now());
     request.deadline_ms = std::max<std::int64_t>(0, remaining.count());
     outcome = w->call(request, deadline, on_chunk);
   }
   if (outcome.fault == WorkerFault::kNone) {
-    // Success, or a Python exception reported in a normal reply: the worker is fine either way
-    // (RecoveryPolicy: kPythonException keeps the worker). Retrying a Python error, when the
-    // worker marked it retryable, is the caller's resilience layer's decision, not the pool's.
-    checkin_ok(w);
-    return Attempt{std::move(outcome.result), false, WorkerFault::kNone};
+    // Success, or a Python exception reported in a normal reply: the round trip worked
+    // (RecoveryPolicy: kPythonException keeps the worker) — unless the handler said its worker
+    // is no longer trustworthy, which is a checkin error.
+    if (outcome.unhealthy) {
+      checkin_error(w, *outcome.unhealthy);
+    } else {
+      checkin_ok(w);
+    }
+    return Attempt{std::move(outcome.result), WorkerFault::kNone};
   }
   // Every worker-level failure goes through the one recovery policy (SPEC §4).
   FailureReport report;
   report.kind = failure_kind(outcome.fault);
-  report.consecutive_failures = 1;
-  report.idempotent = is_idempotent(request.command);
-  report.delivered = outcome.fault != WorkerFault::kNotDelivered;
-  {
-    std::lock_guard lock(mu);
-    report.shutting_down = shutting_down;
-  }
-  RecoveryDecision decision = recovery.decide(report);
-  std::string detail = outcome.result ? std::string("data after the reply")
-                                      : outcome.result.error().message;
+  report.shutting_down = capacity.closed();
+  const RecoveryDecision decision = recovery.decide(report);
+  std::string detail =
+      outcome.result ? std::string("data after the reply") : outcome.result.error().message;
   if (decision.worker == WorkerAction::kKeep) {
     checkin_ok(w);
   } else {
     // kRemove and kKill both take the worker out of service; SIGKILL is harmless for a process
-    // that already exited and required for one whose state is unknown.
+    // that already exited and required for one whose stream or state cannot be trusted.
     checkin_remove(w, decision.transition, true, detail);
   }
-  if (outcome.fault == WorkerFault::kNotDelivered) rerouted.fetch_add(1, std::memory_order_relaxed);
-  // The pool itself re-routes only what provably never ran (not delivered). A delivered request
-  // that the policy would retry (idempotent) goes back to the caller, whose resilience layer
-  // owns the retry budget and breaker.
-  bool reroute = decision.request == RequestAction::kRetryElsewhere &&
-                 outcome.fault == WorkerFault::kNotDelivered;
-  return Attempt{std::move(outcome.result), reroute, outcome.fault};
+  return Attempt{std::move(outcome.result), outcome.fault};
 }
 
-Result<WorkerPtr> Pool::Impl::checkout_worker(const WorkerPtr& target, TimePoint deadline) {
-  std::unique_lock lock(mu);
-  auto fail = [&](ErrorCategory category, std::string message) {
-    Error e(category, std::move(message));
-    e.context.operation = "checkout";
-    e.context.worker_id = target->id();
-    return tl::unexpected(std::move(e));
+void Pool::Impl::checkin_error(const WorkerPtr& w, const std::string& reason) {
+  counters.checkin_errors.fetch_add(1, std::memory_order_relaxed);
+  FailureReport report;
+  report.kind = FailureKind::kCheckinError;
+  report.consecutive_failures = static_cast<std::uint32_t>(w->increment_failures());
+  report.shutting_down = capacity.closed();
+  const RecoveryDecision decision = recovery.decide(report);
+  telemetry.log(LogLevel::kWarn,
+                fmt::format("handler marked the worker unhealthy: {} ({})", reason,
+                            decision.reason),
+                w->id());
+  telemetry.emit(EventId::kWorkerCheckinError, {{"failures", double(report.consecutive_failures)}},
+                 {{"worker_id", w->id()},
+                  {"reason", reason},
+                  {"action", std::string(worker_action_name(decision.worker))}});
+  if (decision.removes_worker()) {
+    counters.recycled.fetch_add(1, std::memory_order_relaxed);
+    checkin_remove(w, decision.transition, false,
+                   fmt::format("{} checkin errors in a row, the last: {}",
+                               report.consecutive_failures, reason));
+    return;
+  }
+  // Out of rotation until a health probe passes, one recheck interval from now.
+  telemetry.transit(*w, WorkerState::kDegraded, TransitionReason::kCheckinError,
+                    {{"detail", reason}});
+  w->set_health(WorkerHealth::kUnhealthy);
+  registry.with_tracking(w->id(), [&](Tracking& t) { t.health.mark_suspect(clock.now()); });
+  registry.to_degraded(w);
+}
+
+PoolResilience::Once Pool::Impl::run_once(wire::Request& request, TimePoint checkout_deadline,
+                                          TimePoint deadline, const ChunkCallback& on_chunk,
+                                          const std::string& avoid_worker, Duration& queue_wait) {
+  // A worker found dead before it read the request is replaced and the request goes to another
+  // one at once (it never ran: always safe, and not a retry); bounded so a pool whose workers
+  // all die on arrival still answers.
+  const std::size_t max_reroutes = config.size + config.max_overflow + 2;
+  std::string avoid = avoid_worker;
+  for (std::size_t reroute = 1;; ++reroute) {
+    const TimePoint checkout_start = clock.now();
+    auto worker = registry.checkout(checkout_deadline, avoid);
+    queue_wait += clock.now() - checkout_start;
+    PoolResilience::Once once;
+    if (!worker) {
+      once.no_time_left = worker.error().category == ErrorCategory::kTimeout;
+      once.refused_by_pool = capacity.closed();
+      once.result = tl::unexpected(std::move(worker.error()));
+      return once;
+    }
+    once.worker_id = (*worker)->id();
+    Attempt a = attempt_on(*worker, request, deadline, on_chunk);
+    if (a.fault == WorkerFault::kNotDelivered && reroute < max_reroutes && !capacity.closed()) {
+      counters.rerouted.fetch_add(1, std::memory_order_relaxed);
+      avoid.clear();
+      continue;
+    }
+    once.result = std::move(a.result);
+    once.may_have_run = a.fault != WorkerFault::kNotDelivered;
+    once.killed_worker = ends_worker(a.fault);
+    return once;
+  }
+}
+
+Result<Json> Pool::Impl::execute(std::optional<std::string_view> session,
+                                 std::string_view command, Json args,
+                                 const ExecuteOptions& options) {
+  const TimePoint started_at = clock.now();
+  if (options.report) *options.report = CallReport{kind, "", 0, {}};
+  Duration queue_wait{0};
+  // What logs and events may say about the command (it may be the invalid input refused here).
+  const std::string command_label =
+      is_valid_utf8(command) ? std::string(command) : std::string("<invalid UTF-8>");
+  auto finish = [&](Result<Json> result) {
+    auto elapsed = std::chrono::duration_cast<std::chrono::microseconds>(clock.now() - started_at);
+    if (result) {
+      counters.ok.fetch_add(1, std::memory_order_relaxed);
+    } else {
+      Error& e = result.error();
+      e.context.command = command_label;
+      if (session) e.context.session_id = std::string(*session);
+      e.context.elapsed = elapsed;
+      e.context.queue_wait = std::chrono::duration_cast<std::chrono::microseconds>(queue_wait);
+      e.context.pool_name = config.name;
+      if (e.context.adapter.empty()) e.context.adapter = kind;
+      if (e.context.operation.empty()) e.context.operation = session ? "execute_in_session" : "execute";
+      count_error(e);
+    }
+    if (telemetry.emitting()) {
+      telemetry.emit(
+          EventId::kRequest,
+          {{"duration_us", double(elapsed.count())},
+           {"queue_wait_us",
+            double(std::chrono::duration_cast<std::chrono::microseconds>(queue_wait).count())},
+           {"attempts", double(options.report ? options.report->attempts : 0)}},
+          {{"command", command_label},
+           {"result", result ? "ok" : std::string(category_name(result.error().category))}});
+    }
+    return result;
   };
-  if (shutting_down) {
-    return fail(ErrorCategory::kResource, fmt::format("pool '{}' is shutting down", config.name));
+  auto refuse = [&](Error e) {
+    classify_error(e, ClassifyInput{});
+    return finish(tl::unexpected(std::move(e)));
+  };
+  if (auto valid = validate(session, command, args, options); !valid) {
+    return refuse(std::move(valid.error()));
   }
-  auto live_it = live.find(target->id());
-  if (live_it == live.end() || live_it->second != target) {
-    return fail(ErrorCategory::kConnection,
-                fmt::format("worker {} is no longer in service", target->id()));
+  // After shutdown nothing is attempted: no breaker permit, no retry budget, no worker.
+  if (capacity.closed()) return refuse(shutting_down_error(session ? "execute_in_session" : "execute"));
+  counters.requests.fetch_add(1, std::memory_order_relaxed);
+  const TimePoint deadline =
+      deadline_after(started_at, options.timeout.value_or(config.request_timeout));
+  const TimePoint checkout_deadline = std::min(
+      deadline,
+      deadline_after(started_at, options.checkout_timeout.value_or(config.checkout_timeout)));
+  wire::Request request{0, std::string(command), std::move(args),
+                        session ? std::optional<std::string>(*session) : std::nullopt,
+                        std::nullopt};
+  PoolResilience::OnceFn once = [&](std::uint32_t, const std::string& avoid) {
+    // A session's calls go to its own worker, so a retry goes there too (no avoid); a session
+    // whose worker died fails with session_lost, which the classifier never retries.
+    if (session) {
+      return run_session_once(*session, request, options, checkout_deadline, deadline,
+                              queue_wait);
+    }
+    return run_once(request, checkout_deadline, deadline, options.on_chunk, avoid, queue_wait);
+  };
+  PoolResilience::Facts facts;
+  facts.idempotent = is_idempotent(command);
+  facts.all_down = [this] { return capacity.all_down(); };
+  facts.stopping = [this] { return capacity.closed(); };
+  std::uint32_t attempts = 0;
+  std::string served_by;
+  Result<Json> result = resilience.run(command, request.args, options, deadline, facts, once,
+                                       attempts, served_by);
+  if (options.report) {
+    options.report->worker_id = served_by;
+    options.report->attempts = attempts;
   }
-  if (auto it = std::find(idle.begin(), idle.end(), target); it != idle.end()) {
-    idle.erase(it);
-    ++borrowed;
-    return target;
-  }
-  auto waiter = std::make_shared<Waiter>();
-  targeted[target->id()].push_back(waiter);
-  TimePoint queued_at = clock.now();
-  while (!waiter->worker && !waiter->error) {
-    if (waiter->cv.wait_until(lock, deadline) == std::cv_status::timeout) break;
-  }
-  if (waiter->worker) return std::move(waiter->worker);
-  if (waiter->error) return tl::unexpected(std::move(*waiter->error));
-  if (auto t = targeted.find(target->id()); t != targeted.end()) {
-    std::erase(t->second, waiter);
-    if (t->second.empty()) targeted.erase(t);
-  }
-  auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(clock.now() - queued_at);
-  return fail(ErrorCategory::kTimeout,
-              fmt::format("worker {} stayed busy for {} ms (it is bound to this call's session "
-                          "or addressed directly); {}",
-                          target->id(), waited.count(), describe_load_locked()));
-}
-
-}  // namespace bridgepool
-
-namespace bridgepool {
-
-Pool::BroadcastResult Pool::broadcast(std::string_view command, Json args, milliseconds timeout) {
-  Impl& s = *impl_;
-  BroadcastResult out;
-  std::vector<WorkerPtr> targets;
-  {
-    std::lock_guard lock(s.mu);
-    for (const auto& [id, w] : s.live) targets.push_back(w);
-  }
-  if (auto valid = s.validate(std::nullopt, command, args); !valid) {
-    for (const auto& w : targets) out.results.emplace(w->id(), tl::unexpected(valid.error()));
-    out.failed = targets.size();
-    return out;
-  }
-  TimePoint deadline = s.clock.now() + timeout;
-  // One thread per worker: a busy worker must not delay the others' share of the broadcast.
-  std::vector<Result<Json>> replies(targets.size(), tl::unexpected(Error()));
-  std::vector<std::thread> threads;
-  for (std::size_t i = 0; i < targets.size(); ++i) {
-    threads.emplace_back([&, i] {
-      auto w = s.checkout_worker(targets[i], deadline);
-      if (!w) {
-        replies[i] = tl::unexpected(w.error());
-        return;
-      }
-      wire::Request request{0, std::string(command), args, std::nullopt, std::nullopt};
-      replies[i] = s.attempt_on(*w, request, deadline, nullptr).result;
-    });
-  }
-  for (auto& t : threads) t.join();
-  for (std::size_t i = 0; i < targets.size(); ++i) {
-    (replies[i] ? out.succeeded : out.failed)++;
-    if (!replies[i]) replies[i].error().context.command = command;
-    out.results.emplace(targets[i]->id(), std::move(replies[i]));
-  }
-  s.emit("pool.broadcast", {{"succeeded", double(out.succeeded)}, {"failed", double(out.failed)}},
-         {{"command", std::string(command)}});
-  return out;
+  return finish(std::move(result));
 }
 
 }  // namespace bridgepool

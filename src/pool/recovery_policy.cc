@@ -3,8 +3,6 @@
 
 #include <fmt/format.h>
 
-#include <algorithm>
-
 namespace bridgepool {
 
 std::string_view failure_kind_name(FailureKind kind) {
@@ -39,20 +37,6 @@ std::string_view worker_action_name(WorkerAction action) {
       return "remove";
     case WorkerAction::kKill:
       return "kill";
-  }
-  return "unknown";
-}
-
-std::string_view request_action_name(RequestAction action) {
-  switch (action) {
-    case RequestAction::kReturnResult:
-      return "return_result";
-    case RequestAction::kReturnError:
-      return "return_error";
-    case RequestAction::kRetryElsewhere:
-      return "retry_elsewhere";
-    case RequestAction::kRetryAfterDelay:
-      return "retry_after_delay";
   }
   return "unknown";
 }
@@ -92,16 +76,13 @@ TransitionReason transition_for(FailureKind kind, bool at_limit) {
 RecoveryDecision RecoveryPolicy::decide(const FailureReport& report) const {
   RecoveryDecision d;
   d.worker = worker_action(report);
-  d.request = request_action(report);
   d.replace = d.removes_worker() && !report.shutting_down;
-  if (d.request == RequestAction::kRetryAfterDelay) d.retry_delay = retry_delay(report.attempts);
   const std::uint32_t limit = limit_for(report.kind, limits_);
   d.transition = transition_for(report.kind, limit > 0 && report.consecutive_failures >= limit);
   std::string count =
       limit > 0 ? fmt::format(" ({}/{})", report.consecutive_failures, limit) : std::string();
-  d.reason = fmt::format("{}{}: {} worker{}, {}", failure_kind_name(report.kind), count,
-                         worker_action_name(d.worker), d.replace ? " and replace" : "",
-                         request_action_name(d.request));
+  d.reason = fmt::format("{}{}: {} worker{}", failure_kind_name(report.kind), count,
+                         worker_action_name(d.worker), d.replace ? " and replace" : "");
   return d;
 }
 
@@ -110,59 +91,21 @@ WorkerAction RecoveryPolicy::worker_action(const FailureReport& report) const {
   switch (report.kind) {
     case FailureKind::kProcessExited:
     case FailureKind::kNotDelivered:
-      return WorkerAction::kRemove;  // already gone: only reaping is left
+      return WorkerAction::kRemove;
     case FailureKind::kHealthCheckFailed:
     case FailureKind::kCheckinError:
-      return report.consecutive_failures >= limit ? WorkerAction::kRemove
-                                                  : WorkerAction::kDegradeAndProbeSoon;
+      // A limit of 0 would mean "never degrade": treat it as 1 (remove at the first failure).
+      return report.consecutive_failures >= std::max<std::uint32_t>(limit, 1)
+                 ? WorkerAction::kRemove
+                 : WorkerAction::kDegradeAndProbeSoon;
     case FailureKind::kProtocolViolation:
     case FailureKind::kRequestTimeout:
     case FailureKind::kInitFailed:
-      // A late reply could be read by the next borrower (SPEC §11 item 5), and a worker without
-      // a handshake cannot be asked to stop: nothing it might still write may be trusted.
       return WorkerAction::kKill;
     case FailureKind::kPythonException:
       return WorkerAction::kKeep;
   }
   return WorkerAction::kKill;
-}
-
-RequestAction RecoveryPolicy::request_action(const FailureReport& report) const {
-  switch (report.kind) {
-    case FailureKind::kHealthCheckFailed:
-      return RequestAction::kReturnError;
-    case FailureKind::kCheckinError:
-      return RequestAction::kReturnResult;
-    case FailureKind::kPythonException:
-      // Deterministic until the worker says otherwise: an idempotent command that raised would
-      // only raise again, so only the worker's own "retryable" mark allows another attempt.
-      return report.marked_retryable && may_retry(report) ? RequestAction::kRetryAfterDelay
-                                                          : RequestAction::kReturnError;
-    case FailureKind::kNotDelivered:
-    case FailureKind::kInitFailed:
-      return may_retry(report) ? RequestAction::kRetryElsewhere : RequestAction::kReturnError;
-    case FailureKind::kProcessExited:
-    case FailureKind::kProtocolViolation:
-    case FailureKind::kRequestTimeout:
-      return (!report.delivered || report.retryable()) && may_retry(report)
-                 ? RequestAction::kRetryElsewhere
-                 : RequestAction::kReturnError;
-  }
-  return RequestAction::kReturnError;
-}
-
-// Budget and shutdown, common to every retry: with max_attempts 3, attempts 1 and 2 may be
-// followed by another, the 3rd is final.
-bool RecoveryPolicy::may_retry(const FailureReport& report) const {
-  return !report.shutting_down && report.attempts < limits_.max_attempts;
-}
-
-std::chrono::milliseconds RecoveryPolicy::retry_delay(std::uint32_t attempts) const {
-  // attempts >= 1 here; the shift is bounded so a large count cannot overflow (2^20 * base is
-  // far beyond any sane cap anyway).
-  const std::uint32_t doublings = std::min<std::uint32_t>(attempts > 0 ? attempts - 1 : 0, 20);
-  return std::min(limits_.retry_base_delay * (std::int64_t{1} << doublings),
-                  limits_.retry_max_delay);
 }
 
 }  // namespace bridgepool

@@ -1,22 +1,48 @@
-// Request validation shared by the Pool and the Bridge: a malformed request is rejected with an
-// invalid_request error before any worker is touched (SPEC §11.4). Pure; thread-safe.
+// Request validation: a malformed request is rejected with an invalid_request error before any
+// worker is touched (SPEC §11.4), and nothing is silently changed on the way to the worker.
+// Used by every executor (pool, bridge, mock). Pure; thread-safe.
+//
+//   command     1..256 bytes of valid UTF-8, no NUL
+//   session id  1..256 bytes of valid UTF-8 (two different invalid ids must never be encoded
+//               into one, both as "u\ufffd", and share one Python session)
+//   args        a JSON object, nested at most kMaxArgsDepth levels (the object itself is level
+//               1): deeper input would exhaust the worker's JSON parser (~990 levels) and, far
+//               deeper, the host's own stack in the encoder; every string and key valid UTF-8;
+//               every number finite (NaN and Infinity are not JSON). Checked iteratively, so
+//               even 100,000 levels are refused without recursion.
+//   timeouts    ExecuteOptions::timeout > 0 if set; checkout_timeout >= 0 if set (0: do not
+//               wait for a worker).
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <optional>
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "bridgepool/clock.h"
 #include "bridgepool/error.h"
+#include "bridgepool/executor.h"
 
 namespace bridgepool {
 
 inline constexpr std::size_t kMaxCommandLength = 256;
 inline constexpr std::size_t kMaxSessionIdLength = 256;
+// 500 leaves room in the 512-level limit of replies for an echo of the deepest args.
+inline constexpr std::size_t kMaxArgsDepth = 500;
 
-// Command: 1..256 bytes, no NUL; args: a JSON object; session (if given): 1..256 bytes.
 Result<void> validate_request(std::optional<std::string_view> session, std::string_view command,
                               const nlohmann::json& args);
+Result<void> validate_options(const ExecuteOptions& options);
+
+// The invalid_request error for a command no worker offers, listing `available` (sorted):
+// "unknown command 'x'; available commands: echo, ping". The same words from every executor.
+Error unknown_command_error(std::string_view command, const std::vector<std::string>& available);
+
+// now + timeout, saturating: an absurd timeout (hours(1'000'000)) must not overflow the clock.
+TimePoint deadline_after(TimePoint now, std::chrono::milliseconds timeout);
 
 }  // namespace bridgepool

@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 
 #include "process/pidfd.h"
+#include "process/pidfd_process.h"
 #include "process/spawner.h"
 
 namespace bridgepool {
@@ -134,7 +135,7 @@ Result<std::unique_ptr<ChildProcess>> PosixSpawner::spawn(const SpawnSpec& spec)
     set_nonblocking(fd);
   }
   // The child-side ends close here (UniqueFd), so EOF on a pipe means the child end is gone.
-  return std::make_unique<ChildProcess>(pid, UniqueFd(pidfd), std::move(request->write),
+  return std::make_unique<PidfdProcess>(pid, UniqueFd(pidfd), std::move(request->write),
                                         std::move(response->read), std::move(out->read),
                                         std::move(err->read));
 }

@@ -1,6 +1,6 @@
 // ErrorClassifier: the one place that turns a failure into a severity and a recovery strategy
 // (SPEC §6). Every Error that leaves the library passes through classify_error(); retries,
-// breakers, failover and the recovery orchestrator act on the strategy it chose, never on
+// breakers, failover and the retry engine act on the strategy it chose, never on
 // message text. Pure functions of their inputs: no clock, no I/O, table-tested.
 //
 // Severity = base by category, raised one level once 3 attempts have failed, critical when

@@ -32,46 +32,6 @@ struct SessionState {
   Json state = Json::object();
 };
 
-// Offset of the first byte that does not start a well-formed UTF-8 sequence (RFC 3629: no
-// overlong forms, no surrogates, nothing above U+10FFFF), or npos if the text is valid.
-std::size_t invalid_utf8_at(std::string_view text) {
-  std::size_t i = 0;
-  while (i < text.size()) {
-    const auto lead = static_cast<unsigned char>(text[i]);
-    if (lead < 0x80) {
-      ++i;
-      continue;
-    }
-    std::size_t length = 0;
-    unsigned char low = 0x80, high = 0xBF;  // range of the second byte
-    if (lead >= 0xC2 && lead <= 0xDF) {
-      length = 2;
-    } else if (lead >= 0xE0 && lead <= 0xEF) {
-      length = 3;
-      if (lead == 0xE0) low = 0xA0;   // E0 80..9F would be overlong
-      if (lead == 0xED) high = 0x9F;  // ED A0..BF are the UTF-16 surrogates
-    } else if (lead >= 0xF0 && lead <= 0xF4) {
-      length = 4;
-      if (lead == 0xF0) low = 0x90;   // overlong
-      if (lead == 0xF4) high = 0x8F;  // above U+10FFFF
-    } else {
-      return i;  // a continuation byte, C0/C1 (overlong) or F5..FF
-    }
-    if (text.size() - i < length) return i;
-    for (std::size_t k = 1; k < length; ++k) {
-      const auto byte = static_cast<unsigned char>(text[i + k]);
-      if (k == 1 ? (byte < low || byte > high) : (byte < 0x80 || byte > 0xBF)) return i;
-    }
-    i += length;
-  }
-  return std::string_view::npos;
-}
-
-// The longest prefix of `text` that is valid UTF-8 (all of it, usually).
-std::string_view utf8_prefix(std::string_view text) {
-  return text.substr(0, invalid_utf8_at(text));
-}
-
 // Counts the bytes a serializer writes, keeping none of them.
 class ByteCounter final : public nlohmann::detail::output_adapter_protocol<char> {
  public:
@@ -243,25 +203,13 @@ Result<Json> MockExecutor::Impl::run(std::optional<std::string_view> session,
   return finish(std::move(result), command, session, dispatch.idempotent, options, started);
 }
 
-// validate_request (the pool's checks), then UTF-8: the pool's encoder would replace bad bytes
-// with U+FFFD, so the worker would see another name; the mock refuses the name instead. The
-// error is classified and its context holds only text that is valid UTF-8 (it may be logged or
-// sent as JSON).
+// validate_request: the checks every executor makes (UTF-8 included; its context holds only
+// valid UTF-8, so it may be logged or sent as JSON). The error is classified here.
 Result<void> MockExecutor::Impl::validate(std::optional<std::string_view> session,
                                           std::string_view command, const Json& args) const {
   Result<void> valid = validate_request(session, command, args);
-  if (valid && invalid_utf8_at(command) != std::string_view::npos) {
-    valid = tl::unexpected(
-        invalid("execute", fmt::format("command name is not valid UTF-8 (byte {} of {})",
-                                       invalid_utf8_at(command), command.size())));
-  } else if (valid && session && invalid_utf8_at(*session) != std::string_view::npos) {
-    valid = tl::unexpected(invalid("execute", "session id is not valid UTF-8"));
-  }
   if (valid) return valid;
   Error& e = valid.error();
-  e.context.command = std::string(utf8_prefix(command.substr(0, kMaxCommandLength)));
-  if (session)
-    e.context.session_id = std::string(utf8_prefix(session->substr(0, kMaxSessionIdLength)));
   e.context.adapter = "mock";
   classify_error(e, ClassifyInput{});
   return valid;
@@ -323,14 +271,9 @@ Result<Json> MockExecutor::Impl::finish(Result<Json> result, std::string_view co
 }
 
 Result<Json> MockExecutor::Impl::unknown_command(std::string_view command) const {
-  std::string available;
-  for (const auto& [name, unused] : commands) {
-    if (!available.empty()) available += ", ";
-    available += name;
-  }
-  return tl::unexpected(runtime_error(
-      ErrorCategory::kInvalidRequest, "UnknownCommand",
-      fmt::format("unknown command '{}'; available commands: {}", command, available)));
+  std::vector<std::string> available;
+  for (const auto& [name, unused] : commands) available.push_back(name);
+  return tl::unexpected(unknown_command_error(command, available));
 }
 
 double MockExecutor::Impl::uptime_s() const {
@@ -367,6 +310,9 @@ Result<Json> MockExecutor::Impl::get_stats(const BuiltinCall& call) {
               {"sessions", with_state},
               {"rss_mb", 0.0},
               {"commands", std::move(calls)},
+              {"unhealthy_marks", 0},
+              {"last_unhealthy", nullptr},
+              {"sentinel_pid", 0},
               {"handlers_version",
                config.handlers_version ? Json(*config.handlers_version) : Json(nullptr)}};
 }

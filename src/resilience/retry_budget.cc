@@ -1,5 +1,5 @@
 // RetryBudget: the limit arithmetic and the compare-and-swap admission of a retry.
-#include "resilience/retry_budget.h"
+#include "bridgepool/retry_budget.h"
 
 #include <algorithm>
 #include <cmath>

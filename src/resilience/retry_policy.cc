@@ -1,5 +1,5 @@
-// Retry: backoff arithmetic (saturating, capped), policy validation and the retry loop behind
-// with_retry. The table of delays and the deadline rule are in include/bridgepool/retry.h.
+// Retry: backoff arithmetic (saturating, capped), policy validation, and with_retry's entry into
+// the one retry engine (resilience/retry_engine.h). The table of delays and the deadline rule are in include/bridgepool/retry.h.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -13,7 +13,8 @@
 
 #include "bridgepool/circuit_breaker.h"
 #include "bridgepool/retry.h"
-#include "resilience/retry_budget.h"
+#include "bridgepool/retry_budget.h"
+#include "resilience/retry_engine.h"
 
 namespace bridgepool {
 namespace {
@@ -194,168 +195,23 @@ bool default_should_retry(const Error& error, std::uint32_t attempt) {
 }
 
 namespace internal {
-namespace {
-
-void append_cause(Error& e, std::string_view note) {
-  e.context.cause =
-      e.context.cause.empty() ? std::string(note) : fmt::format("{}; {}", e.context.cause, note);
-}
-
-// One run of with_retry: the state that lives across attempts, and the decisions between them.
-class RetryLoop {
- public:
-  RetryLoop(const RetryPolicy& policy, const RetryOptions& options)
-      : policy_(policy),
-        options_(options),
-        clock_(options.clock != nullptr ? *options.clock : SteadyClock::instance()),
-        start_(clock_.now()),
-        max_attempts_(std::max<std::uint32_t>(policy.max_attempts, 1)) {}
-
-  std::optional<Error> run(const RetryAttempt& attempt_fn);
-
- private:
-  // What follows a failed attempt: a retry after `delay` (reason empty; a budget grant, if any,
-  // is held), or the end of the loop for `reason`, with `note` for the error's cause.
-  struct Next {
-    std::string_view reason;
-    std::string note;
-    microseconds delay{0};
-  };
-  Next next_after(const Error& error, std::uint32_t attempt);
-  std::optional<Error> refused(Error refusal, std::uint32_t attempt, const Error* last);
-  Error gave_up(Error& error, const Next& next);
-  microseconds elapsed() const { return std::chrono::ceil<microseconds>(clock_.now() - start_); }
-  bool emitting() const { return options_.events != nullptr && options_.events->has_handlers(); }
-  void emit(std::string name, std::map<std::string, double> measurements, const Error& error,
-            std::string_view reason);
-
-  const RetryPolicy& policy_;
-  const RetryOptions& options_;
-  const Clock& clock_;
-  const TimePoint start_;
-  const std::uint32_t max_attempts_;
-  microseconds previous_{0};    // the delay before the last retry
-  bool holding_grant_ = false;  // a budget grant taken for the attempt about to run
-};
-
-std::optional<Error> RetryLoop::run(const RetryAttempt& attempt_fn) {
-  const Error* last = nullptr;  // the previous attempt's error, still owned by the caller
-  for (std::uint32_t attempt = 1;; ++attempt) {
-    CircuitBreaker::Permit permit;
-    if (options_.breaker != nullptr) {
-      auto admitted = options_.breaker->acquire();
-      if (!admitted) return refused(std::move(admitted.error()), attempt, last);
-      permit = *admitted;
-    }
-    Error* error = attempt_fn(attempt);
-    if (holding_grant_) options_.budget->end_retry();
-    holding_grant_ = false;
-    if (options_.breaker != nullptr) {
-      options_.breaker->record(
-          permit, error != nullptr ? breaker_outcome_of(*error) : BreakerOutcome::kSuccess);
-    }
-    if (error == nullptr) return std::nullopt;
-    error->context.attempt = static_cast<int>(attempt);
-    Next next = next_after(*error, attempt);
-    if (!next.reason.empty()) return gave_up(*error, next);
-    if (emitting()) {
-      emit("retry.attempt",
-           {{"attempt", double(attempt + 1)},
-            {"delay_us", double(next.delay.count())},
-            {"elapsed_us", double(elapsed().count())}},
-           *error, {});
-    }
-    if (next.delay.count() > 0) {
-      if (options_.sleep) {
-        options_.sleep(next.delay);
-      } else {
-        std::this_thread::sleep_for(next.delay);
-      }
-    }
-    previous_ = next.delay;
-    holding_grant_ = options_.budget != nullptr;
-    last = error;
-  }
-}
-
-RetryLoop::Next RetryLoop::next_after(const Error& error, std::uint32_t attempt) {
-  // The attempt limit: max_attempts, and with the default decision also what the error's
-  // strategy allows (immediate_retry 3, backoff_retry 5), as in the pool's own loop.
-  std::uint32_t limit = max_attempts_;
-  if (options_.should_retry) {
-    if (!options_.should_retry(error, attempt)) return {"not_retryable", {}};
-  } else {
-    if (!error.retryable()) return {"not_retryable", {}};
-    limit = std::min(limit, attempt_budget(error.strategy));
-  }
-  if (attempt >= limit) {
-    return {"attempts_exhausted", fmt::format("gave up after {} attempts", attempt)};
-  }
-  // immediate_retry means "try again now" (error.h): only backoff_retry waits. A custom
-  // should_retry decides *whether*; the policy's backoff still paces what it allows.
-  const bool immediate =
-      !options_.should_retry && error.strategy == RecoveryStrategy::kImmediateRetry;
-  const microseconds delay =
-      immediate ? microseconds(0) : backoff_delay(policy_, attempt, previous_, options_.random);
-  // delay > deadline - elapsed, rather than elapsed + delay > deadline: a delay near the Rep
-  // maximum (a huge max_delay) must not overflow the sum.
-  if (policy_.deadline && delay > std::max(*policy_.deadline, microseconds(0)) - elapsed()) {
-    return {"deadline", "no time left for a retry before the deadline"};
-  }
-  if (options_.budget != nullptr && !options_.budget->try_begin_retry()) {
-    return {"budget_exhausted", "retry budget exhausted (too many retries in flight)"};
-  }
-  return {{}, {}, delay};
-}
-
-std::optional<Error> RetryLoop::refused(Error refusal, std::uint32_t attempt, const Error* last) {
-  if (holding_grant_) options_.budget->end_retry();  // the retry it was granted for never ran
-  holding_grant_ = false;
-  refusal.context.attempt = static_cast<int>(attempt);
-  if (last != nullptr) {
-    append_cause(refusal,
-                 fmt::format("after attempt {} failed: {}", attempt - 1, last->to_string()));
-  }
-  if (emitting()) {
-    emit("retry.gave_up",
-         {{"attempts", double(attempt)}, {"elapsed_us", double(elapsed().count())}}, refusal,
-         "circuit_open");
-  }
-  return refusal;
-}
-
-Error RetryLoop::gave_up(Error& error, const Next& next) {
-  if (!next.note.empty()) append_cause(error, next.note);
-  if (emitting()) {
-    emit("retry.gave_up",
-         {{"attempts", double(error.context.attempt)}, {"elapsed_us", double(elapsed().count())}},
-         error, next.reason);
-  }
-  return std::move(error);
-}
-
-void RetryLoop::emit(std::string name, std::map<std::string, double> measurements,
-                     const Error& error, std::string_view reason) {
-  Event event;
-  event.name = std::move(name);
-  event.measurements = std::move(measurements);
-  event.metadata = {{"name", options_.name},
-                    {"category", std::string(category_name(error.category))},
-                    {"strategy", std::string(strategy_name(error.strategy))}};
-  if (reason.empty()) {
-    event.metadata["backoff"] = std::string(backoff_strategy_name(policy_.strategy));
-  } else {
-    event.metadata["reason"] = std::string(reason);
-  }
-  event.time = clock_.wall_now();
-  options_.events->emit(event);
-}
-
-}  // namespace
 
 std::optional<Error> run_retry_loop(const RetryPolicy& policy, const RetryAttempt& attempt,
                                     const RetryOptions& options) {
-  return RetryLoop(policy, options).run(attempt);
+  RetryHooks hooks;
+  hooks.name = options.name;
+  hooks.clock = options.clock;
+  hooks.random = options.random;
+  hooks.sleep = options.sleep;
+  hooks.events = options.events;
+  hooks.breaker = options.breaker;
+  hooks.budget = options.budget;
+  hooks.should_retry = options.should_retry;
+  return run_with_retries(policy, hooks, [&attempt](std::uint32_t n, const std::string&) {
+    AttemptReport report;
+    report.error = attempt(n);
+    return report;
+  });
 }
 
 }  // namespace internal

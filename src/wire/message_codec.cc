@@ -61,7 +61,7 @@ void append_integer(std::string& out, Integer value) {
 // JSON nested deeper than this is rejected. Python's json module cannot produce much more than
 // ~1000 levels (its recursion limit), so a legitimate worker never hits it; garbage that does
 // would later blow the stack of whoever copies or dumps the value recursively.
-constexpr std::size_t kMaxNestingDepth = 512;
+constexpr std::size_t kMaxNestingDepth = 1024;
 
 // Longest excerpt of an offending payload quoted in an error message.
 constexpr std::size_t kMaxExcerpt = 120;
@@ -286,6 +286,12 @@ Checked read_reply(Json& message, const Json& ok, WorkerMessage& out) {
   if (!ok.is_boolean()) return tl::unexpected(malformed("\"ok\" must be a bool"));
   out.kind = WorkerMessage::Kind::kReply;
   out.ok = ok.get<bool>();
+  if (const Json* mark = find(message, "worker_unhealthy"); mark && !mark->is_null()) {
+    if (!mark->is_string()) {
+      return tl::unexpected(malformed("\"worker_unhealthy\" must be a string or null"));
+    }
+    out.unhealthy = mark->get<std::string>();
+  }
   if (out.ok) {
     // An absent result reads as null: a handler that returns None may leave it out.
     if (Json* result = find(message, "result")) out.result = std::move(*result);

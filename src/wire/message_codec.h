@@ -68,6 +68,8 @@ struct WorkerMessage {
   bool ok = false;
   Json result;                        // when ok
   std::optional<ReplyError> error;    // when !ok, and for kInitFailed
+  // "worker_unhealthy": the handler marked its worker untrustworthy (the reply itself is good).
+  std::optional<std::string> unhealthy;
   // kChunk
   Json chunk;
   // kReady
@@ -75,11 +77,12 @@ struct WorkerMessage {
 };
 
 // Decodes one frame payload from a worker. Communication error (with a short excerpt of the
-// offending text) on invalid JSON, JSON nested deeper than 512 levels, a non-object, a
+// offending text) on invalid JSON, JSON nested deeper than 1024 levels, a non-object, a
 // missing/ill-typed "id" (must be a non-negative integer), a non-bool "ok", an `ok: false` reply
 // or init_failed event without a well-formed "error", a "ready" event missing protocol, pid,
 // worker_id or commands, an unknown "event", or none of "ok"/"chunk"/"event". An `ok: true`
-// reply without "result" has a null result. Never throws.
+// reply without "result" has a null result. A reply may carry "worker_unhealthy" (a string or
+// null; anything else is malformed). Never throws.
 Result<WorkerMessage> decode_worker_message(std::string_view payload);
 
 }  // namespace bridgepool::wire

@@ -10,9 +10,7 @@
 
 #include <fmt/format.h>
 
-#ifndef P_PIDFD
-#define P_PIDFD 3
-#endif
+#include "base/clock_wait.h"
 
 namespace bridgepool {
 namespace {
@@ -22,14 +20,14 @@ constexpr std::size_t kReadChunk = 64 * 1024;
 
 enum class Ready { kFirst, kSecond, kTimeout };
 
-// Waits until fd `a` has `events_a`, or fd `b` (the pidfd) is readable, or the deadline passes.
+// Waits until fd `a` has `events_a`, or fd `b` (the exit fd) is readable, or the deadline passes.
 // ppoll gives microsecond resolution (poll's millisecond timeout would round short waits up).
 Ready wait_for(int a, short events_a, int b, TimePoint deadline, const Clock& clock) {
   pollfd fds[2] = {{a, events_a, 0}, {b, POLLIN, 0}};
   for (;;) {
-    auto remaining = deadline - clock.now();
-    if (remaining <= Duration::zero()) return Ready::kTimeout;
-    auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(remaining).count();
+    if (deadline <= clock.now()) return Ready::kTimeout;
+    auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(real_wait(clock, deadline))
+                  .count();
     timespec ts{static_cast<time_t>(ns / 1'000'000'000), static_cast<long>(ns % 1'000'000'000)};
     int rc = ::ppoll(fds, 2, &ts, nullptr);
     if (rc < 0 && errno == EINTR) continue;
@@ -127,7 +125,7 @@ Result<std::optional<wire::Handshake>> Worker::read_handshake() {
 }
 
 std::optional<std::string> Worker::check_usable() const {
-  pollfd fds[2] = {{process_->pidfd(), POLLIN, 0}, {process_->response_fd(), POLLIN, 0}};
+  pollfd fds[2] = {{process_->exit_fd(), POLLIN, 0}, {process_->response_fd(), POLLIN, 0}};
   int rc;
   do {
     rc = ::poll(fds, 2, 0);
@@ -151,7 +149,7 @@ CallOutcome Worker::fail(ErrorCategory category, WorkerFault fault, std::string 
 CallOutcome Worker::exited_outcome(std::string_view command, bool partial_reply) const {
   // EOF can arrive a moment before the process is a zombie (it closes its descriptors first);
   // wait briefly for the exit so the error can say how it ended.
-  pollfd exit_fd{process_->pidfd(), POLLIN, 0};
+  pollfd exit_fd{process_->exit_fd(), POLLIN, 0};
   while (::poll(&exit_fd, 1, 200) < 0 && errno == EINTR) {
   }
   // Was the request consumed? Our frame is the only thing in the request pipe, so any unread
@@ -197,7 +195,7 @@ Result<void> Worker::write_request(TimePoint deadline) {
     if (n < 0 && errno == EAGAIN) {
       // The pipe is full (request > 64 KiB, or the worker is slow to read): wait for room, but
       // also for the process to die, and for the deadline.
-      Ready r = wait_for(process_->request_fd(), POLLOUT, process_->pidfd(), deadline, clock_);
+      Ready r = wait_for(process_->request_fd(), POLLOUT, process_->exit_fd(), deadline, clock_);
       if (r == Ready::kTimeout) return make_error(ErrorCategory::kTimeout, "writing the request");
       if (r == Ready::kSecond) return make_error(ErrorCategory::kConnection, "exited");
       continue;
@@ -273,9 +271,10 @@ CallOutcome Worker::read_reply(std::uint64_t id, TimePoint deadline, const Chunk
       requests_.fetch_add(1, std::memory_order_relaxed);
       // Anything after the reply is not ours to read: the next borrower would get it.
       WorkerFault after = decoder_.buffered() > 0 ? WorkerFault::kProtocol : WorkerFault::kNone;
-      if (msg->ok) return CallOutcome{std::move(msg->result), after};
+      if (msg->ok) return CallOutcome{std::move(msg->result), after, std::move(msg->unhealthy)};
       python_errors_.fetch_add(1, std::memory_order_relaxed);
-      return CallOutcome{tl::unexpected(python_error(*msg->error, command)), after};
+      return CallOutcome{tl::unexpected(python_error(*msg->error, command)), after,
+                         std::move(msg->unhealthy)};
     }
     ssize_t n = ::read(fd, decoder_.prepare(kReadChunk), kReadChunk);
     if (n > 0) {
@@ -285,7 +284,7 @@ CallOutcome Worker::read_reply(std::uint64_t id, TimePoint deadline, const Chunk
     if (n == 0) return exited_outcome(command, decoder_.has_partial());
     if (errno == EINTR) continue;
     if (errno != EAGAIN) return exited_outcome(command, decoder_.has_partial());
-    Ready r = wait_for(fd, POLLIN, process_->pidfd(), deadline, clock_);
+    Ready r = wait_for(fd, POLLIN, process_->exit_fd(), deadline, clock_);
     if (r == Ready::kTimeout) {
       return fail(ErrorCategory::kTimeout, WorkerFault::kTimeout,
                   fmt::format("worker {} (pid {}) did not reply to '{}' before the deadline", id_,
@@ -350,30 +349,6 @@ WorkerSnapshot Worker::snapshot() const {
   if (ready_at_ != TimePoint{}) s.uptime = clock_.now() - ready_at_;
   s.history.assign(machine_.history().begin(), machine_.history().end());
   return s;
-}
-
-std::optional<ExitStatus> Worker::peek_exit_status() const {
-  if (auto s = process_->exit_status()) return s;
-  // WNOWAIT leaves the zombie for the monitor thread to reap; WNOHANG: never block here.
-  siginfo_t info{};
-  int rc = ::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(process_->pidfd()), &info,
-                    WEXITED | WNOWAIT | WNOHANG);
-  if (rc != 0 && errno == ECHILD) {
-    // The monitor thread reaped it between our two looks and is about to publish the status:
-    // wait for that (microseconds), so the caller's error can say how the worker ended.
-    for (int i = 0; i < 2000 && !process_->reaped(); ++i) ::usleep(50);
-    return process_->exit_status();
-  }
-  if (rc != 0 || info.si_pid == 0) return process_->exit_status();  // still running
-  ExitStatus s;
-  s.signaled = info.si_code == CLD_KILLED || info.si_code == CLD_DUMPED;
-  (s.signaled ? s.signal : s.code) = info.si_status;
-  return s;
-}
-
-std::string Worker::describe_exit() const {
-  auto s = peek_exit_status();
-  return s ? s->describe() : std::string("still running");
 }
 
 }  // namespace bridgepool

@@ -1,8 +1,8 @@
 // Worker: one Python worker process, its protocol channel, its state machine and its counters.
 //
 // Who touches what (SPEC §1 threading):
-//  - The pool's monitor thread creates the Worker from a spawned ChildProcess, reads the
-//    handshake (read_handshake), watches the pidfd and reaps the process.
+//  - The supervisor (worker_supervisor.h) creates the Worker from a spawned ChildProcess, reads
+//    the handshake (read_handshake) on its loop thread, watches the exit and reaps the process.
 //  - The borrower — the caller thread that checked the worker out — does the request I/O itself
 //    (call). Only one borrower at a time, guaranteed by the pool's checkout.
 //  - State transitions and counters are thread-safe (a per-worker mutex / atomics), so stats
@@ -54,6 +54,9 @@ inline bool ends_worker(WorkerFault fault) {
 struct CallOutcome {
   Result<Json> result;
   WorkerFault fault = WorkerFault::kNone;
+  // The handler said its worker is no longer trustworthy (ctx.mark_unhealthy, or an exception
+  // with worker_unhealthy): the reply is good, but the worker's checkin is an `error`.
+  std::optional<std::string> unhealthy;
 };
 
 // A copy of a worker's public facts, safe to hand to any thread.
@@ -112,13 +115,12 @@ class Worker {
   void reset_failures() { consecutive_failures_.store(0, std::memory_order_relaxed); }
   WorkerSnapshot snapshot() const;
 
-  // Exit status: from the reaper if reaped, else peeked without reaping (WNOWAIT), else nullopt.
-  std::optional<ExitStatus> peek_exit_status() const;
-  std::string describe_exit() const;
+  // How the process ended: "exit code 1" / "killed by signal 9 (SIGKILL)" (see ChildProcess).
+  std::string describe_exit() const { return process_->describe_exit(); }
   void set_current_session(std::string session) {
     std::lock_guard lock(mu_);
     current_session_ = std::move(session);
-  }  // "exit code 1" / "killed by signal 9 (SIGKILL)" / "running"
+  }
 
  private:
   Result<void> write_request(TimePoint deadline);

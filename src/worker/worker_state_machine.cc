@@ -7,7 +7,7 @@
 
 namespace bridgepool {
 
-std::string_view state_name(WorkerState state) {
+std::string_view to_string(WorkerState state) {
   switch (state) {
     case WorkerState::kInitializing:
       return "initializing";
@@ -25,7 +25,7 @@ std::string_view state_name(WorkerState state) {
   return "unknown";
 }
 
-std::string_view health_name(WorkerHealth health) {
+std::string_view to_string(WorkerHealth health) {
   switch (health) {
     case WorkerHealth::kHealthy:
       return "healthy";
@@ -37,7 +37,7 @@ std::string_view health_name(WorkerHealth health) {
   return "unknown";
 }
 
-std::string_view reason_name(TransitionReason reason) {
+std::string_view to_string(TransitionReason reason) {
   switch (reason) {
     case TransitionReason::kInitComplete:
       return "init_complete";
@@ -73,6 +73,21 @@ std::string_view reason_name(TransitionReason reason) {
   return "unknown";
 }
 
+std::optional<WorkerState> worker_state_from_string(std::string_view name) {
+  for (auto s : {WorkerState::kInitializing, WorkerState::kReady, WorkerState::kBusy,
+                 WorkerState::kDegraded, WorkerState::kTerminating, WorkerState::kTerminated}) {
+    if (to_string(s) == name) return s;
+  }
+  return std::nullopt;
+}
+
+std::optional<WorkerHealth> worker_health_from_string(std::string_view name) {
+  for (auto h : {WorkerHealth::kHealthy, WorkerHealth::kUnhealthy, WorkerHealth::kUnknown}) {
+    if (to_string(h) == name) return h;
+  }
+  return std::nullopt;
+}
+
 WorkerStateMachine::WorkerStateMachine(const Clock& clock, std::size_t history_limit)
     : clock_(clock), history_limit_(history_limit), entered_at_(clock.now()) {}
 
@@ -102,7 +117,7 @@ Result<Transition> WorkerStateMachine::transition(WorkerState to, TransitionReas
   if (!allowed(state_, to)) {
     return make_error(ErrorCategory::kSystem,
                       fmt::format("invalid worker transition: {} -> {} (reason: {})",
-                                  state_name(state_), state_name(to), reason_name(reason)));
+                                  to_string(state_), to_string(to), to_string(reason)));
   }
   const TimePoint now = clock_.now();
   Transition record;

@@ -26,33 +26,10 @@
 
 #include "bridgepool/clock.h"
 #include "bridgepool/error.h"
+#include "bridgepool/worker_state.h"
 
 namespace bridgepool {
 
-enum class WorkerState { kInitializing, kReady, kBusy, kDegraded, kTerminating, kTerminated };
-enum class WorkerHealth { kHealthy, kUnhealthy, kUnknown };
-
-enum class TransitionReason {
-  kInitComplete,
-  kCheckout,
-  kCheckinOk,
-  kCheckinError,
-  kHealthCheckPassed,
-  kHealthCheckFailed,
-  kMaxFailures,
-  kTimeout,
-  kExited,
-  kShutdown,
-  kRecycled,
-  kReplaced,
-  kProtocolError,  // the stream broke the protocol (bad frame, wrong id)
-  kInitFailed,     // spawn failed, import error or no handshake in time
-  kClosed,         // the borrower checked the worker in with `close`
-};
-
-std::string_view state_name(WorkerState state);    // "initializing", "ready", ...
-std::string_view health_name(WorkerHealth health);  // "healthy", "unhealthy", "unknown"
-std::string_view reason_name(TransitionReason reason);  // "init_complete", "checkout", ...
 
 struct Transition {
   WorkerState from = WorkerState::kInitializing;

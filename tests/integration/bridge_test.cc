@@ -39,6 +39,25 @@ bool is_child(pid_t pid) {
   return std::find(kids.begin(), kids.end(), pid) != kids.end();
 }
 
+// The bridge's worker in service (ready or busy), if any.
+std::optional<WorkerInfo> serving(const Bridge& bridge) {
+  for (const auto& w : bridge.workers()) {
+    if (w.state == WorkerState::kReady || w.state == WorkerState::kBusy) return w;
+  }
+  return std::nullopt;
+}
+
+pid_t serving_pid(const Bridge& bridge) {
+  auto w = serving(bridge);
+  return w ? w->pid : 0;
+}
+
+// Workers started after the first one (replacements that completed their start).
+std::uint64_t restarts(const Bridge& bridge) {
+  auto started = bridge.stats().started;
+  return started > 0 ? started - 1 : 0;
+}
+
 TEST(Bridge, EchoRoundTripAndInfo) {
   auto bridge = start_bridge(test_config(1));
   ASSERT_TRUE(bridge);
@@ -50,17 +69,26 @@ TEST(Bridge, EchoRoundTripAndInfo) {
   auto pong = bridge->execute("ping");
   ASSERT_TRUE(pong);
   EXPECT_EQ(*pong, "pong");
-  BridgeInfo info = bridge->info();
-  EXPECT_EQ(info.name, "test");
-  EXPECT_EQ(info.worker_id, "w1");
-  EXPECT_GT(info.pid, 0);
-  EXPECT_TRUE(is_child(info.pid));
-  EXPECT_EQ(info.state, "ready");
-  EXPECT_EQ(info.requests, 2u);
-  EXPECT_EQ(info.ok, 2u);
-  EXPECT_EQ(info.worker_requests, 2u);
-  EXPECT_EQ(info.restarts, 0u);
-  EXPECT_TRUE(info.errors.empty());
+  PoolStats stats = bridge->stats();
+  EXPECT_EQ(stats.name, "test");
+  EXPECT_EQ(stats.size, 1u);
+  auto worker = serving(*bridge);
+  ASSERT_TRUE(worker);
+  EXPECT_EQ(worker->id, "w1");
+  EXPECT_GT(worker->pid, 0);
+  EXPECT_TRUE(is_child(worker->pid));
+  EXPECT_EQ(worker->state, WorkerState::kReady);
+  EXPECT_EQ(worker->requests, 2u);
+  EXPECT_EQ(stats.requests, 2u);
+  EXPECT_EQ(stats.ok, 2u);
+  EXPECT_EQ(restarts(*bridge), 0u);
+  EXPECT_TRUE(stats.errors.empty());
+  CallReport report;
+  ExecuteOptions options;
+  options.report = &report;
+  ASSERT_TRUE(bridge->execute("ping", Json::object(), options));
+  EXPECT_EQ(report.adapter, "bridge");
+  EXPECT_EQ(report.worker_id, "w1");
 }
 
 TEST(Bridge, InvalidRequestIsRejectedWithoutTouchingTheWorker) {
@@ -76,15 +104,15 @@ TEST(Bridge, InvalidRequestIsRejectedWithoutTouchingTheWorker) {
   EXPECT_EQ(not_object.error().message, "args must be a JSON object, got array");
   auto unknown = bridge->execute("no_such_command");
   ASSERT_FALSE(unknown);
-  EXPECT_EQ(unknown.error().category, ErrorCategory::kInvalidRequest);  // the worker said so
-  EXPECT_EQ(bridge->info().worker_requests, 1u);  // only the unknown command reached it
-  EXPECT_EQ(bridge->info().restarts, 0u);
+  EXPECT_EQ(unknown.error().category, ErrorCategory::kInvalidRequest);
+  EXPECT_EQ(serving(*bridge)->requests, 0u);  // refused against the handshake's command list
+  EXPECT_EQ(restarts(*bridge), 0u);
 }
 
 TEST(Bridge, PythonExceptionIsClassifiedAndTheWorkerSurvives) {
   auto bridge = start_bridge(test_config(1));
   ASSERT_TRUE(bridge);
-  pid_t pid = bridge->info().pid;
+  pid_t pid = serving_pid(*bridge);
   auto reply = bridge->execute("fail", {{"type", "ValueError"}, {"message", "bad input 7"}});
   ASSERT_FALSE(reply);
   const Error& e = reply.error();
@@ -99,14 +127,14 @@ TEST(Bridge, PythonExceptionIsClassifiedAndTheWorkerSurvives) {
   auto after = bridge->execute("whoami");
   ASSERT_TRUE(after) << after.error().to_string();
   EXPECT_EQ((*after)["pid"], pid);
-  EXPECT_EQ(bridge->info().restarts, 0u);
-  EXPECT_EQ(bridge->info().errors.at("python"), 1u);
+  EXPECT_EQ(restarts(*bridge), 0u);
+  EXPECT_EQ(bridge->stats().errors.at("python"), 1u);
 }
 
 TEST(Bridge, CrashIsAConnectionErrorAndTheNextCallIsServedByARestartedWorker) {
   auto bridge = start_bridge(test_config(1));
   ASSERT_TRUE(bridge);
-  pid_t old_pid = bridge->info().pid;
+  pid_t old_pid = serving_pid(*bridge);
   auto crash = bridge->execute("crash", {{"code", 7}});
   ASSERT_FALSE(crash);
   EXPECT_EQ(crash.error().category, ErrorCategory::kConnection);
@@ -114,18 +142,19 @@ TEST(Bridge, CrashIsAConnectionErrorAndTheNextCallIsServedByARestartedWorker) {
       << crash.error().message;
   EXPECT_NE(crash.error().message.find("exit code 7"), std::string::npos) << crash.error().message;
   EXPECT_EQ(crash.error().context.worker_id, "w1");
-  // No worker until the next call; the dead one is reaped by the bridge thread (no zombie).
-  EXPECT_EQ(bridge->info().state, "none");
+  // The dead one is reaped at once (no zombie) and a replacement started in the background;
+  // the next call waits for it.
   EXPECT_TRUE(wait_until([&] { return !is_child(old_pid); }));
   auto next = bridge->execute("whoami");
   ASSERT_TRUE(next) << next.error().to_string();
   EXPECT_EQ((*next)["worker_id"], "w2");
   EXPECT_NE((*next)["pid"], old_pid);
-  BridgeInfo info = bridge->info();
-  EXPECT_EQ(info.restarts, 1u);
-  EXPECT_EQ(info.worker_id, "w2");
-  EXPECT_EQ(info.errors.at("connection"), 1u);
-  EXPECT_EQ(info.ok, 1u);
+  PoolStats stats = bridge->stats();
+  EXPECT_EQ(restarts(*bridge), 1u);
+  EXPECT_EQ(stats.replaced, 1u);
+  EXPECT_EQ(serving(*bridge)->id, "w2");
+  EXPECT_EQ(stats.errors.at("connection"), 1u);
+  EXPECT_EQ(stats.ok, 1u);
 }
 
 TEST(Bridge, SessionStateIsKeptAcrossCallsAndFreedByCloseSession) {
@@ -146,7 +175,7 @@ TEST(Bridge, SessionStateIsKeptAcrossCallsAndFreedByCloseSession) {
   auto other = bridge->execute_in_session("s2", "list_programs");
   ASSERT_TRUE(other);
   EXPECT_EQ(*other, (Json{{"programs", Json::array()}}));
-  EXPECT_EQ(bridge->info().sessions, 2u);
+  EXPECT_EQ(bridge->stats().sessions, 2u);
 
   auto closed = bridge->close_session("s1");
   ASSERT_TRUE(closed) << closed.error().to_string();
@@ -158,7 +187,7 @@ TEST(Bridge, SessionStateIsKeptAcrossCallsAndFreedByCloseSession) {
   auto fresh = bridge->execute_in_session("s1", "list_programs");
   ASSERT_TRUE(fresh);
   EXPECT_EQ(*fresh, (Json{{"programs", Json::array()}}));
-  EXPECT_EQ(bridge->info().restarts, 0u);
+  EXPECT_EQ(restarts(*bridge), 0u);
 }
 
 TEST(Bridge, StrictSessionFailsAfterItsWorkerWasRestarted) {
@@ -176,12 +205,15 @@ TEST(Bridge, StrictSessionFailsAfterItsWorkerWasRestarted) {
   ASSERT_FALSE(lost);
   EXPECT_EQ(lost.error().category, ErrorCategory::kSession);
   EXPECT_EQ(lost.error().message,
-            "session 's1' was bound to worker w1, which exited; its state is lost");
+            "session_lost: session 's1' was bound to worker w1, which was removed; its state is "
+            "gone (close the session to start it again)");
   EXPECT_EQ(lost.error().context.worker_id, "w1");
   EXPECT_EQ(lost.error().context.session_id, "s1");
-  // The call did restart the worker; the lost session still refuses to run on it.
-  EXPECT_EQ(bridge->info().restarts, 1u);
-  EXPECT_EQ(bridge->info().worker_id, "w2");
+  // The worker was replaced; the lost session still refuses to run on the replacement.
+  ASSERT_TRUE(wait_until([&] {
+    auto w = serving(*bridge);
+    return w && w->id == "w2";
+  }));
   auto still_lost = bridge->execute_in_session("s1", "list_programs");
   ASSERT_FALSE(still_lost);
   EXPECT_EQ(still_lost.error().category, ErrorCategory::kSession);
@@ -196,7 +228,7 @@ TEST(Bridge, StrictSessionFailsAfterItsWorkerWasRestarted) {
   auto fresh = bridge->execute_in_session("s1", "list_programs");
   ASSERT_TRUE(fresh) << fresh.error().to_string();
   EXPECT_EQ(*fresh, (Json{{"programs", Json::array()}}));
-  EXPECT_EQ(bridge->info().errors.at("session"), 2u);
+  EXPECT_EQ(bridge->stats().errors.at("session"), 2u);
 }
 
 TEST(Bridge, HintModeRebindsASessionToTheRestartedWorker) {
@@ -211,14 +243,14 @@ TEST(Bridge, HintModeRebindsASessionToTheRestartedWorker) {
   auto rebound = bridge->execute_in_session("s1", "list_programs");
   ASSERT_TRUE(rebound) << rebound.error().to_string();
   EXPECT_EQ(*rebound, (Json{{"programs", Json::array()}}));  // a fresh state, as hint mode says
-  EXPECT_EQ(bridge->info().session_rebinds, 1u);
-  EXPECT_EQ(bridge->info().worker_id, "w2");
+  EXPECT_EQ(bridge->stats().session_rebinds, 1u);
+  EXPECT_EQ(serving(*bridge)->id, "w2");
 }
 
 TEST(Bridge, HangPastTheDeadlineIsATimeoutAndTheNextCallWorks) {
   auto bridge = start_bridge(test_config(1));
   ASSERT_TRUE(bridge);
-  pid_t old_pid = bridge->info().pid;
+  pid_t old_pid = serving_pid(*bridge);
   ExecuteOptions options;
   options.timeout = 300ms;
   auto t0 = std::chrono::steady_clock::now();
@@ -231,13 +263,13 @@ TEST(Bridge, HangPastTheDeadlineIsATimeoutAndTheNextCallWorks) {
       fmt::format("worker w1 (pid {}) did not reply to 'sleep' before the deadline", old_pid));
   EXPECT_GE(took, 300ms);
   EXPECT_LT(took, 1500ms);
-  // The untrusted worker is killed at once and reaped by the bridge thread.
+  // The untrusted worker is killed at once and reaped.
   EXPECT_TRUE(wait_until([&] { return !is_child(old_pid); }));
   auto next = bridge->execute("echo", {{"after", "timeout"}});
   ASSERT_TRUE(next) << next.error().to_string();
   EXPECT_EQ(*next, (Json{{"after", "timeout"}}));
-  EXPECT_EQ(bridge->info().restarts, 1u);
-  EXPECT_EQ(bridge->info().errors.at("timeout"), 1u);
+  EXPECT_EQ(restarts(*bridge), 1u);
+  EXPECT_EQ(bridge->stats().errors.at("timeout"), 1u);
 }
 
 TEST(Bridge, ImportErrorIsAnInitializationErrorWithTheTraceback) {
@@ -252,6 +284,7 @@ TEST(Bridge, ImportErrorIsAnInitializationErrorWithTheTraceback) {
                         data_path("import_error.py")));
   EXPECT_EQ(e.context.worker_id, "w1");
   EXPECT_EQ(e.context.operation, "handshake");
+  EXPECT_EQ(e.context.adapter, "bridge");
   ASSERT_TRUE(e.python.has_value());
   EXPECT_EQ(e.python->type, "ImportError");
   EXPECT_NE(e.python->traceback.find("import_error.py"), std::string::npos);
@@ -270,7 +303,7 @@ TEST(Bridge, InitCommandsRunOnEveryNewWorker) {
   auto second = bridge->execute("get_config");
   ASSERT_TRUE(second) << second.error().to_string();
   EXPECT_EQ(*second, (Json{{"config", {{"model", "mock-lm"}}}}));
-  EXPECT_EQ(bridge->info().restarts, 1u);
+  EXPECT_EQ(restarts(*bridge), 1u);
 }
 
 TEST(Bridge, FailedRestartBacksOffInsteadOfSpawningOnEveryCall) {
@@ -286,29 +319,28 @@ TEST(Bridge, FailedRestartBacksOffInsteadOfSpawningOnEveryCall) {
   config.respawn_backoff_initial = 10'000ms;  // one failed start blocks restarts for 10 s
   auto events = std::make_shared<EventBus>();
   std::atomic<int> spawns{0};
-  events->attach("bridge.worker.spawned", [&](const Event&) { ++spawns; });
+  events->attach("pool.worker.spawned", [&](const Event&) { ++spawns; });
   config.events = events;
   auto bridge = start_bridge(config);
   ASSERT_TRUE(bridge);
   { std::ofstream(module) << "raise ImportError('broken after start')\n"; }
   ASSERT_FALSE(bridge->execute("crash"));
-  auto failed = bridge->execute("crash");
-  ASSERT_FALSE(failed);
-  EXPECT_EQ(failed.error().category, ErrorCategory::kInitialization);
+  // The replacement (w2) is started at once and fails to import; the next one waits 10 s.
+  ASSERT_TRUE(wait_until([&] { return bridge->stats().init_failures == 1; }));
   const std::string import_failure = fmt::format(
       "worker w2 failed to load its handlers: ImportError: cannot load handlers '{}': "
       "ImportError: broken after start",
       module);
-  EXPECT_EQ(failed.error().message, import_failure);
-  auto fast = bridge->execute("crash");
-  ASSERT_FALSE(fast);
-  EXPECT_EQ(fast.error().category, ErrorCategory::kInitialization);
-  EXPECT_NE(fast.error().message.find("its last start failed and the next attempt is allowed in"),
-            std::string::npos)
-      << fast.error().message;
+  for (int i = 0; i < 3; ++i) {
+    auto failed = bridge->execute("crash");
+    ASSERT_FALSE(failed);
+    EXPECT_EQ(failed.error().category, ErrorCategory::kInitialization);
+    EXPECT_EQ(failed.error().message,
+              "no worker available, workers fail to start: " + import_failure);
+  }
   EXPECT_EQ(spawns.load(), 2);  // w1 and the one failed restart: no spawn storm
-  EXPECT_EQ(bridge->info().init_failures, 1u);
-  EXPECT_EQ(bridge->info().last_init_error, import_failure);
+  EXPECT_EQ(bridge->stats().init_failures, 1u);
+  EXPECT_EQ(bridge->stats().last_init_error, import_failure);
   std::filesystem::remove_all(dir);
 }
 
@@ -338,25 +370,25 @@ TEST(Bridge, OutputIsDrainedAndLoggedSoAChattyHandlerNeverBlocks) {
 
 TEST(Bridge, StartedOnAShortLivedThreadKeepsItsWorker) {
   // PR_SET_PDEATHSIG fires when the thread that spawned the worker exits. The bridge spawns on
-  // its own thread, so neither the starting thread nor a restarting caller thread matters.
+  // its own monitor thread, so neither the starting thread nor a caller's thread matters.
   std::unique_ptr<Bridge> bridge;
   std::thread([&] { bridge = start_bridge(test_config(1)); }).join();
   ASSERT_TRUE(bridge);
-  pid_t pid = bridge->info().pid;
+  pid_t pid = serving_pid(*bridge);
   auto reply = bridge->execute("whoami");
   ASSERT_TRUE(reply) << reply.error().to_string();
   EXPECT_EQ((*reply)["pid"], pid);
   ASSERT_FALSE(bridge->execute("crash"));
   Json restarted;
   std::thread([&] {
-    auto r = bridge->execute("whoami");  // the restart happens inside this call
+    auto r = bridge->execute("whoami");  // waits for the replacement
     if (r) restarted = *r;
   }).join();
   ASSERT_FALSE(restarted.is_null());
   auto after = bridge->execute("whoami");
   ASSERT_TRUE(after) << after.error().to_string();
   EXPECT_EQ((*after)["pid"], restarted["pid"]);
-  EXPECT_EQ(bridge->info().restarts, 1u);
+  EXPECT_EQ(restarts(*bridge), 1u);
 }
 
 TEST(Bridge, SecondCallerWaitsForTheOneInFlightThenTimesOut) {
@@ -364,19 +396,24 @@ TEST(Bridge, SecondCallerWaitsForTheOneInFlightThenTimesOut) {
   ASSERT_TRUE(bridge);
   Result<Json> slow = make_error(ErrorCategory::kSystem, "not run");
   std::thread caller([&] { slow = bridge->execute("sleep", {{"ms", 800}}); });
-  ASSERT_TRUE(wait_until([&] { return bridge->info().state == "busy"; }));
+  ASSERT_TRUE(wait_until([&] {
+    auto w = serving(*bridge);
+    return w && w->state == WorkerState::kBusy;
+  }));
   ExecuteOptions options;
   options.checkout_timeout = 100ms;
   auto waited = bridge->execute("echo", Json::object(), options);
   caller.join();
   ASSERT_FALSE(waited);
   EXPECT_EQ(waited.error().category, ErrorCategory::kTimeout);
-  EXPECT_NE(waited.error().message.find("busy with another call"), std::string::npos)
+  EXPECT_NE(waited.error().message.find("no worker became free within"), std::string::npos)
+      << waited.error().message;
+  EXPECT_NE(waited.error().message.find("1 of 1 workers busy"), std::string::npos)
       << waited.error().message;
   EXPECT_EQ(waited.error().context.operation, "checkout");
   ASSERT_TRUE(slow) << slow.error().to_string();
   EXPECT_EQ(*slow, (Json{{"slept_ms", 800}}));
-  EXPECT_EQ(bridge->info().restarts, 0u);
+  EXPECT_EQ(restarts(*bridge), 0u);
 }
 
 TEST(Bridge, ShutdownLeavesNoChildProcesses) {
@@ -385,15 +422,15 @@ TEST(Bridge, ShutdownLeavesNoChildProcesses) {
   ASSERT_FALSE(bridge->execute("crash"));  // w1 gone
   ASSERT_TRUE(bridge->execute("whoami"));  // w2 running
   ASSERT_TRUE(bridge->execute_in_session("s", "whoami"));
-  pid_t pid = bridge->info().pid;
+  pid_t pid = serving_pid(*bridge);
   ASSERT_TRUE(process_running(pid));
   bridge->shutdown();
   EXPECT_TRUE(children_of(::getpid()).empty());
-  EXPECT_EQ(bridge->info().state, "none");
+  EXPECT_TRUE(bridge->workers().empty());
   auto after = bridge->execute("ping");
   ASSERT_FALSE(after);
   EXPECT_EQ(after.error().category, ErrorCategory::kResource);
-  EXPECT_EQ(after.error().message, "bridge 'test' is shut down");
+  EXPECT_EQ(after.error().message, "bridge 'test' is shutting down");
   bridge->shutdown();  // idempotent
 }
 
@@ -404,7 +441,10 @@ TEST(Bridge, DestructorEndsAWorkerBusyWithACall) {
   ASSERT_TRUE(bridge);
   Result<Json> busy = make_error(ErrorCategory::kSystem, "not run");
   std::thread caller([&] { busy = bridge->execute("sleep", {{"ms", 5000}}); });
-  ASSERT_TRUE(wait_until([&] { return bridge->info().state == "busy"; }));
+  ASSERT_TRUE(wait_until([&] {
+    auto w = serving(*bridge);
+    return w && w->state == WorkerState::kBusy;
+  }));
   auto t0 = std::chrono::steady_clock::now();
   bridge->shutdown();
   caller.join();

@@ -64,7 +64,7 @@ TEST(FallbackChainIntegration, OpenPoolBreakerFailsOverToTheBridgeAndTrafficRetu
     EXPECT_EQ((*r)["n"], i);  // the bridge's real Python worker answered this very call
     EXPECT_EQ(report.adapters_tried, (std::vector<std::string>{"pool", "bridge"}));
     EXPECT_EQ(report.adapter, "bridge");
-    EXPECT_EQ(report.worker_id, c.bridge->info().worker_id);  // the bridge's worker answered
+    EXPECT_EQ(report.worker_id, c.bridge->workers().at(0).id);  // the bridge's worker answered
     EXPECT_EQ(report.attempts, 1u);
   }
   c.pool->breaker()->reset();

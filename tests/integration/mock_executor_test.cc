@@ -137,28 +137,18 @@ TEST(MockExecutorIntegration, BuiltinsHaveTheShapesOfARealWorkersBuiltins) {
   EXPECT_EQ(mocked_bad_session.error().python->type, bad_session.error().python->type);
   EXPECT_EQ(mocked_bad_session.error().python->retryable, bad_session.error().python->retryable);
 
-  // An unknown command: the mock answers what the runtime replies. A Bridge passes that reply
-  // on; a Pool refuses the command itself from the handshake's list (also invalid_request, in
-  // its own words), so the category is compared with the pool and the rest with a bridge.
-  auto bridge = Bridge::start(test_config(1));
-  ASSERT_TRUE(bridge) << bridge.error().to_string();
+  // An unknown command: every executor refuses it with the same words, before any Python runs.
   auto unknown_pool = pool->execute("no_such_command");
-  auto unknown_bridge = (*bridge)->execute("no_such_command");
   auto unknown_mock = mock.execute("no_such_command");
   ASSERT_FALSE(unknown_pool);
-  ASSERT_FALSE(unknown_bridge);
   ASSERT_FALSE(unknown_mock);
   EXPECT_EQ(unknown_mock.error().category, ErrorCategory::kInvalidRequest);
   EXPECT_EQ(unknown_mock.error().category, unknown_pool.error().category);
-  EXPECT_EQ(unknown_mock.error().category, unknown_bridge.error().category);
-  ASSERT_TRUE(unknown_bridge.error().python);
-  ASSERT_TRUE(unknown_mock.error().python);
-  EXPECT_EQ(unknown_mock.error().python->type, unknown_bridge.error().python->type);
-  EXPECT_EQ(unknown_mock.error().python->retryable, unknown_bridge.error().python->retryable);
+  EXPECT_FALSE(unknown_pool.error().python);
+  EXPECT_FALSE(unknown_mock.error().python);
   // The lists of available commands differ; the sentence does not.
-  const std::string prefix =
-      "UnknownCommand: unknown command 'no_such_command'; available commands: ";
-  EXPECT_EQ(unknown_bridge.error().message.rfind(prefix, 0), 0u) << unknown_bridge.error().message;
+  const std::string prefix = "unknown command 'no_such_command'; available commands: ";
+  EXPECT_EQ(unknown_pool.error().message.rfind(prefix, 0), 0u) << unknown_pool.error().message;
   EXPECT_EQ(unknown_mock.error().message.rfind(prefix, 0), 0u) << unknown_mock.error().message;
 
   // Last: the real worker exits after answering (the pool replaces it); the mock keeps serving.

@@ -27,11 +27,11 @@ TEST(PoolBasic, EagerStartBringsEveryWorkerUpAndReportsCommands) {
   ASSERT_EQ(workers.size(), 3u);
   std::set<pid_t> pids;
   for (const auto& w : workers) {
-    EXPECT_EQ(w.state, "ready");
-    EXPECT_EQ(w.health, "healthy");
+    EXPECT_EQ(w.state, WorkerState::kReady);
+    EXPECT_EQ(w.health, WorkerHealth::kHealthy);
     EXPECT_EQ(w.handlers_version, "examples-1");
     ASSERT_FALSE(w.history.empty());
-    EXPECT_EQ(w.history.back().reason, "init_complete");
+    EXPECT_EQ(w.history.back().reason, TransitionReason::kInitComplete);
     pids.insert(w.pid);
   }
   EXPECT_EQ(pids.size(), 3u);
@@ -104,7 +104,7 @@ TEST(PoolBasic, UnknownCommandIsRejectedWithoutTouchingAWorker) {
   EXPECT_NE(reply.error().message.find("unknown command 'no_such_command'"), std::string::npos);
   EXPECT_NE(reply.error().message.find("echo"), std::string::npos);  // lists what exists
   EXPECT_EQ(pool->workers().at(0).requests, 0u);
-  EXPECT_EQ(pool->workers().at(0).history.back().reason, "init_complete");
+  EXPECT_EQ(pool->workers().at(0).history.back().reason, TransitionReason::kInitComplete);
 }
 
 TEST(PoolBasic, MalformedRequestsAreRejectedBeforeCheckout) {

@@ -135,7 +135,7 @@ TEST(Chaos, SessionsUnderRandomWorkerKills) {
     auto ws = pool.workers();
     std::vector<pid_t> alive;
     for (const auto& w : ws) {
-      bool candidate = (w.state == "ready" || w.state == "busy") && !killed.count(w.pid);
+      bool candidate = (w.state == WorkerState::kReady || w.state == WorkerState::kBusy) && !killed.count(w.pid);
       if (candidate && testing::process_running(w.pid)) alive.push_back(w.pid);
     }
     if (alive.empty()) continue;

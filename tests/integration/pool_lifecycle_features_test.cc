@@ -183,15 +183,15 @@ TEST(Health, FailingHealthHookDegradesThenRemovesAndPassingRestores) {
   EXPECT_EQ(pool->stats().health_check_failures, 0u);
   // Degrade: one failed probe, then restore when the hook passes again.
   std::ofstream(marker) << "x";
-  ASSERT_TRUE(wait_until([&] { return pool->workers().at(0).state == "degraded"; }));
-  EXPECT_EQ(pool->workers().at(0).health, "unhealthy");
+  ASSERT_TRUE(wait_until([&] { return pool->workers().at(0).state == WorkerState::kDegraded; }));
+  EXPECT_EQ(pool->workers().at(0).health, WorkerHealth::kUnhealthy);
   EXPECT_EQ(pool->stats().degraded, 1u);
   std::remove(marker.c_str());
-  ASSERT_TRUE(wait_until([&] { return pool->workers().at(0).state == "ready"; }));
+  ASSERT_TRUE(wait_until([&] { return pool->workers().at(0).state == WorkerState::kReady; }));
   EXPECT_EQ(pool->stats().degraded, 0u);
   auto w = pool->workers().at(0);
-  EXPECT_EQ(w.state, "ready");
-  EXPECT_EQ(w.history.back().reason, "health_check_passed");
+  EXPECT_EQ(w.state, WorkerState::kReady);
+  EXPECT_EQ(w.history.back().reason, TransitionReason::kHealthCheckPassed);
   EXPECT_EQ(pool->stats().replaced, 0u);
   // Remove: three failures in a row.
   std::ofstream(marker) << "x";

@@ -218,10 +218,14 @@ TEST(PoolResilience, RetriesAreEventsAndEveryErrorIsClassified) {
   auto r = pool->execute("fail_retryable", {{"counter", dir.file("r")}, {"failures", 1}});
   ASSERT_TRUE(r);
   std::lock_guard lock(mu);
-  ASSERT_EQ(seen.size(), 1u);
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen[0].name, "retry.attempt");
   EXPECT_EQ(seen[0].metadata.at("strategy"), "backoff_retry");
   EXPECT_EQ(seen[0].metadata.at("category"), "python");
   EXPECT_EQ(seen[0].measurements.at("attempt"), 2);
+  EXPECT_EQ(seen[1].name, "retry.recovered");
+  EXPECT_EQ(seen[1].measurements.at("attempts"), 2);
+  EXPECT_EQ(pool->stats().recovered, 1u);
 
   auto bad = pool->execute("no_such_command");
   ASSERT_FALSE(bad);

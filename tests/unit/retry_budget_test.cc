@@ -1,7 +1,7 @@
 // RetryBudget: the limit arithmetic (ratio and minimum), grants and denials as retries start and
 // end, the RAII scopes, unpaired ends, and concurrent use from several threads (run it under
 // -fsanitize=thread).
-#include "resilience/retry_budget.h"
+#include "bridgepool/retry_budget.h"
 
 #include <gtest/gtest.h>
 

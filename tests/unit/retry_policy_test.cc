@@ -15,7 +15,7 @@
 #include "bridgepool/clock.h"
 #include "bridgepool/circuit_breaker.h"
 #include "bridgepool/retry.h"
-#include "resilience/retry_budget.h"
+#include "bridgepool/retry_budget.h"
 
 namespace bridgepool {
 namespace {
@@ -591,7 +591,9 @@ TEST(WithRetry, EmitsOneEventPerRetryAndOneWhenGivingUp) {
     EXPECT_EQ(e.metadata.at("strategy"), "backoff_retry");
     EXPECT_EQ(e.metadata.at("backoff"), "fibonacci");
   }
-  EXPECT_EQ(log.events[1].measurements.at("elapsed_us"), 10'000);
+  // Emitted when the retry is about to run: after its 10 ms delay.
+  EXPECT_EQ(log.events[0].measurements.at("elapsed_us"), 10'000);
+  EXPECT_EQ(log.events[1].measurements.at("elapsed_us"), 20'000);
   const Event& last = log.events[2];
   EXPECT_EQ(last.name, "retry.gave_up");
   EXPECT_EQ(last.measurements.at("attempts"), 3);
@@ -607,15 +609,52 @@ TEST(WithRetry, GaveUpEventSaysNotRetryable) {
   o.events = log.bus;
   auto r = with_retry<int>(
       RetryPolicy{},
+      [&](std::uint32_t attempt) -> Result<int> {
+        if (attempt == 1) return tl::unexpected(retryable_connection());
+        return tl::unexpected(Error(ErrorCategory::kInvalidRequest, "bad"));
+      },
+      o);
+  ASSERT_FALSE(r);
+  ASSERT_EQ(log.events.size(), 2u);
+  EXPECT_EQ(log.events[0].name, "retry.attempt");
+  EXPECT_EQ(log.events[1].name, "retry.gave_up");
+  EXPECT_EQ(log.events[1].metadata.at("reason"), "not_retryable");
+  EXPECT_EQ(log.events[1].metadata.at("category"), "invalid_request");
+}
+
+TEST(WithRetry, AFirstAttemptThatMayNotBeRetriedIsNotARetryStory) {
+  FakeTime time;
+  EventLog log;
+  RetryOptions o = time.options();
+  o.events = log.bus;
+  auto r = with_retry<int>(
+      RetryPolicy{},
       [&](std::uint32_t) -> Result<int> {
         return tl::unexpected(Error(ErrorCategory::kInvalidRequest, "bad"));
       },
       o);
   ASSERT_FALSE(r);
-  ASSERT_EQ(log.events.size(), 1u);
-  EXPECT_EQ(log.events[0].name, "retry.gave_up");
-  EXPECT_EQ(log.events[0].metadata.at("reason"), "not_retryable");
-  EXPECT_EQ(log.events[0].metadata.at("category"), "invalid_request");
+  EXPECT_EQ(r.error().context.attempt, 1);
+  EXPECT_TRUE(log.events.empty());
+}
+
+TEST(WithRetry, ASuccessAfterAFailureEmitsRecovered) {
+  FakeTime time;
+  EventLog log;
+  RetryOptions o = time.options("op");
+  o.events = log.bus;
+  auto r = with_retry<int>(
+      RetryPolicy{},
+      [&](std::uint32_t attempt) -> Result<int> {
+        if (attempt < 3) return tl::unexpected(retryable_connection());
+        return 3;
+      },
+      o);
+  ASSERT_TRUE(r);
+  ASSERT_EQ(log.events.size(), 3u);
+  EXPECT_EQ(log.events[2].name, "retry.recovered");
+  EXPECT_EQ(log.events[2].measurements.at("attempts"), 3);
+  EXPECT_EQ(log.events[2].metadata.at("name"), "op");
 }
 
 TEST(WithRetry, WorksForVoidAndMoveOnlyResults) {

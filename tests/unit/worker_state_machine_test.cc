@@ -75,8 +75,8 @@ TEST_P(TransitionTableTest, MatchesSpecTable) {
   }
   ASSERT_FALSE(result.has_value());
   EXPECT_EQ(result.error().category, ErrorCategory::kSystem);
-  EXPECT_EQ(result.error().message, "invalid worker transition: " + std::string(state_name(from)) +
-                                        " -> " + std::string(state_name(to)) +
+  EXPECT_EQ(result.error().message, "invalid worker transition: " + std::string(to_string(from)) +
+                                        " -> " + std::string(to_string(to)) +
                                         " (reason: checkout)");
   EXPECT_EQ(machine.state(), from);
   EXPECT_EQ(machine.history().size(), history_before);
@@ -86,14 +86,14 @@ INSTANTIATE_TEST_SUITE_P(AllPairs, TransitionTableTest,
                          testing::Combine(testing::ValuesIn(kAllStates),
                                           testing::ValuesIn(kAllStates)),
                          [](const testing::TestParamInfo<std::tuple<S, S>>& info) {
-                           return std::string(state_name(std::get<0>(info.param))) + "_to_" +
-                                  std::string(state_name(std::get<1>(info.param)));
+                           return std::string(to_string(std::get<0>(info.param))) + "_to_" +
+                                  std::string(to_string(std::get<1>(info.param)));
                          });
 
 TEST(WorkerStateMachineTest, TableHasElevenAllowedPairsAndNoSelfTransitions) {
   int allowed = 0;
   for (S from : kAllStates) {
-    EXPECT_FALSE(WorkerStateMachine::allowed(from, from)) << state_name(from);
+    EXPECT_FALSE(WorkerStateMachine::allowed(from, from)) << to_string(from);
     for (S to : kAllStates) allowed += WorkerStateMachine::allowed(from, to) ? 1 : 0;
   }
   EXPECT_EQ(allowed, 11);
@@ -224,21 +224,21 @@ TEST(WorkerStateMachineTest, MustRemoveOnlyWhenTerminatingOrTerminated) {
       ASSERT_TRUE(machine.transition(step, TransitionReason::kShutdown).has_value());
     }
     const bool expected = state == S::kTerminating || state == S::kTerminated;
-    EXPECT_EQ(machine.must_remove(), expected) << state_name(state);
+    EXPECT_EQ(machine.must_remove(), expected) << to_string(state);
   }
 }
 
 TEST(WorkerStateMachineTest, NamesForEveryEnumValue) {
-  EXPECT_EQ(state_name(S::kInitializing), "initializing");
-  EXPECT_EQ(state_name(S::kReady), "ready");
-  EXPECT_EQ(state_name(S::kBusy), "busy");
-  EXPECT_EQ(state_name(S::kDegraded), "degraded");
-  EXPECT_EQ(state_name(S::kTerminating), "terminating");
-  EXPECT_EQ(state_name(S::kTerminated), "terminated");
+  EXPECT_EQ(to_string(S::kInitializing), "initializing");
+  EXPECT_EQ(to_string(S::kReady), "ready");
+  EXPECT_EQ(to_string(S::kBusy), "busy");
+  EXPECT_EQ(to_string(S::kDegraded), "degraded");
+  EXPECT_EQ(to_string(S::kTerminating), "terminating");
+  EXPECT_EQ(to_string(S::kTerminated), "terminated");
 
-  EXPECT_EQ(health_name(WorkerHealth::kHealthy), "healthy");
-  EXPECT_EQ(health_name(WorkerHealth::kUnhealthy), "unhealthy");
-  EXPECT_EQ(health_name(WorkerHealth::kUnknown), "unknown");
+  EXPECT_EQ(to_string(WorkerHealth::kHealthy), "healthy");
+  EXPECT_EQ(to_string(WorkerHealth::kUnhealthy), "unhealthy");
+  EXPECT_EQ(to_string(WorkerHealth::kUnknown), "unknown");
 
   using R = TransitionReason;
   const std::vector<std::pair<R, std::string>> reasons = {
@@ -258,7 +258,7 @@ TEST(WorkerStateMachineTest, NamesForEveryEnumValue) {
       {R::kInitFailed, "init_failed"},
       {R::kClosed, "closed"},
   };
-  for (const auto& [reason, name] : reasons) EXPECT_EQ(reason_name(reason), name);
+  for (const auto& [reason, name] : reasons) EXPECT_EQ(to_string(reason), name);
 }
 
 TEST(WorkerStateMachineTest, InvalidTransitionMessageNamesReason) {

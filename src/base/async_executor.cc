@@ -1,4 +1,4 @@
-#include "pool/async_executor.h"
+#include "base/async_executor.h"
 
 namespace bridgepool {
 

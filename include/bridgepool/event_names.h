@@ -1,0 +1,81 @@
+// Event names: every telemetry event bridgepool emits on an EventBus (event_bus.h), declared once.
+//
+// BRIDGEPOOL_EVENTS lists each event with its id, its dotted name (what handlers attach to by
+// prefix) and what it means, with its measurements (m:) and metadata (d:). The EventId enum, the
+// name lookup and the reference table in docs/ are all generated from this one list, so an event
+// cannot be emitted under a name that is not documented here. Every pool event also carries the
+// metadata "pool" (the pool's name).
+// Thread-safety: constants and pure functions.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <string_view>
+
+// X(id, name, help)
+#define BRIDGEPOOL_EVENTS(X)                                                                      \
+  X(kWorkerSpawned, "pool.worker.spawned", "A worker process was started. m: pid; d: worker_id") \
+  X(kWorkerReady, "pool.worker.ready",                                                           \
+    "A worker completed its handshake and init commands. m: startup_ms, pid; d: worker_id")      \
+  X(kWorkerInitFailed, "pool.worker.init_failed",                                                \
+    "A worker could not start (spawn, import error, no handshake, init command). "               \
+    "d: worker_id, error")                                                                       \
+  X(kWorkerExited, "pool.worker.exited",                                                         \
+    "A worker process was reaped. m: pid, exit_code (-1 if signaled), signal; "                  \
+    "d: worker_id, status")                                                                      \
+  X(kWorkerTransition, "pool.worker.transition",                                                 \
+    "A worker changed state. m: time_in_previous_ms; d: worker_id, from, to, reason, ...")      \
+  X(kWorkerHealthCheck, "pool.worker.health_check",                                              \
+    "A health probe ended. m: healthy (0/1); d: worker_id, degraded")                            \
+  X(kWorkerCheckinError, "pool.worker.checkin_error",                                            \
+    "A handler said its worker is no longer trustworthy. m: failures; d: worker_id, reason, "    \
+    "action")                                                                                     \
+  X(kRequest, "pool.request",                                                                     \
+    "A call ended. m: duration_us, queue_wait_us, attempts; d: command, result")                 \
+  X(kSessionAffinity, "pool.session.affinity",                                                   \
+    "Session routing: a call's lookup (d: outcome hit|miss|lost|rebind), bindings lost with a "  \
+    "worker (m: lost) or expired (m: expired)")                                                   \
+  X(kBroadcast, "pool.broadcast", "A broadcast ended. m: succeeded, failed; d: command")         \
+  X(kRollingRestart, "pool.rolling_restart",                                                     \
+    "Rolling restart progress. m: generation; d: phase started|finished|failed")                 \
+  X(kRetryAttempt, "retry.attempt",                                                               \
+    "A retry is about to run. m: attempt, delay_us, elapsed_us; d: name, command, category, "    \
+    "strategy, backoff")                                                                          \
+  X(kRetryGaveUp, "retry.gave_up",                                                                \
+    "A call that could have retried returns its error. m: attempts, elapsed_us; d: name, "       \
+    "command, category, strategy, reason")                                                        \
+  X(kRetryRecovered, "retry.recovered",                                                           \
+    "A call succeeded after failed attempts. m: attempts, elapsed_us; d: name, command")         \
+  X(kBreakerTransition, "breaker.transition",                                                    \
+    "A circuit breaker changed state. d: name, from, to")                                        \
+  X(kFallbackServed, "fallback.served", "A fallback chain answered. d: adapter, ...")            \
+  X(kFallbackFailover, "fallback.failover", "A fallback chain moved to its next adapter.")       \
+  X(kFallbackRecovered, "fallback.recovered", "An adapter of a chain serves again.")             \
+  X(kHandlerFailed, "telemetry.handler_failed", "An event handler threw and was detached.")
+
+namespace bridgepool {
+
+enum class EventId {
+#define BRIDGEPOOL_EVENT_ENUM(id, name, help) id,
+  BRIDGEPOOL_EVENTS(BRIDGEPOOL_EVENT_ENUM)
+#undef BRIDGEPOOL_EVENT_ENUM
+};
+
+struct EventInfo {
+  EventId id;
+  std::string_view name;
+  std::string_view help;
+};
+
+inline constexpr std::array kEvents = {
+#define BRIDGEPOOL_EVENT_INFO(id, name, help) EventInfo{EventId::id, name, help},
+    BRIDGEPOOL_EVENTS(BRIDGEPOOL_EVENT_INFO)
+#undef BRIDGEPOOL_EVENT_INFO
+};
+
+// The dotted name of an event ("pool.worker.ready").
+constexpr std::string_view event_name(EventId id) {
+  return kEvents[static_cast<std::size_t>(id)].name;
+}
+
+}  // namespace bridgepool

@@ -1,0 +1,109 @@
+// Capacity: how many workers a pool has and is starting, and every decision to start one (SPEC
+// §4 start, §5 sizing and overflow, respawn backoff) — plus what new workers start with (the
+// spawn generation that rolling_restart replaces).
+//
+// The pool asks it before each start and tells it how each start and each removal ended; it
+// answers whether to start a replacement and after which delay. Counting and deciding happen in
+// one critical section: two threads that both saw "one short" would otherwise start two workers
+// for one missing slot (found by the chaos test). The counts here are the authority for
+// starting decisions; the worker registry's in-service set may lag them by a moment.
+//
+// Rules:
+//  - Initial workers: `size` when eager, `min_ready` when lazy.
+//  - A removed worker is replaced while in_service + starting < size (so an overflow worker
+//    leaving is not replaced), after backoff(consecutive start failures): at once while starts
+//    succeed, 100 ms, 200 ms, ... 10 s while they fail.
+//  - A failed start is retried under the same rule and backoff.
+//  - A caller about to wait may grow the pool up to size + max_overflow.
+//  - After close() nothing starts.
+// Thread-safety: every method from any thread; one mutex, a leaf in the pool's lock order.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "bridgepool/config.h"
+#include "bridgepool/error.h"
+#include "pool/respawn_backoff.h"
+
+namespace bridgepool {
+
+// What new workers are started with: the interpreter, handlers, environment and init commands
+// of one "generation". rolling_restart() installs a new one; workers remember theirs.
+struct SpawnGeneration {
+  std::uint64_t number = 1;
+  PoolConfig config;
+  std::vector<std::string> env;  // computed once per generation
+};
+using GenerationPtr = std::shared_ptr<const SpawnGeneration>;
+
+struct CapacitySnapshot {
+  std::size_t in_service = 0;
+  std::size_t starting = 0;
+  std::uint64_t started = 0, replaced = 0, init_failures = 0;
+  std::uint32_t consecutive_init_failures = 0;
+  std::optional<Error> last_init_error;
+  std::uint64_t last_failed_generation = 0;  // generation of the last start that failed
+  std::uint64_t generation = 1;
+};
+
+class Capacity {
+ public:
+  Capacity(std::size_t size, std::size_t max_overflow, RespawnBackoff backoff,
+           GenerationPtr first_generation);
+
+  // Counts `n` initial starts; returns n (0 once closed).
+  std::size_t reserve_initial(std::size_t n);
+  // A unique, never reused worker number (ids are "w<number>").
+  std::uint64_t next_worker_number();
+
+  // A start succeeded. False once closed: the caller ends the worker instead of admitting it.
+  bool on_started();
+  // A start failed. Returns the delay of the replacement start it counted, if one is due.
+  std::optional<std::chrono::milliseconds> on_start_failed(const Error& error,
+                                                           std::uint64_t generation);
+  // A worker left service. Returns the delay of the replacement it counted, if one is due.
+  std::optional<std::chrono::milliseconds> on_removed();
+  // A counted start that will not happen after all (closed before it ran).
+  void cancel_start();
+  // A caller must wait for a worker: grow by one if below size + max_overflow (true: counted).
+  bool try_grow();
+
+  // While no worker serves: the last start's error when starts keep failing (fail fast).
+  std::optional<Error> failing_starts() const;
+  // "Every worker affected" (severity critical): none serves and none is about to — none is
+  // starting, or starts keep failing. Replacements on their way after crashes are not critical.
+  bool all_down() const;
+  // Whether an idle worker due for recycling may leave now: capacity never dips below size - 1.
+  bool may_recycle() const;
+
+  GenerationPtr generation() const;
+  // Installs the next generation (rolling restart); returns the previous one.
+  GenerationPtr install_generation(GenerationPtr next);
+  void restore_generation(GenerationPtr previous);
+
+  void close();
+  bool closed() const;
+  CapacitySnapshot snapshot() const;
+
+ private:
+  std::optional<std::chrono::milliseconds> replacement_locked();
+
+  const std::size_t size_;
+  const std::size_t max_overflow_;
+  const RespawnBackoff backoff_;
+
+  mutable std::mutex mu_;
+  CapacitySnapshot counts_;
+  GenerationPtr generation_;
+  std::uint64_t next_number_ = 1;
+  bool closed_ = false;
+};
+
+}  // namespace bridgepool

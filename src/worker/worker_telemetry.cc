@@ -1,0 +1,50 @@
+#include "worker/worker_telemetry.h"
+
+#include <fmt/format.h>
+
+namespace bridgepool {
+
+WorkerTelemetry::WorkerTelemetry(std::string pool_name, std::shared_ptr<Logger> logger,
+                                 std::shared_ptr<EventBus> events)
+    : pool_name_(std::move(pool_name)), logger_(std::move(logger)), events_(std::move(events)) {}
+
+bool WorkerTelemetry::transit(Worker& worker, WorkerState to, TransitionReason reason,
+                              std::map<std::string, std::string> metadata) const {
+  auto t = worker.transition(to, reason, std::move(metadata));
+  if (!t) return false;
+  if (logger_->enabled(LogLevel::kDebug)) {
+    logger_->log(LogLevel::kDebug, "worker",
+                 fmt::format("{} -> {} ({})", to_string(t->from), to_string(t->to),
+                             to_string(t->reason)),
+                 worker.id());
+  }
+  if (emitting()) {
+    std::map<std::string, std::string> meta = t->metadata;
+    meta["worker_id"] = worker.id();
+    meta["from"] = to_string(t->from);
+    meta["to"] = to_string(t->to);
+    meta["reason"] = to_string(t->reason);
+    emit(EventId::kWorkerTransition,
+         {{"time_in_previous_ms",
+           std::chrono::duration<double, std::milli>(t->time_in_previous).count()}},
+         std::move(meta));
+  }
+  return true;
+}
+
+void WorkerTelemetry::emit(EventId id, std::map<std::string, double> measurements,
+                           std::map<std::string, std::string> metadata) const {
+  if (!events_->has_handlers()) return;
+  Event e;
+  e.name = std::string(event_name(id));
+  e.measurements = std::move(measurements);
+  e.metadata = std::move(metadata);
+  e.metadata.emplace("pool", pool_name_);
+  events_->emit(e);
+}
+
+void WorkerTelemetry::log(LogLevel level, std::string message, std::string_view worker_id) const {
+  if (logger_->enabled(level)) logger_->log(level, "pool", std::move(message), worker_id);
+}
+
+}  // namespace bridgepool

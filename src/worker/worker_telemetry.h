@@ -1,0 +1,48 @@
+// WorkerTelemetry: how one pool reports what happens to its workers — state transitions (applied,
+// logged at debug level and emitted as pool.worker.transition), other events from the
+// event_names.h table, and log lines — with the pool's name attached to every one.
+//
+// The supervisor (process life) and the pool (service life) both change worker states; they go
+// through the same instance, so a transition is recorded, logged and emitted the same way
+// whoever makes it.
+// Thread-safety: every method may be called from any thread (the logger and bus are thread-safe,
+// a Worker's state machine has its own mutex).
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "bridgepool/event_bus.h"
+#include "bridgepool/event_names.h"
+#include "bridgepool/logging.h"
+#include "worker/worker.h"
+
+namespace bridgepool {
+
+class WorkerTelemetry {
+ public:
+  WorkerTelemetry(std::string pool_name, std::shared_ptr<Logger> logger,
+                  std::shared_ptr<EventBus> events);
+
+  // Moves `worker` to `to`. False (and nothing recorded) if the state machine refuses.
+  bool transit(Worker& worker, WorkerState to, TransitionReason reason,
+               std::map<std::string, std::string> metadata = {}) const;
+
+  // True when a handler is attached: build measurements only then.
+  bool emitting() const { return events_->has_handlers(); }
+  void emit(EventId id, std::map<std::string, double> measurements,
+            std::map<std::string, std::string> metadata) const;
+
+  void log(LogLevel level, std::string message, std::string_view worker_id = {}) const;
+  Logger& logger() const { return *logger_; }
+  const std::string& pool_name() const { return pool_name_; }
+
+ private:
+  std::string pool_name_;
+  std::shared_ptr<Logger> logger_;
+  std::shared_ptr<EventBus> events_;
+};
+
+}  // namespace bridgepool
