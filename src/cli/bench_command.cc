@@ -3,25 +3,42 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
 #include <map>
 #include <mutex>
+#include <optional>
+#include <sstream>
 #include <thread>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "bridgepool/pool.h"
+#include "cli/args_json.h"
 #include "cli/open_loop.h"
+#include "cli/signal_watch.h"
+#include "cli/stop_flag.h"
 #include "telemetry/latency_summary.h"
 
 namespace bridgepool::cli {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// Requests in flight when SIGINT/SIGTERM arrives get this long to finish before the pool is shut
+// down under them. Bench requests take micro- to milliseconds, so 2 s lets every ordinary one
+// finish, while Ctrl-C still feels prompt: the summary follows the signal within the 2 s plus
+// the workers' exit (tens of ms; the pool SIGKILLs a worker still busy at the deadline).
+constexpr std::chrono::milliseconds kInFlightGrace{2000};
 
 struct CallerResult {
   std::vector<double> latencies_us;
@@ -79,6 +96,138 @@ class ProgressLine {
   std::thread thread_;
 };
 
+// How a run ended, as far as interrupts go.
+struct Interruption {
+  bool interrupted = false;
+  int signo = 0;
+  std::uint64_t cut_off = 0;  // requests that the interrupt's shutdown ended (in flight, queued)
+};
+
+void add_interruption(nlohmann::json& j, const Interruption& in, std::uint64_t completed) {
+  j["interrupted"] = in.interrupted;
+  if (!in.interrupted) return;
+  j["signal"] = SignalWatch::name_of(in.signo);
+  j["completed"] = completed;
+  j["cut_off"] = in.cut_off;
+}
+
+void print_interruption(const Interruption& in, std::uint64_t completed, std::size_t planned) {
+  if (!in.interrupted) return;
+  std::printf("bridgepool bench: INTERRUPTED by %s: %llu of %zu requests completed, %llu cut off "
+              "at shutdown\n",
+              SignalWatch::name_of(in.signo).c_str(), static_cast<unsigned long long>(completed),
+              planned, static_cast<unsigned long long>(in.cut_off));
+}
+
+// Returns the exit status of a run that got as far as sending requests (bench_command.h).
+int exit_status(const Interruption& in, std::uint64_t completed, std::uint64_t ok,
+                const std::string& first_error, bool sla_strict_failed) {
+  if (in.interrupted) return kExitSignalBase + in.signo;
+  if (completed > 0 && ok == 0) {
+    std::fprintf(stderr, "bridgepool bench: every request failed (%llu of %llu); first error: %s\n",
+                 static_cast<unsigned long long>(completed),
+                 static_cast<unsigned long long>(completed), first_error.c_str());
+    return kExitAllFailed;
+  }
+  return sla_strict_failed ? kExitSlaFailed : kExitOk;
+}
+
+// What SIGINT and SIGTERM do (bench_command.h). The callbacks run on SignalWatch's thread.
+class InterruptResponse {
+ public:
+  explicit InterruptResponse(const BenchOptions& o) : options_(o) {}
+  StopFlag& stop() { return stop_; }
+  // Called once Pool::start has returned a pool: from then on a first signal stops the load.
+  void pool_started() { pool_started_.store(true); }
+  // Called when the load has ended: from then on a first signal changes nothing.
+  void load_ended() { load_ended_.store(true); }
+
+  // Runs `print` (the summary) unless an exit_now() has begun: the summary is printed whole or
+  // not at all, never half, and never after a second signal said to exit at once.
+  void report(const std::function<void()>& print) {
+    std::lock_guard lock(report_mutex_);
+    print();
+    std::fflush(stdout);
+  }
+
+  void on_first(int signo) {
+    stop_.request(signo);
+    if (!pool_started_.load()) exit_now(signo, /*start_up=*/true);
+    if (load_ended_.load()) {
+      std::fprintf(stderr, "\nbridgepool bench: %s: the run is complete and finishing (%s again "
+                   "exits at once)\n",
+                   SignalWatch::name_of(signo).c_str(), SignalWatch::name_of(signo).c_str());
+      return;
+    }
+    std::fprintf(stderr,
+                 "\nbridgepool bench: %s: stopping; requests in flight get %lld ms to finish "
+                 "(%s again exits at once)\n",
+                 SignalWatch::name_of(signo).c_str(),
+                 static_cast<long long>(kInFlightGrace.count()),
+                 SignalWatch::name_of(signo).c_str());
+  }
+
+  void on_again(int signo) {
+    std::fprintf(stderr, "bridgepool bench: %s again: ending the workers and exiting at once\n",
+                 SignalWatch::name_of(signo).c_str());
+    exit_now(signo, /*start_up=*/false);
+  }
+
+ private:
+  void print_start_up_summary(int signo) const {
+    std::printf("bridgepool bench: INTERRUPTED by %s during the pool's start-up: no request sent\n",
+                SignalWatch::name_of(signo).c_str());
+    if (options_.json) {
+      nlohmann::json j = {{"command", options_.command}, {"interrupted", true},
+                          {"signal", SignalWatch::name_of(signo)}, {"phase", "start-up"},
+                          {"completed", 0}, {"cut_off", 0}};
+      std::printf("%s\n", j.dump().c_str());
+    }
+  }
+
+  // Pool::start cannot be cancelled, and a second signal asks not to wait for the pool's
+  // shutdown: end the workers' process groups here, then leave without unwinding (the other
+  // threads are still inside the pool).
+  [[noreturn]] void exit_now(int signo, bool start_up) {
+    // Held until the process ends: once the workers die, the load threads would otherwise race
+    // to print a summary whose requests this very kill cut off. A summary already being printed
+    // is let finish — unless stdout is stuck (a full pipe nobody reads), hence the bound.
+    (void)report_mutex_.try_lock_for(std::chrono::seconds(1));
+    if (start_up) print_start_up_summary(signo);
+    kill_child_process_groups();
+    std::fflush(stdout);
+    std::fflush(stderr);
+    std::_Exit(kExitSignalBase + signo);
+  }
+
+  const BenchOptions& options_;
+  StopFlag stop_;
+  std::atomic<bool> pool_started_{false};
+  std::atomic<bool> load_ended_{false};
+  std::timed_mutex report_mutex_;
+};
+
+// Runs `load` on the calling thread. If a stop is requested before it returns, a helper thread
+// shuts `pool` down with kInFlightGrace of grace: requests still in flight get that long to
+// finish, then their workers are ended and the calls return with an error. `shutdown_begun` is
+// set just before, so the load can tell those errors (cut off) from the pool's own. Returns
+// whether the run was interrupted.
+bool run_interruptible(Pool& pool, StopFlag& stop, std::atomic<bool>& shutdown_begun,
+                       const std::function<void()>& load) {
+  std::atomic<bool> finished{false};
+  std::thread responder([&] {
+    if (stop.wait([&] { return finished.load(); })) {
+      shutdown_begun.store(true);
+      pool.shutdown(kInFlightGrace);
+    }
+  });
+  load();
+  finished.store(true);
+  stop.notify();
+  responder.join();
+  return shutdown_begun.load();
+}
+
 nlohmann::json summary_json(const BenchOptions& o, std::size_t concurrency, const CallerResult& all,
                             const LatencySummary& lat, double secs, const PoolStats& st) {
   return {
@@ -89,7 +238,7 @@ nlohmann::json summary_json(const BenchOptions& o, std::size_t concurrency, cons
       {"errors", all.errors},
       {"latency_us",
        {{"p50", lat.p50}, {"p90", lat.p90}, {"p99", lat.p99}, {"max", lat.max}, {"mean", lat.mean}}},
-      {"throughput_per_s", secs > 0 ? double(o.requests) / secs : 0.0},
+      {"throughput_per_s", secs > 0 ? double(all.latencies_us.size()) / secs : 0.0},
       {"duration_s", secs},
       {"workers", {{"configured", o.workers}, {"started", st.started}, {"replaced", st.replaced}}},
   };
@@ -128,28 +277,31 @@ struct OpenLoopOutcome {
   std::string first_error;
 };
 
-// Sends o.rate requests/s for o.duration_s seconds through `pool` and returns the figures.
+// Sends o.rate requests/s for o.duration_s seconds through `pool` (less when `stop` is
+// requested) and returns the figures.
 OpenLoopOutcome drive_open_loop(const BenchOptions& o, const nlohmann::json& args, Pool& pool,
-                                std::size_t senders) {
+                                std::size_t senders, StopFlag& stop,
+                                const std::atomic<bool>& shutdown_begun) {
   SendSchedule schedule(o.rate, std::chrono::duration_cast<Duration>(
                                     std::chrono::duration<double>(o.duration_s)));
   std::mutex first_error_mutex;
   std::string first_error;
-  OpenLoopCall call = [&](std::size_t slot) -> std::string {
+  OpenLoopCall call = [&](std::size_t slot) -> SendOutcome {
     auto reply = o.sessions == 0
                      ? pool.execute(o.command, args)
                      : pool.execute_in_session(fmt::format("bench-{}", slot % o.sessions),
                                                o.command, args);
     if (reply) return {};
+    if (shutdown_begun.load()) return {"", true};
     std::lock_guard lock(first_error_mutex);
     if (first_error.empty()) first_error = reply.error().to_string();
-    return std::string(category_name(reply.error().category));
+    return {std::string(category_name(reply.error().category)), false};
   };
   OpenLoopProgress progress;
   ProgressLine line(schedule.size(), progress.done, progress.failed, std::chrono::seconds(1));
   bool draw = o.progress && ::isatty(STDERR_FILENO);
   if (draw) line.start();
-  OpenLoopTally tally = run_open_loop(schedule, senders, call, progress);
+  OpenLoopTally tally = run_open_loop(schedule, senders, call, progress, &stop);
   if (draw) line.stop();
   return {tally.report(schedule.size()), first_error};
 }
@@ -217,8 +369,10 @@ void print_open_loop_human(const nlohmann::json& j, const OpenLoopOutcome& out) 
               count("quarantine_refused"));
 }
 
-// The open-loop bench on a started pool; returns the exit status (3: SLA FAIL with --sla-strict).
-int run_open_loop_bench(const BenchOptions& o, const nlohmann::json& args, Pool& pool) {
+// The open-loop bench on a started pool; returns the exit status (bench_command.h).
+int run_open_loop_bench(const BenchOptions& o, const nlohmann::json& args, Pool& pool,
+                        InterruptResponse& response) {
+  StopFlag& stop = response.stop();
   // Senders must not be the bottleneck, or the run measures the load generator. A sender is held
   // for the whole call, retries and their backoff included, so by Little's law R req/s at a mean
   // of L seconds per call needs R·L senders: 1000/s at 50 ms is 50. Measured: with 8 senders, a
@@ -228,7 +382,15 @@ int run_open_loop_bench(const BenchOptions& o, const nlohmann::json& args, Pool&
     auto by_rate = static_cast<std::size_t>(std::ceil(o.rate * 0.05));
     senders = std::max({std::size_t{8}, 2 * o.workers, by_rate});
   }
-  OpenLoopOutcome out = drive_open_loop(o, args, pool, senders);
+  std::atomic<bool> shutdown_begun{false};
+  OpenLoopOutcome out;
+  Interruption in;
+  in.interrupted = run_interruptible(pool, stop, shutdown_begun, [&] {
+    out = drive_open_loop(o, args, pool, senders, stop, shutdown_begun);
+  });
+  response.load_ended();
+  in.signo = stop.signal_number();
+  in.cut_off = out.report.cut_off;
   PoolStats st = pool.stats();
   pool.shutdown();
   // 99.99 / 100 is 0.99989999999999990 in binary; rounding to 12 decimals gives the double
@@ -237,28 +399,157 @@ int run_open_loop_bench(const BenchOptions& o, const nlohmann::json& args, Pool&
   SlaVerdict verdict = judge_sla(out.report, thresholds);
   nlohmann::json j = open_loop_json(o, senders, out.report, thresholds, verdict, st);
   add_sessions(j, o, st);
-  print_open_loop_human(j, out);
-  std::printf("%s\n", sla_line(out.report, thresholds, verdict).c_str());
-  if (o.json) std::printf("%s\n", j.dump().c_str());
-  std::fflush(stdout);
-  return o.sla_strict && !verdict.pass() ? 3 : 0;
+  add_interruption(j, in, out.report.sent);
+  response.report([&] {
+    print_interruption(in, out.report.sent, out.report.scheduled);
+    print_open_loop_human(j, out);
+    std::printf("%s\n", sla_line(out.report, thresholds, verdict).c_str());
+    if (o.json) std::printf("%s\n", j.dump().c_str());
+  });
+  return exit_status(in, out.report.sent, out.report.ok, out.first_error,
+                     o.sla_strict && !verdict.pass());
 }
 
-}  // namespace
+// What a closed-loop run came to.
+struct ClosedLoopOutcome {
+  CallerResult all;  // the callers' results, merged
+  double secs = 0;
+  Interruption in;
+};
 
-int run_bench(const BenchOptions& o) {
-  nlohmann::json args = nlohmann::json::parse(o.args_json, nullptr, false);
-  if (args.is_discarded() || !args.is_object()) {
-    std::fprintf(stderr, "bridgepool bench: --args must be a JSON object, got: %s\n",
-                 o.args_json.c_str());
-    return 2;
+// Runs o.requests requests on `concurrency` caller threads (fewer when interrupted).
+ClosedLoopOutcome drive_closed_loop(const BenchOptions& o, const nlohmann::json& args, Pool& pool,
+                                    std::size_t concurrency, InterruptResponse& response) {
+  StopFlag& stop = response.stop();
+  std::atomic<std::size_t> next{0}, done{0}, failed{0};
+  std::atomic<bool> shutdown_begun{false};
+  std::vector<CallerResult> results(concurrency);
+  std::vector<std::uint64_t> cut_off(concurrency, 0);
+  auto caller = [&](std::size_t c) {
+    CallerResult& r = results[c];
+    r.latencies_us.reserve(o.requests / concurrency + 1);
+    for (std::size_t i; !stop.stop_requested() && (i = next.fetch_add(1)) < o.requests;) {
+      auto start = Clock::now();
+      auto reply = o.sessions == 0
+                       ? pool.execute(o.command, args)
+                       : pool.execute_in_session(fmt::format("bench-{}", i % o.sessions),
+                                                 o.command, args);
+      if (!reply && shutdown_begun.load()) {
+        ++cut_off[c];  // ended by the interrupt's shutdown: its latency measures that
+        continue;
+      }
+      r.latencies_us.push_back(
+          std::chrono::duration<double, std::micro>(Clock::now() - start).count());
+      if (reply) {
+        ++r.ok;
+      } else {
+        ++r.errors[std::string(category_name(reply.error().category))];
+        if (r.first_error.empty()) r.first_error = reply.error().to_string();
+        ++failed;
+      }
+      ++done;
+    }
+  };
+  ProgressLine progress(o.requests, done, failed);
+  bool draw = o.progress && ::isatty(STDERR_FILENO);
+  if (draw) progress.start();
+  ClosedLoopOutcome out;
+  auto t0 = Clock::now();
+  out.in.interrupted = run_interruptible(pool, stop, shutdown_begun, [&] {
+    std::vector<std::thread> callers;
+    for (std::size_t c = 0; c < concurrency; ++c) callers.emplace_back(caller, c);
+    for (auto& t : callers) t.join();
+  });
+  response.load_ended();
+  out.secs = std::chrono::duration<double>(Clock::now() - t0).count();
+  if (draw) progress.stop();
+  out.in.signo = stop.signal_number();
+  for (auto n : cut_off) out.in.cut_off += n;
+  for (auto& r : results) {
+    out.all.latencies_us.insert(out.all.latencies_us.end(), r.latencies_us.begin(),
+                                r.latencies_us.end());
+    out.all.ok += r.ok;
+    for (auto& [k, v] : r.errors) out.all.errors[k] += v;
+    if (out.all.first_error.empty()) out.all.first_error = r.first_error;
   }
-  bool level_ok = true;
-  LogLevel level = level_from_name(o.log_level, &level_ok);
-  if (!level_ok) {
-    std::fprintf(stderr, "bridgepool bench: unknown --log-level '%s'\n", o.log_level.c_str());
-    return 2;
+  return out;
+}
+
+// The closed-loop bench on a started pool; returns the exit status (bench_command.h).
+int run_closed_loop_bench(const BenchOptions& o, const nlohmann::json& args, Pool& pool,
+                          InterruptResponse& response) {
+  std::size_t concurrency = o.concurrency == 0 ? o.workers : o.concurrency;
+  ClosedLoopOutcome out = drive_closed_loop(o, args, pool, concurrency, response);
+  std::uint64_t completed = out.all.latencies_us.size();
+  LatencySummary lat = LatencySummary::of(out.all.latencies_us);
+  PoolStats st = pool.stats();
+  pool.shutdown();
+  nlohmann::json j = summary_json(o, concurrency, out.all, lat, out.secs, st);
+  add_sessions(j, o, st);
+  add_interruption(j, out.in, completed);
+  response.report([&] {
+    print_interruption(out.in, completed, o.requests);
+    print_human(j, out.all);
+    if (o.json) std::printf("%s\n", j.dump().c_str());
+  });
+  return exit_status(out.in, completed, out.all.ok, out.all.first_error, false);
+}
+
+// -- before the pool starts -------------------------------------------------------------------
+
+// Returns the contents of `path`, or why it cannot be read (the strerror text).
+tl::expected<std::string, std::string> read_file(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) return tl::unexpected(std::strerror(EISDIR));
+  errno = 0;
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return tl::unexpected(std::strerror(errno != 0 ? errno : EIO));
+  std::ostringstream text;
+  text << in.rdbuf();  // an empty file gives "", which the parser then calls empty input
+  if (in.bad()) return tl::unexpected(std::strerror(EIO));
+  return text.str();
+}
+
+// Returns the request arguments, or prints why they are unusable and returns nothing.
+std::optional<nlohmann::json> request_args(const BenchOptions& o) {
+  std::string source = "--args";
+  std::string text = o.args_json;
+  if (!o.args_file.empty()) {
+    auto contents = read_file(o.args_file);
+    if (!contents) {
+      std::fprintf(stderr, "bridgepool bench: cannot read --args-file '%s': %s\n",
+                   printable_excerpt(o.args_file).c_str(), contents.error().c_str());
+      return std::nullopt;
+    }
+    source = "--args-file '" + printable_excerpt(o.args_file) + "'";
+    text = std::move(*contents);
   }
+  auto args = parse_args_object(text, source);
+  if (!args) {
+    std::fprintf(stderr, "bridgepool bench: %s\n", args.error().c_str());
+    return std::nullopt;
+  }
+  return std::move(*args);
+}
+
+// Returns whether every handler module given as a file exists; prints the first that does not.
+// The worker takes a spec ending in ".py" or containing '/' as a file, anything else as a
+// module name (python/bridgepool_worker/runtime.py, load_handler_module); names are left to the
+// worker, whose import error Pool::start reports.
+bool handler_files_exist(const BenchOptions& o) {
+  for (const auto& spec : o.handlers) {
+    if (!spec.ends_with(".py") && spec.find('/') == std::string::npos) continue;
+    std::error_code ec;
+    if (std::filesystem::is_regular_file(spec, ec)) continue;
+    std::fprintf(stderr, "bridgepool bench: --handlers '%s': %s\n",
+                 printable_excerpt(spec).c_str(),
+                 std::filesystem::exists(spec, ec) ? "not a regular file" : "no such file");
+    return false;
+  }
+  return true;
+}
+
+PoolConfig pool_config(const BenchOptions& o, LogLevel level) {
   PoolConfig config;
   config.name = "bench";
   config.size = o.workers;
@@ -266,64 +557,41 @@ int run_bench(const BenchOptions& o) {
   config.python = o.python;
   config.request_timeout = std::chrono::milliseconds(o.timeout_ms);
   config.logger = std::make_shared<Logger>(level);
-  auto pool = Pool::start(config);
+  return config;
+}
+
+}  // namespace
+
+int run_bench(const BenchOptions& o) {
+  auto args = request_args(o);
+  if (!args) return kExitUsage;
+  bool level_ok = true;
+  LogLevel level = level_from_name(o.log_level, &level_ok);
+  if (!level_ok) {
+    std::fprintf(stderr, "bridgepool bench: unknown --log-level '%s'\n",
+                 printable_excerpt(o.log_level).c_str());
+    return kExitUsage;
+  }
+  if (!handler_files_exist(o)) return kExitUsage;
+
+  // Before Pool::start creates the first thread (signal_watch.h).
+  InterruptResponse response(o);
+  auto watch = SignalWatch::start([&](int signo) { response.on_first(signo); },
+                                  [&](int signo) { response.on_again(signo); });
+  if (!watch) {
+    std::fprintf(stderr, "bridgepool bench: %s\n", watch.error().to_string().c_str());
+    return kExitUsage;
+  }
+  auto pool = Pool::start(pool_config(o, level));
   if (!pool) {
-    std::fprintf(stderr, "bridgepool bench: %s\n", pool.error().format_for_logging().c_str());
-    return 2;
+    // One line: the pool has already logged each worker's failure, traceback included.
+    std::fprintf(stderr, "bridgepool bench: the pool could not start: %s\n",
+                 printable_excerpt(pool.error().message, 2000).c_str());
+    return kExitUsage;
   }
-  if (o.rate > 0) return run_open_loop_bench(o, args, **pool);
-  std::size_t concurrency = o.concurrency == 0 ? o.workers : o.concurrency;
-  std::atomic<std::size_t> next{0}, done{0}, failed{0};
-  std::vector<CallerResult> results(concurrency);
-  ProgressLine progress(o.requests, done, failed);
-  bool draw = o.progress && ::isatty(STDERR_FILENO);
-  if (draw) progress.start();
-
-  auto t0 = Clock::now();
-  std::vector<std::thread> callers;
-  for (std::size_t c = 0; c < concurrency; ++c) {
-    callers.emplace_back([&, c] {
-      CallerResult& r = results[c];
-      r.latencies_us.reserve(o.requests / concurrency + 1);
-      for (std::size_t i; (i = next.fetch_add(1)) < o.requests;) {
-        auto start = Clock::now();
-        auto reply = o.sessions == 0
-                         ? (*pool)->execute(o.command, args)
-                         : (*pool)->execute_in_session(fmt::format("bench-{}", i % o.sessions),
-                                                       o.command, args);
-        r.latencies_us.push_back(
-            std::chrono::duration<double, std::micro>(Clock::now() - start).count());
-        if (reply) {
-          ++r.ok;
-        } else {
-          ++r.errors[std::string(category_name(reply.error().category))];
-          if (r.first_error.empty()) r.first_error = reply.error().to_string();
-          ++failed;
-        }
-        ++done;
-      }
-    });
-  }
-  for (auto& t : callers) t.join();
-  double secs = std::chrono::duration<double>(Clock::now() - t0).count();
-  if (draw) progress.stop();
-
-  CallerResult all;
-  for (auto& r : results) {
-    all.latencies_us.insert(all.latencies_us.end(), r.latencies_us.begin(), r.latencies_us.end());
-    all.ok += r.ok;
-    for (auto& [k, v] : r.errors) all.errors[k] += v;
-    if (all.first_error.empty()) all.first_error = r.first_error;
-  }
-  LatencySummary lat = LatencySummary::of(all.latencies_us);
-  PoolStats st = (*pool)->stats();
-  (*pool)->shutdown();
-  nlohmann::json j = summary_json(o, concurrency, all, lat, secs, st);
-  add_sessions(j, o, st);
-  print_human(j, all);
-  if (o.json) std::printf("%s\n", j.dump().c_str());
-  std::fflush(stdout);
-  return 0;
+  response.pool_started();
+  return o.rate > 0 ? run_open_loop_bench(o, *args, **pool, response)
+                    : run_closed_loop_bench(o, *args, **pool, response);
 }
 
 }  // namespace bridgepool::cli

@@ -13,6 +13,17 @@
 // failed, latency_us.p999, send_lag_us{p99,max}, achieved_rate, success_ratio,
 // pool{retries, retries_denied, circuit_rejected, quarantine_refused} and
 // sla{p99_ms_max, success_min, p99_ok, success_ok, pass}.
+//
+// Both carry "interrupted" (bool). SIGINT or SIGTERM (signal_watch.h) ends a run early: no new
+// request is sent, requests in flight get 2 s (kInFlightGrace) to finish, then the pool is shut
+// down (which ends each worker's process group) and the summary is printed, marked interrupted,
+// with what completed; the JSON then also has "signal" ("SIGINT"/"SIGTERM"), "completed" and
+// "cut_off" (requests the shutdown ended: still running past the grace, or still queued for a
+// worker; counted apart from ok and errors, and left out of the latencies). A second signal
+// exits at once, after SIGKILLing the workers' process groups, without a summary. A signal
+// during the pool's start-up does the same after printing an interrupted summary with nothing
+// completed (Pool::start cannot be cancelled). A first signal after the load has ended changes
+// nothing: the run is complete, and its summary and exit status say so.
 #pragma once
 
 #include <string>
@@ -27,6 +38,7 @@ struct BenchOptions {
   std::size_t sessions = 0;  // > 0: requests go round-robin through S sessions
   std::string command = "echo";
   std::string args_json = "{}";
+  std::string args_file;  // non-empty: read the arguments from this file instead of args_json
   std::vector<std::string> handlers;
   std::string python;
   std::string log_level = "warn";
@@ -42,9 +54,25 @@ struct BenchOptions {
   bool sla_strict = false;  // exit 3 when the SLA fails
 };
 
-// Returns the process exit status: 0 when the run completed (whatever the request errors),
-// 2 when the pool could not start or the options are invalid, 3 when --sla-strict is given and
-// the open-loop SLA verdict is FAIL.
+// Exit statuses of `bridgepool bench` (the --help text and the README's table say the same):
+inline constexpr int kExitOk = 0;            // the run completed; at least one request succeeded
+inline constexpr int kExitAllFailed = 1;     // every request failed (said on stderr)
+inline constexpr int kExitUsage = 2;         // invalid command line, or the pool could not start
+inline constexpr int kExitSlaFailed = 3;     // --sla-strict and the SLA verdict is FAIL
+inline constexpr int kExitSignalBase = 128;  // + the signal: 130 for SIGINT, 143 for SIGTERM
+// The exit-status part of `bridgepool bench --help`.
+inline constexpr const char* kBenchExitHelp =
+    "Exit status:\n"
+    "  0        the run completed and at least one request succeeded\n"
+    "  1        every request failed (said on stderr)\n"
+    "  2        invalid command line, or the pool could not start\n"
+    "  3        --sla-strict and the open-loop SLA verdict is FAIL\n"
+    "  130/143  interrupted by SIGINT/SIGTERM (the summary, marked interrupted, comes first;\n"
+    "           a second signal exits at once without one)\n"
+    "An interrupt takes precedence over 1, and 1 over 3.";
+
+// Runs the bench. Returns the exit status (above). Call it from main() while the process has
+// one thread: it blocks SIGINT and SIGTERM before starting any (signal_watch.h).
 int run_bench(const BenchOptions& options);
 
 }  // namespace bridgepool::cli

@@ -1,5 +1,6 @@
 // The `bridgepool` command. Thin: parses arguments and hands over to one function per
-// subcommand; errors become exit codes here.
+// subcommand; errors become exit codes here. A command line CLI11 rejects exits with 2 (the
+// message on stderr), like every other unusable option; --help and --version exit with 0.
 #include <CLI/CLI.hpp>
 
 #include "cli/bench_command.h"
@@ -11,6 +12,7 @@ int main(int argc, char** argv) {
 
   bridgepool::cli::BenchOptions bench;
   auto* b = app.add_subcommand("bench", "Run a load against a pool and report latency/throughput");
+  b->footer(bridgepool::cli::kBenchExitHelp);
   b->add_option("--workers", bench.workers, "Worker processes")->check(CLI::Range(1, 512));
   b->add_option("--concurrency", bench.concurrency, "Concurrent callers (default: workers)")
       ->check(CLI::Range(0, 4096));
@@ -18,7 +20,9 @@ int main(int argc, char** argv) {
   b->add_option("--command", bench.command, "Command to call");
   b->add_option("--sessions", bench.sessions, "Drive S sessions round-robin (execute_in_session)")
       ->check(CLI::Range(0, 10000000));
-  b->add_option("--args", bench.args_json, "Arguments as a JSON object");
+  auto* args = b->add_option("--args", bench.args_json, "Arguments as a JSON object");
+  b->add_option("--args-file", bench.args_file, "Read the arguments (a JSON object) from a file")
+      ->excludes(args);
   b->add_option("--handlers", bench.handlers, "Handler module(s) (path or dotted name)");
   b->add_option("--python", bench.python, "Python interpreter");
   b->add_option("--timeout-ms", bench.timeout_ms, "Per-request timeout")->check(CLI::Range(1, 3600000));
@@ -47,7 +51,13 @@ int main(int argc, char** argv) {
   b->add_flag("--sla-strict", bench.sla_strict, "Open loop: exit 3 when the SLA verdict is FAIL")
       ->needs(rate);
 
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // Prints the message (or the help text); its own codes (105, 106, ...) say nothing to a
+    // caller that a plain "usage error" would not.
+    return app.exit(e) == 0 ? 0 : bridgepool::cli::kExitUsage;
+  }
   if (b->parsed()) return bridgepool::cli::run_bench(bench);
-  return 1;
+  return bridgepool::cli::kExitUsage;
 }

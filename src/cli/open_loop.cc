@@ -5,7 +5,8 @@
 namespace bridgepool::cli {
 
 OpenLoopTally run_open_loop(const SendSchedule& schedule, std::size_t senders,
-                            const OpenLoopCall& call, OpenLoopProgress& progress) {
+                            const OpenLoopCall& call, OpenLoopProgress& progress,
+                            StopFlag* stop) {
   using SteadyTime = std::chrono::steady_clock;
   senders = std::max<std::size_t>(senders, 1);
   std::vector<OpenLoopTally> tallies(senders);
@@ -22,13 +23,23 @@ OpenLoopTally run_open_loop(const SendSchedule& schedule, std::size_t senders,
       OpenLoopTally& tally = tallies[s];
       // A sender that is busy when its next slot falls due picks that slot up late; the lateness
       // counts as latency, because the request's clock starts at the intended time.
-      for (std::size_t slot; (slot = next.fetch_add(1)) < schedule.size();) {
+      auto stopped = [stop] { return stop != nullptr && stop->stop_requested(); };
+      for (std::size_t slot; !stopped() && (slot = next.fetch_add(1)) < schedule.size();) {
         Duration intended = schedule.intended(slot);
-        std::this_thread::sleep_until(start + intended);  // returns at once when late
+        // Both return at once when late; the flag's also when a stop is requested.
+        if (stop == nullptr) {
+          std::this_thread::sleep_until(start + intended);
+        } else if (!stop->sleep_until(start + intended)) {
+          break;
+        }
         Duration sent = since_start();
-        std::string category = call(slot);
-        tally.record(intended, sent, since_start(), category);
-        if (!category.empty()) progress.failed.fetch_add(1);
+        SendOutcome outcome = call(slot);
+        if (outcome.cut_off) {
+          tally.record_cut_off();
+          continue;
+        }
+        tally.record(intended, sent, since_start(), outcome.error_category);
+        if (!outcome.error_category.empty()) progress.failed.fetch_add(1);
         progress.done.fetch_add(1);
       }
     });

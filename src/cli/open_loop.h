@@ -32,6 +32,7 @@
 #include <fmt/format.h>
 
 #include "bridgepool/clock.h"
+#include "cli/stop_flag.h"
 #include "telemetry/latency_summary.h"
 
 namespace bridgepool::cli {
@@ -80,6 +81,7 @@ inline double percentile_of_sorted(const std::vector<double>& sorted, double p) 
 struct OpenLoopReport {
   std::size_t scheduled = 0;  // slots in the schedule
   std::size_t sent = 0;       // requests that completed (successfully or not)
+  std::size_t cut_off = 0;    // sent, then ended by an interrupt's shutdown: not in `sent`
   std::uint64_t ok = 0;
   std::uint64_t failed = 0;
   std::map<std::string, std::uint64_t> errors;  // category -> count; sums to `failed`
@@ -91,7 +93,8 @@ struct OpenLoopReport {
   double achieved_rate = 0;  // sent / elapsed_s (0 when nothing completed)
   double success_ratio = 0;  // ok / sent (0 when nothing completed)
 
-  std::size_t missing() const { return scheduled - std::min(scheduled, sent); }
+  // Slots with no outcome: never sent (an interrupted run), or lost (a bug).
+  std::size_t missing() const { return scheduled - std::min(scheduled, sent + cut_off); }
 };
 
 // Per-request accounting. One tally per sender thread (no locking); merge() them at the end.
@@ -114,6 +117,11 @@ class OpenLoopTally {
     }
   }
 
+  // Records a request that an interrupt ended before it completed (the pool was shut down under
+  // it). It is neither a success nor a failure of the pool under test, and its latency measures
+  // the shutdown, so it is only counted.
+  void record_cut_off() { ++cut_off_; }
+
   void merge(const OpenLoopTally& other) {
     latencies_us_.insert(latencies_us_.end(), other.latencies_us_.begin(),
                          other.latencies_us_.end());
@@ -121,6 +129,7 @@ class OpenLoopTally {
                          other.send_lags_us_.end());
     last_completion_ = std::max(last_completion_, other.last_completion_);
     ok_ += other.ok_;
+    cut_off_ += other.cut_off_;
     for (const auto& [category, n] : other.errors_) errors_[category] += n;
   }
 
@@ -132,6 +141,7 @@ class OpenLoopTally {
     r.scheduled = scheduled;
     r.sent = latencies_us_.size();
     r.ok = ok_;
+    r.cut_off = cut_off_;
     for (const auto& [category, n] : errors_) {
       r.errors.emplace(category, n);
       r.failed += n;
@@ -156,6 +166,7 @@ class OpenLoopTally {
   std::vector<double> send_lags_us_;
   Duration last_completion_{0};
   std::uint64_t ok_ = 0;
+  std::size_t cut_off_ = 0;
   std::map<std::string, std::uint64_t, std::less<>> errors_;
 };
 
@@ -198,9 +209,15 @@ inline std::string sla_line(const OpenLoopReport& r, const SlaThresholds& t, con
 
 // -- the runner (open_loop.cc): real threads, the real clock ----------------------------------
 
-// One request of the load: sends it and returns "" on success or the error's category name.
-// Called concurrently from the sender threads with the slot number (0..size-1).
-using OpenLoopCall = std::function<std::string(std::size_t slot)>;
+// What one request of the load came to.
+struct SendOutcome {
+  std::string error_category;  // "" on success
+  bool cut_off = false;        // ended by an interrupt's shutdown (OpenLoopTally::record_cut_off)
+};
+
+// One request of the load: sends it and says how it ended. Called concurrently from the sender
+// threads with the slot number (0..size-1).
+using OpenLoopCall = std::function<SendOutcome(std::size_t slot)>;
 
 // Live counters for a progress display, updated as requests complete.
 struct OpenLoopProgress {
@@ -211,7 +228,10 @@ struct OpenLoopProgress {
 // Runs every slot of `schedule` through `call` on `senders` threads: each thread takes the next
 // slot, sleeps until it is due if it is early, calls, and records the latency from the intended
 // time. Blocks the calling thread until the last request has completed; returns the merged tally.
+// When `stop` (optional) is requested, no further request is sent — a sender waiting for its
+// slot's time wakes at once — and the run returns as soon as the requests in flight return.
 OpenLoopTally run_open_loop(const SendSchedule& schedule, std::size_t senders,
-                            const OpenLoopCall& call, OpenLoopProgress& progress);
+                            const OpenLoopCall& call, OpenLoopProgress& progress,
+                            StopFlag* stop = nullptr);
 
 }  // namespace bridgepool::cli

@@ -1,23 +1,54 @@
 // `bridgepool bench` end to end: the real binary, real workers; the JSON summary on the last line.
+// Also its exit statuses, its answers to hostile command lines, and SIGINT/SIGTERM (the binary
+// is started with posix_spawn so the test can signal it and see its stdout and stderr apart).
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <sstream>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "bridgepool/error.h"
+#include "integration/test_support.h"
+
+extern char** environ;
 
 namespace {
+
+using bridgepool::testing::data_path;
+using bridgepool::testing::process_running;
+using bridgepool::testing::wait_until;
+using namespace std::chrono_literals;
 
 struct CliRun {
   int status = -1;
   std::string output;
   nlohmann::json summary;
 };
+
+nlohmann::json last_line_json(const std::string& output) {
+  auto end = output.find_last_not_of('\n');
+  if (end == std::string::npos) return nlohmann::json();
+  auto start = output.rfind('\n', end);
+  std::string last = output.substr(start == std::string::npos ? 0 : start + 1, end - start);
+  return nlohmann::json::parse(last, nullptr, false);
+}
 
 CliRun run_cli(const std::string& args) {
   CliRun r;
@@ -27,10 +58,141 @@ CliRun run_cli(const std::string& args) {
   char buf[4096];
   while (std::fgets(buf, sizeof buf, p)) r.output += buf;
   r.status = ::pclose(p);
-  auto end = r.output.find_last_not_of('\n');
-  auto start = r.output.rfind('\n', end);
-  std::string last = r.output.substr(start == std::string::npos ? 0 : start + 1, end - start);
-  r.summary = nlohmann::json::parse(last, nullptr, false);
+  r.summary = last_line_json(r.output);
+  return r;
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::ostringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+// A fresh directory for one test's files.
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern = ::testing::TempDir() + "/bp_cli_XXXXXX";
+    path_ = ::mkdtemp(pattern.data());
+  }
+  ~TempDir() { std::filesystem::remove_all(path_); }
+  std::string file(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+// The bench binary as a child of the test: argv without a shell (so arguments up to the kernel's
+// 128 KiB per argument pass as they are), stdout and stderr to separate files, extra environment.
+class BenchProcess {
+ public:
+  BenchProcess(const TempDir& dir, std::vector<std::string> args,
+               std::map<std::string, std::string> env = {})
+      : out_path_(dir.file("stdout")), err_path_(dir.file("stderr")) {
+    std::vector<std::string> argv_s{BRIDGEPOOL_CLI};
+    argv_s.insert(argv_s.end(), args.begin(), args.end());
+    std::vector<std::string> env_s;
+    for (char** e = environ; *e; ++e) {
+      std::string kv(*e);
+      if (!env.count(kv.substr(0, kv.find('=')))) env_s.push_back(kv);
+    }
+    for (const auto& [k, v] : env) env_s.push_back(k + "=" + v);
+    std::vector<char*> argv, envp;
+    for (auto& a : argv_s) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    for (auto& e : env_s) envp.push_back(e.data());
+    envp.push_back(nullptr);
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&actions, 1, out_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                     0644);
+    posix_spawn_file_actions_addopen(&actions, 2, err_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                     0644);
+    started_ = std::chrono::steady_clock::now();
+    if (::posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), envp.data()) != 0) pid_ = -1;
+    posix_spawn_file_actions_destroy(&actions);
+    if (pid_ > 0) pidfd_ = static_cast<int>(::syscall(SYS_pidfd_open, pid_, 0));
+  }
+  ~BenchProcess() {
+    if (pid_ > 0 && !status_) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+    if (pidfd_ >= 0) ::close(pidfd_);
+  }
+
+  pid_t pid() const { return pid_; }
+  bool signal(int signo) const { return pid_ > 0 && ::kill(pid_, signo) == 0; }
+
+  // Waits (on the pidfd, no polling) until the process exits or `timeout` passes. Returns its
+  // wait status, or nothing on timeout.
+  std::optional<int> wait(std::chrono::milliseconds timeout) {
+    if (status_) return status_;
+    pollfd p{pidfd_, POLLIN, 0};
+    int rc;
+    do {
+      rc = ::poll(&p, 1, static_cast<int>(timeout.count()));
+    } while (rc < 0 && errno == EINTR);
+    if (rc <= 0) return std::nullopt;
+    int status = 0;
+    if (::waitpid(pid_, &status, 0) != pid_) return std::nullopt;
+    exited_ = std::chrono::steady_clock::now();
+    status_ = status;
+    return status_;
+  }
+  std::chrono::steady_clock::duration run_time() const { return exited_ - started_; }
+
+  std::string out() const { return read_text(out_path_); }
+  std::string err() const { return read_text(err_path_); }
+
+ private:
+  std::string out_path_, err_path_;
+  pid_t pid_ = -1;
+  int pidfd_ = -1;
+  std::optional<int> status_;
+  std::chrono::steady_clock::time_point started_, exited_;
+};
+
+// "<worker pid> <helper pid>" lines written by tests/data/interrupt_handlers.py.
+std::vector<pid_t> recorded_pids(const std::string& path) {
+  std::vector<pid_t> pids;
+  std::istringstream lines(read_text(path));
+  pid_t worker, helper;
+  while (lines >> worker >> helper) {
+    pids.push_back(worker);
+    pids.push_back(helper);
+  }
+  return pids;
+}
+
+std::size_t recorded_lines(const std::string& path) { return recorded_pids(path).size() / 2; }
+
+// Every process in `pids` is gone or a zombie. The helpers are orphans once their worker dies, and
+// PID 1 here does not reap orphans, so "dead" means state Z (process_running), not kill(0).
+bool all_dead(const std::vector<pid_t>& pids) {
+  for (pid_t pid : pids) {
+    if (process_running(pid)) return false;
+  }
+  return true;
+}
+
+int exit_code(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : -1000 - status; }
+
+// Runs the binary with a raw argv (no shell) to its end; returns its exit code, stdout, stderr.
+struct ArgvRun {
+  int code = -1;
+  std::string out, err;
+};
+ArgvRun run_argv(std::vector<std::string> args) {
+  TempDir dir;
+  BenchProcess bench(dir, std::move(args));
+  auto status = bench.wait(60s);
+  ArgvRun r;
+  r.code = status ? exit_code(*status) : -1;  // -1: still running after 60 s (a hang)
+  r.out = bench.out();
+  r.err = bench.err();
   return r;
 }
 
@@ -67,19 +229,43 @@ TEST(CliBench, SessionsAreDrivenRoundRobinAndCounted) {
   EXPECT_EQ(r.summary["sessions"]["lost"], 0);
 }
 
-TEST(CliBench, ErrorsAreCountedByCategoryAndTheRunStillSucceeds) {
-  CliRun r = run_cli("bench --workers 2 --requests 20 --command crash --json " + kPython);
-  ASSERT_EQ(r.status, 0) << r.output;
-  ASSERT_TRUE(r.summary.is_object()) << r.output;
-  EXPECT_EQ(r.summary["ok"], 0);
+TEST(CliBench, ErrorsAreCountedByCategoryAndARunWhereEveryRequestFailedExitsWith1) {
+  ArgvRun r = run_argv({"bench", "--workers", "2", "--requests", "20", "--command", "crash",
+                        "--json", "--python", BRIDGEPOOL_TEST_PYTHON});
+  EXPECT_EQ(r.code, 1) << r.out << r.err;
+  EXPECT_NE(r.err.find("every request failed (20 of 20); first error: "), std::string::npos)
+      << r.err;
+  nlohmann::json summary = last_line_json(r.out);  // the summary is still printed
+  ASSERT_TRUE(summary.is_object()) << r.out;
+  EXPECT_EQ(summary["ok"], 0);
+  EXPECT_EQ(summary["interrupted"], false);
   // The same request (crash, no arguments) killed its first workers, then the poison
   // quarantine refused it (invalid_request) instead of letting it kill 20 workers.
-  int crashed = r.summary["errors"].value("connection", 0);
-  int refused = r.summary["errors"].value("invalid_request", 0);
-  EXPECT_EQ(crashed + refused, 20) << r.summary.dump();
+  int crashed = summary["errors"].value("connection", 0);
+  int refused = summary["errors"].value("invalid_request", 0);
+  EXPECT_EQ(crashed + refused, 20) << summary.dump();
   EXPECT_GE(crashed, 2);
   EXPECT_LE(crashed, 4);  // concurrency 2 at most: one more in flight as it trips
-  EXPECT_GE(r.summary["workers"]["replaced"].get<int>(), crashed);
+  EXPECT_GE(summary["workers"]["replaced"].get<int>(), crashed);
+}
+
+TEST(CliBench, APythonErrorOnEveryRequestExitsWith1AndSomeSuccessesExitWith0) {
+  ArgvRun all_fail = run_argv({"bench", "--workers", "1", "--requests", "5", "--command", "fail",
+                              "--json", "--python", BRIDGEPOOL_TEST_PYTHON});
+  EXPECT_EQ(all_fail.code, 1) << all_fail.err;
+  EXPECT_NE(all_fail.err.find("every request failed (5 of 5); first error: python: RuntimeError"),
+            std::string::npos)
+      << all_fail.err;
+  nlohmann::json summary = last_line_json(all_fail.out);
+  ASSERT_TRUE(summary.is_object()) << all_fail.out;
+  EXPECT_EQ(summary["errors"]["python"], 5);
+  // Half fail, deterministically (one worker, every odd call raises): still exit 0.
+  CliRun some_fail = run_cli("bench --workers 1 --requests 10 --command fail_odd --json "
+                             "--handlers " + data_path("bench_handlers.py") + " " + kPython);
+  EXPECT_EQ(exit_code(some_fail.status), 0) << some_fail.output;
+  ASSERT_TRUE(some_fail.summary.is_object()) << some_fail.output;
+  EXPECT_EQ(some_fail.summary["ok"], 5);
+  EXPECT_EQ(some_fail.summary["errors"]["python"], 5);
 }
 
 // The open-loop smoke (SPEC §9's 1000 req/s with 5% failures, scaled down): 400 req/s for 5 s
@@ -167,6 +353,319 @@ TEST(CliBench, BadArgumentsAreRejectedWithAClearMessage) {
   EXPECT_NE(r.output.find("--args must be a JSON object"), std::string::npos) << r.output;
   CliRun unknown = run_cli("frobnicate");
   EXPECT_NE(unknown.status, 0);
+}
+
+// -- hostile command lines: a clear message and exit status 2, never a crash or a hang ------------
+
+std::vector<std::string> bench_with(std::vector<std::string> extra) {
+  std::vector<std::string> args{"bench", "--workers", "1", "--requests", "1", "--python",
+                                BRIDGEPOOL_TEST_PYTHON};
+  args.insert(args.end(), extra.begin(), extra.end());
+  return args;
+}
+
+TEST(CliBenchHostileInput, ArgsThatAreNotJsonNameTheProblemAndItsPosition) {
+  ArgvRun r = run_argv(bench_with({"--args", "{\"a\": tru}"}));
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_NE(r.err.find("--args is not valid JSON: parse error at line 1, column "),
+            std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("(input: {\"a\": tru})"), std::string::npos) << r.err;
+  ArgvRun empty = run_argv(bench_with({"--args", ""}));
+  EXPECT_EQ(empty.code, 2) << empty.err;
+  EXPECT_NE(empty.err.find("--args is not valid JSON"), std::string::npos) << empty.err;
+}
+
+TEST(CliBenchHostileInput, ArgsThatAreNotAnObjectSayWhatTheyAre) {
+  for (auto [text, type] : std::vector<std::pair<std::string, std::string>>{
+           {"[1,2]", "array"}, {"\"text\"", "string"}, {"42", "number"}, {"null", "null"}}) {
+    ArgvRun r = run_argv(bench_with({"--args", text}));
+    EXPECT_EQ(r.code, 2) << text << ": " << r.err;
+    EXPECT_NE(r.err.find("--args must be a JSON object, got " + type + ": " + text),
+              std::string::npos)
+        << r.err;
+  }
+}
+
+TEST(CliBenchHostileInput, ArgsNested100000LevelsDeepAreRefusedBeforeAnyWorkerStarts) {
+  // 100,000 '[' fit in one argument (the kernel allows 128 KiB); a recursive parser or dump
+  // would run out of stack long before noticing that none is closed.
+  ArgvRun open = run_argv(bench_with({"--args", std::string(100'000, '[')}));
+  EXPECT_EQ(open.code, 2) << open.err;
+  EXPECT_NE(open.err.find("--args is nested deeper than 512 levels (input starts: [[[["),
+            std::string::npos)
+      << open.err.substr(0, 300);
+  // Balanced, 100,000 levels are 200 KB: too long for one argument, so through --args-file.
+  TempDir dir;
+  std::string deep = dir.file("deep.json");
+  std::string balanced;
+  for (int i = 0; i < 100'000; ++i) balanced += "{\"a\":";
+  balanced += "1" + std::string(100'000, '}');
+  std::ofstream(deep) << balanced;
+  ArgvRun file = run_argv(bench_with({"--args-file", deep}));
+  EXPECT_EQ(file.code, 2) << file.err;
+  EXPECT_NE(file.err.find("--args-file '" + deep + "' is nested deeper than 512 levels"),
+            std::string::npos)
+      << file.err.substr(0, 300);
+  // Brackets inside strings are text, not nesting.
+  ArgvRun in_string = run_argv(
+      bench_with({"--command", "ping", "--json", "--args",
+                  "{\"s\":\"" + std::string(1000, '[') + "\\\"" + std::string(1000, '{') + "\"}"}));
+  EXPECT_EQ(in_string.code, 0) << in_string.err;
+}
+
+TEST(CliBenchHostileInput, ArgsAtTheDepthLimitAreSentOneLevelMoreIsRefused) {
+  TempDir dir;
+  auto nested = [&](int levels) {
+    std::string text;
+    for (int i = 0; i < levels; ++i) text += "{\"a\":";
+    text += "1" + std::string(levels, '}');
+    std::string path = dir.file("depth" + std::to_string(levels) + ".json");
+    std::ofstream(path) << text;
+    return path;
+  };
+  // `ping` ignores its arguments: the request (512 levels) is all that is tested here.
+  ArgvRun at_limit = run_argv(bench_with({"--command", "ping", "--json", "--args-file",
+                                           nested(512)}));
+  EXPECT_EQ(at_limit.code, 0) << at_limit.err;
+  nlohmann::json summary = last_line_json(at_limit.out);
+  ASSERT_TRUE(summary.is_object()) << at_limit.out;
+  EXPECT_EQ(summary["ok"], 1);
+  ArgvRun over = run_argv(bench_with({"--command", "ping", "--args-file", nested(513)}));
+  EXPECT_EQ(over.code, 2) << over.err;
+  EXPECT_NE(over.err.find("is nested deeper than 512 levels"), std::string::npos) << over.err;
+}
+
+TEST(CliBenchHostileInput, ArgsWithInvalidUtf8AreRefusedAndQuotedSafely) {
+  ArgvRun r = run_argv(bench_with({"--args", "{\"s\":\"\xff\xfe\"}"}));
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_NE(r.err.find("--args is not valid JSON: "), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("ill-formed UTF-8 byte"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("(input: {\"s\":\"\\xff\\xfe\"})"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find('\xff'), std::string::npos);  // the raw byte is never echoed
+  // A command name with invalid UTF-8 reaches the pool, which answers "unknown command" for
+  // every request: exit status 1, not a crash.
+  ArgvRun command = run_argv(bench_with({"--command", "\xff\xfe"}));
+  EXPECT_EQ(command.code, 1) << command.err;
+  EXPECT_NE(command.err.find("every request failed (1 of 1)"), std::string::npos) << command.err;
+}
+
+TEST(CliBenchHostileInput, OutOfRangeNumbersAreUsageErrors) {
+  ArgvRun zero = run_argv(bench_with({"--workers", "0"}));
+  EXPECT_EQ(zero.code, 2) << zero.err;
+  EXPECT_NE(zero.err.find("--workers: Value 0 not in range 1 to 512"), std::string::npos)
+      << zero.err;
+  ArgvRun negative = run_argv(bench_with({"--workers", "-3"}));
+  EXPECT_EQ(negative.code, 2) << negative.err;
+  EXPECT_NE(negative.err.find("--workers: Value -3 not in range 1 to 512"), std::string::npos)
+      << negative.err;
+  ArgvRun timeout = run_argv(bench_with({"--timeout-ms", "0"}));
+  EXPECT_EQ(timeout.code, 2) << timeout.err;
+  EXPECT_NE(timeout.err.find("--timeout-ms: Value 0 not in range 1 to 3600000"),
+            std::string::npos)
+      << timeout.err;
+}
+
+TEST(CliBenchHostileInput, MissingFilesAreNamed) {
+  ArgvRun handlers = run_argv(bench_with({"--handlers", "/nonexistent/handlers.py"}));
+  EXPECT_EQ(handlers.code, 2) << handlers.err;
+  EXPECT_NE(handlers.err.find("--handlers '/nonexistent/handlers.py': no such file"),
+            std::string::npos)
+      << handlers.err;
+  ArgvRun args_file = run_argv(bench_with({"--args-file", "/nonexistent/args.json"}));
+  EXPECT_EQ(args_file.code, 2) << args_file.err;
+  EXPECT_NE(args_file.err.find("cannot read --args-file '/nonexistent/args.json': No such file"),
+            std::string::npos)
+      << args_file.err;
+  TempDir dir;
+  ArgvRun args_dir = run_argv(bench_with({"--args-file", dir.file("")}));
+  EXPECT_EQ(args_dir.code, 2) << args_dir.err;
+  EXPECT_NE(args_dir.err.find("': Is a directory"), std::string::npos) << args_dir.err;
+  ArgvRun args_empty = run_argv(bench_with({"--args-file", "/dev/null"}));
+  EXPECT_EQ(args_empty.code, 2) << args_empty.err;
+  EXPECT_NE(args_empty.err.find("--args-file '/dev/null' is not valid JSON"), std::string::npos)
+      << args_empty.err;
+  ArgvRun handlers_dir = run_argv(bench_with({"--handlers", dir.file("")}));
+  EXPECT_EQ(handlers_dir.code, 2) << handlers_dir.err;
+  EXPECT_NE(handlers_dir.err.find("': not a regular file"), std::string::npos) << handlers_dir.err;
+}
+
+TEST(CliBenchHostileInput, AnInterpreterOrModuleThatCannotStartIsAUsageErrorWithTheReason) {
+  ArgvRun python = run_argv({"bench", "--requests", "1", "--python", "/nonexistent"});
+  EXPECT_EQ(python.code, 2) << python.err;
+  EXPECT_NE(python.err.find("bridgepool bench: the pool could not start: pool 'bench' could not "
+                            "start its workers: cannot execute '/nonexistent': No such file or "
+                            "directory"),
+            std::string::npos)
+      << python.err;
+  // A module name (not a file) can only be checked by importing it: the worker's import error.
+  ArgvRun module = run_argv(bench_with({"--handlers", "no_such_module_xyz"}));
+  EXPECT_EQ(module.code, 2) << module.err;
+  EXPECT_NE(module.err.find("the pool could not start: "), std::string::npos) << module.err;
+  EXPECT_NE(module.err.find("No module named 'no_such_module_xyz'"), std::string::npos)
+      << module.err;
+}
+
+// -- SIGINT / SIGTERM ---------------------------------------------------------------------------
+
+// A bench whose requests start `sleep 60` helpers and record them (tests/data/bench_handlers.py).
+std::vector<std::string> sleeper_bench(std::vector<std::string> extra) {
+  std::vector<std::string> args{"bench", "--workers", "2", "--command", "spawn_sleeper",
+                                "--handlers", data_path("bench_handlers.py"), "--json",
+                                "--python", BRIDGEPOOL_TEST_PYTHON};
+  args.insert(args.end(), extra.begin(), extra.end());
+  return args;
+}
+
+std::map<std::string, std::string> pids_env(const std::string& pids) {
+  return {{"BENCH_INTERRUPT_PIDS", pids}};
+}
+
+TEST(CliBenchInterrupt, SigintMidRunPrintsTheSummaryExits130AndLeavesNoProcessBehind) {
+  TempDir dir;
+  std::string pids = dir.file("pids");
+  BenchProcess bench(dir, sleeper_bench({"--concurrency", "2", "--requests", "1000000", "--args",
+                                         R"({"hold_ms": 20})"}),
+                     pids_env(pids));
+  // Both workers serving: six requests have started (each records its worker and helper).
+  ASSERT_TRUE(wait_until([&] { return recorded_lines(pids) >= 6; }, 30s)) << bench.err();
+  ASSERT_TRUE(bench.signal(SIGINT));
+  auto status = bench.wait(20s);
+  ASSERT_TRUE(status) << "no exit 20 s after SIGINT; stderr: " << bench.err();
+  EXPECT_EQ(exit_code(*status), 130) << bench.err();
+  std::string out = bench.out();
+  EXPECT_NE(out.find("bridgepool bench: INTERRUPTED by SIGINT: "), std::string::npos) << out;
+  EXPECT_NE(out.find("throughput"), std::string::npos) << out;  // the usual summary follows
+  EXPECT_NE(bench.err().find("SIGINT: stopping; requests in flight get 2000 ms to finish"),
+            std::string::npos)
+      << bench.err();
+  nlohmann::json j = last_line_json(out);
+  ASSERT_TRUE(j.is_object()) << out;
+  EXPECT_EQ(j["interrupted"], true);
+  EXPECT_EQ(j["signal"], "SIGINT");
+  EXPECT_EQ(j["requests"], 1000000);
+  // Every request that started (and recorded itself) finished within the grace and is counted:
+  // nothing was cut off, nothing failed, nothing was sent after the signal.
+  std::size_t started = recorded_lines(pids);
+  EXPECT_EQ(j["completed"], started);
+  EXPECT_EQ(j["ok"], started);
+  EXPECT_EQ(j["cut_off"], 0);
+  EXPECT_TRUE(j["errors"].empty()) << j.dump();
+  // The workers and every helper they started: gone (the helpers would sleep for 60 s).
+  std::vector<pid_t> all = recorded_pids(pids);
+  EXPECT_TRUE(wait_until([&] { return all_dead(all); }, 5s));
+}
+
+TEST(CliBenchInterrupt, SigtermCutsOffRequestsStillInFlightAfterTheGraceAndExits143) {
+  TempDir dir;
+  std::string pids = dir.file("pids");
+  // Each request holds its worker for 60 s: both are in flight when SIGTERM arrives.
+  BenchProcess bench(dir, sleeper_bench({"--concurrency", "2", "--requests", "10", "--args",
+                                         R"({"hold_ms": 60000})"}),
+                     pids_env(pids));
+  ASSERT_TRUE(wait_until([&] { return recorded_lines(pids) >= 2; }, 30s)) << bench.err();
+  auto signalled = std::chrono::steady_clock::now();
+  ASSERT_TRUE(bench.signal(SIGTERM));
+  auto status = bench.wait(20s);
+  ASSERT_TRUE(status) << "no exit 20 s after SIGTERM; stderr: " << bench.err();
+  auto took = std::chrono::steady_clock::now() - signalled;
+  EXPECT_EQ(exit_code(*status), 143) << bench.err();  // an interrupt, although nothing succeeded
+  EXPECT_GE(took, 1900ms);  // the requests in flight were given their grace ...
+  nlohmann::json j = last_line_json(bench.out());
+  ASSERT_TRUE(j.is_object()) << bench.out();
+  EXPECT_EQ(j["interrupted"], true);
+  EXPECT_EQ(j["signal"], "SIGTERM");
+  EXPECT_EQ(j["completed"], 0);
+  EXPECT_EQ(j["ok"], 0);
+  EXPECT_EQ(j["cut_off"], 2);  // ... then cut off, and counted apart from the errors
+  EXPECT_TRUE(j["errors"].empty()) << j.dump();
+  EXPECT_EQ(recorded_lines(pids), 2u);  // and nothing else was sent
+  std::vector<pid_t> all = recorded_pids(pids);
+  EXPECT_TRUE(wait_until([&] { return all_dead(all); }, 5s));
+}
+
+TEST(CliBenchInterrupt, SigintStopsAnOpenLoopRunAndItsSummarySaysWhatWasSent) {
+  TempDir dir;
+  std::string pids = dir.file("pids");
+  BenchProcess bench(dir, sleeper_bench({"--rate", "100", "--duration", "60", "--args",
+                                         R"({"hold_ms": 5})"}),
+                     pids_env(pids));
+  ASSERT_TRUE(wait_until([&] { return recorded_lines(pids) >= 20; }, 30s)) << bench.err();
+  ASSERT_TRUE(bench.signal(SIGINT));
+  auto status = bench.wait(20s);  // not the 60 s the schedule has left
+  ASSERT_TRUE(status) << "no exit 20 s after SIGINT; stderr: " << bench.err();
+  EXPECT_EQ(exit_code(*status), 130) << bench.err();
+  std::string out = bench.out();
+  EXPECT_NE(out.find("bridgepool bench: INTERRUPTED by SIGINT: "), std::string::npos) << out;
+  EXPECT_NE(out.find("SLA: "), std::string::npos) << out;
+  nlohmann::json j = last_line_json(out);
+  ASSERT_TRUE(j.is_object()) << out;
+  EXPECT_EQ(j["mode"], "open_loop");
+  EXPECT_EQ(j["interrupted"], true);
+  EXPECT_EQ(j["signal"], "SIGINT");
+  EXPECT_EQ(j["requests"], 6000);
+  // Every request that reached a handler (and recorded itself) completed within the grace. A
+  // request still queued for a worker when the pool shut down is failed at once and counted as
+  // cut off (at 100/s a burst can queue on a busy machine), so cut_off is not always 0.
+  std::size_t started = recorded_lines(pids);
+  EXPECT_EQ(j["sent"], started);
+  EXPECT_EQ(j["completed"], started);
+  EXPECT_EQ(j["ok"], started);
+  EXPECT_TRUE(j["errors"].empty()) << j.dump();
+  EXPECT_LT(started + j["cut_off"].get<std::size_t>(), 6000u);
+  std::vector<pid_t> all = recorded_pids(pids);
+  EXPECT_TRUE(wait_until([&] { return all_dead(all); }, 5s));
+}
+
+TEST(CliBenchInterrupt, ASecondSignalExitsAtOnceAfterKillingTheWorkers) {
+  TempDir dir;
+  std::string pids = dir.file("pids");
+  BenchProcess bench(dir, sleeper_bench({"--concurrency", "2", "--requests", "10", "--args",
+                                         R"({"hold_ms": 60000})"}),
+                     pids_env(pids));
+  ASSERT_TRUE(wait_until([&] { return recorded_lines(pids) >= 2; }, 30s)) << bench.err();
+  ASSERT_TRUE(bench.signal(SIGINT));
+  // The first signal has been taken (two pending SIGINTs would merge into one).
+  ASSERT_TRUE(wait_until([&] { return bench.err().find("stopping") != std::string::npos; }, 10s))
+      << bench.err();
+  ASSERT_TRUE(bench.signal(SIGINT));
+  auto status = bench.wait(10s);
+  ASSERT_TRUE(status) << "no exit 10 s after the second SIGINT; stderr: " << bench.err();
+  EXPECT_EQ(exit_code(*status), 130) << bench.err();
+  EXPECT_NE(bench.err().find("SIGINT again: ending the workers and exiting at once"),
+            std::string::npos)
+      << bench.err();
+  // It did not wait for the shutdown, which ends with the summary.
+  EXPECT_EQ(bench.out().find("INTERRUPTED"), std::string::npos) << bench.out() << bench.err();
+  std::vector<pid_t> all = recorded_pids(pids);
+  EXPECT_TRUE(wait_until([&] { return all_dead(all); }, 5s));
+}
+
+TEST(CliBenchInterrupt, SigintDuringThePoolsStartUpEndsTheStartingWorkersAndExits130) {
+  TempDir dir;
+  std::string pids = dir.file("pids");
+  auto env = pids_env(pids);
+  env["BENCH_INTERRUPT_SLOW_IMPORT_S"] = "60";  // the workers import for a minute
+  BenchProcess bench(dir, sleeper_bench({"--requests", "10"}), env);
+  // Both workers are importing the module (each started a helper first).
+  ASSERT_TRUE(wait_until([&] { return recorded_lines(pids) >= 2; }, 30s)) << bench.err();
+  ASSERT_TRUE(bench.signal(SIGINT));
+  auto status = bench.wait(10s);
+  ASSERT_TRUE(status) << "no exit 10 s after SIGINT; stderr: " << bench.err();
+  EXPECT_EQ(exit_code(*status), 130) << bench.err();
+  std::string out = bench.out();
+  EXPECT_NE(out.find("bridgepool bench: INTERRUPTED by SIGINT during the pool's start-up: no "
+                     "request sent"),
+            std::string::npos)
+      << out;
+  nlohmann::json j = last_line_json(out);
+  ASSERT_TRUE(j.is_object()) << out;
+  EXPECT_EQ(j["interrupted"], true);
+  EXPECT_EQ(j["signal"], "SIGINT");
+  EXPECT_EQ(j["phase"], "start-up");
+  EXPECT_EQ(j["completed"], 0);
+  std::vector<pid_t> all = recorded_pids(pids);
+  ASSERT_GE(all.size(), 4u);
+  EXPECT_TRUE(wait_until([&] { return all_dead(all); }, 5s));
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <signal.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -62,6 +63,7 @@ TEST(Sessions, AffinityOutcomesAreEmittedAndTheBusyWorkerShowsItsSession) {
   auto pool = start_pool(config);
   ASSERT_TRUE(pool);
   ASSERT_TRUE(pool->execute_in_session("ev", "whoami"));
+  // The handler's sleep keeps the worker busy in the session while the test looks at it.
   auto slow = std::async(std::launch::async,
                          [&] { return pool->execute_in_session("ev", "sleep", {{"ms", 300}}); });
   ASSERT_TRUE(wait_until([&] { return pool->workers().at(0).current_session == "ev"; }));
@@ -87,6 +89,7 @@ TEST(Sessions, BusyBoundWorkerIsWaitedForNotReplaced) {
   auto pool = start_pool(test_config(2));
   ASSERT_TRUE(pool);
   std::string bound = worker_of(pool->execute_in_session("sticky", "whoami"));
+  // The handler's sleep keeps the bound worker busy: the behaviour under test is the wait for it.
   std::thread slow([&] { pool->execute_in_session("sticky", "sleep", {{"ms", 300}}); });
   ASSERT_TRUE(wait_until([&] { return pool->stats().busy == 1; }));
   auto r = pool->execute_in_session("sticky", "whoami");  // waits ~300 ms for its worker
@@ -133,14 +136,22 @@ TEST(Sessions, HintModeRebindsToAnotherWorker) {
 
 TEST(Sessions, ReopenedSessionIsNotWipedByTheQueuedCloseOfItsPredecessor) {
   auto config = test_config(1);
-  config.session_cleanup_interval = 50ms;  // maintenance rounds (which flush closes) every 50 ms
+  config.session_cleanup_interval = 50ms;  // maintenance rounds (which flush closes) every 25 ms
+  // Health probes run in the same maintenance rounds; their count shows rounds going by.
+  config.health_check_interval = 50ms;
   auto pool = start_pool(config);
   ASSERT_TRUE(pool);
   ASSERT_TRUE(pool->execute_in_session("again", "create_program", {{"signature", "a -> b"}}));
   ASSERT_TRUE(pool->close_session("again").value());
   auto created = pool->execute_in_session("again", "create_program", {{"signature", "c -> d"}});
   ASSERT_TRUE(created);
-  std::this_thread::sleep_for(300ms);  // several maintenance rounds
+  // Wait for a whole maintenance round (probes, then flush_pending_closes) that began after this
+  // point: a close of the old session still queued would be flushed there and wipe the new
+  // state. Rounds run one at a time and probe the one (idle) worker at most once each, so once
+  // the probe count has grown by 3, the round of the 2nd new probe began after this point (after
+  // the 1st one was counted) and has ended, because the round of the 3rd has begun.
+  std::uint64_t probes = pool->stats().health_checks;
+  ASSERT_TRUE(wait_until([&] { return pool->stats().health_checks >= probes + 3; }));
   auto listed = pool->execute_in_session("again", "list_programs");
   ASSERT_TRUE(listed);
   EXPECT_EQ((*listed)["programs"], Json::array({(*created)["program_id"]}));
@@ -209,6 +220,7 @@ TEST(Health, BusyWorkersAreNeverProbed) {
   auto pool = start_pool(config);
   ASSERT_TRUE(pool);
   ASSERT_TRUE(wait_until([&] { return pool->stats().health_checks >= 1; }));
+  // 400 ms busy in the handler: 20 probe intervals in which the worker must not be probed.
   auto r = pool->execute("sleep", {{"ms", 400}});
   ASSERT_TRUE(r);
   auto stats = pool->execute("get_stats");
@@ -234,25 +246,51 @@ TEST(Recycling, ByRequestCountWithoutAFailedRequest) {
   auto config = test_config(2);
   config.max_requests = 50;
   config.max_requests_jitter = 0;
+  // Capacity never dips below size - 1. Every time a worker leaves service (`live` drops) the
+  // pool then emits a pool.worker.transition event, and its replacement needs tens of ms to
+  // spawn and import before `live` rises again; so a sampler woken by each worker event reads
+  // every dip, where polling every millisecond could miss one between two polls.
+  config.events = std::make_shared<EventBus>();
+  std::mutex events_mu;
+  std::condition_variable events_cv;
+  std::uint64_t worker_events = 0;
+  bool done = false;
+  config.events->attach("pool.worker.", [&](const Event&) {
+    {
+      std::lock_guard lock(events_mu);
+      ++worker_events;
+    }
+    events_cv.notify_one();
+  });
   auto pool = start_pool(config);
   ASSERT_TRUE(pool);
   std::atomic<int> failed{0};
-  std::atomic<bool> done{false};
-  std::size_t min_live = 2;
-  std::thread sampler([&] {  // capacity never dips below size - 1
-    while (!done) {
+  std::size_t min_live = pool->stats().live;
+  std::thread sampler([&] {
+    std::uint64_t seen = 0;
+    std::unique_lock lock(events_mu);
+    for (;;) {
+      events_cv.wait(lock, [&] { return worker_events != seen || done; });
+      if (done) return;
+      seen = worker_events;
+      lock.unlock();  // the pool may emit (and take events_mu) while stats() runs
       min_live = std::min(min_live, pool->stats().live);
-      std::this_thread::sleep_for(1ms);
+      lock.lock();
     }
   });
   std::vector<std::thread> callers;
   for (int t = 0; t < 4; ++t) {
     callers.emplace_back([&] {
+      // 2 ms in the handler: requests overlap the recycling instead of racing past it.
       for (int i = 0; i < 100; ++i) failed += pool->execute("sleep", {{"ms", 2}}) ? 0 : 1;
     });
   }
   for (auto& c : callers) c.join();
-  done = true;
+  {
+    std::lock_guard lock(events_mu);
+    done = true;
+  }
+  events_cv.notify_one();
   sampler.join();
   EXPECT_EQ(failed.load(), 0);
   EXPECT_GE(min_live, 1u);
@@ -306,7 +344,7 @@ TEST(InitCommands, FailingInitCommandIsAnInitializationError) {
 TEST(Broadcast, ReachesEveryWorkerAndWaitsForBusyOnes) {
   auto pool = start_pool(test_config(3));
   ASSERT_TRUE(pool);
-  auto busy = pool->execute_async("sleep", {{"ms", 300}});
+  auto busy = pool->execute_async("sleep", {{"ms", 300}});  // a busy worker to wait for
   ASSERT_TRUE(wait_until([&] { return pool->stats().busy == 1; }));
   auto r = pool->broadcast("configure", {{"flag", true}});
   EXPECT_EQ(r.succeeded, 3u);
@@ -353,14 +391,19 @@ TEST(RollingRestart, ReplacesEveryWorkerUnderLoadWithoutAFailedRequest) {
       }
     });
   }
-  std::this_thread::sleep_for(100ms);
+  // The restart begins under load ...
+  bool loaded_before = wait_until([&] { return ok.load() >= 50; }, 10'000ms);
   auto before = pool->stats();
   PoolConfig next;
   next.handlers = {dir + "/handlers_v2.py"};
   auto restarted = pool->rolling_restart(next);
-  std::this_thread::sleep_for(100ms);
+  // ... and the load goes on being served by the new generation after it.
+  int at_end_of_restart = ok.load();
+  bool loaded_after = wait_until([&] { return ok.load() >= at_end_of_restart + 50; }, 10'000ms);
   stop = true;
   for (auto& t : load) t.join();
+  EXPECT_TRUE(loaded_before);
+  EXPECT_TRUE(loaded_after);
   ASSERT_TRUE(restarted) << restarted.error().to_string();
   EXPECT_EQ(failed.load(), 0);
   EXPECT_GT(ok.load(), 100);
@@ -401,22 +444,29 @@ TEST(Overflow, ExtraWorkersStartUnderQueueingAndRetireWhenIdle) {
   auto config = test_config(1);
   config.max_overflow = 2;
   config.overflow_idle_timeout = 300ms;
+  // Worker processes alive at once, over the whole test, from the pool's spawn and exit events
+  // (both emitted on its monitor thread, in the order they happen).
+  config.events = std::make_shared<EventBus>();
+  std::mutex processes_mu;
+  int processes = 0, most_processes = 0;
+  config.events->attach("pool.worker.", [&](const Event& e) {
+    std::lock_guard lock(processes_mu);
+    if (e.name == "pool.worker.spawned") most_processes = std::max(most_processes, ++processes);
+    if (e.name == "pool.worker.exited") --processes;
+  });
   auto pool = start_pool(config);
   ASSERT_TRUE(pool);
   std::vector<std::future<Result<Json>>> calls;
+  // Six calls that hold a worker for 400 ms each: the queueing that starts overflow workers.
   for (int i = 0; i < 6; ++i) calls.push_back(pool->execute_async("sleep", {{"ms", 400}}));
   ASSERT_TRUE(wait_until([&] { return pool->stats().live == 3; }, 5000ms));
-  std::size_t most = 0;
-  for (int i = 0; i < 50; ++i) {
-    most = std::max(most, pool->workers().size());
-    std::this_thread::sleep_for(5ms);
-  }
-  EXPECT_LE(most, 3u);  // never more than size + max_overflow processes
   for (auto& c : calls) EXPECT_TRUE(c.get());
   ASSERT_TRUE(wait_until([&] { return pool->stats().live == 1; }, 5000ms));
   EXPECT_EQ(pool->stats().overflow_retired, 2u);
   EXPECT_EQ(pool->stats().replaced, 0u);
   EXPECT_TRUE(pool->execute("ping"));
+  std::lock_guard lock(processes_mu);
+  EXPECT_EQ(most_processes, 3);  // never more than size + max_overflow processes
 }
 
 }  // namespace

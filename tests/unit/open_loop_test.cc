@@ -1,8 +1,15 @@
 // The pure parts of the open-loop bench: schedule, accounting from the intended send time, and
-// the SLA verdict. Times are made up; no threads, no clock.
+// the SLA verdict. Times are made up; no threads, no clock. Also StopFlag, with which SIGINT and
+// SIGTERM stop a bench's load (plain threads; nothing waits on a timer to pass).
 #include "cli/open_loop.h"
 
 #include <gtest/gtest.h>
+
+#include <atomic>
+#include <future>
+#include <thread>
+
+#include "cli/stop_flag.h"
 
 namespace bridgepool::cli {
 namespace {
@@ -161,6 +168,68 @@ TEST(Sla, LineNamesTheFailingParts) {
   OpenLoopReport slow = report_with(1000, 1000, 25'300);
   EXPECT_EQ(sla_line(slow, spec, judge_sla(slow, spec)),
             "SLA: FAIL  p99 25.3 ms >= 20 ms (fail), success 100.000% >= 99.99%");
+}
+
+TEST(OpenLoopTally, CutOffRequestsAreCountedApartFromOutcomesAndLatencies) {
+  OpenLoopTally a, b;
+  a.record(milliseconds(0), milliseconds(0), milliseconds(1), "");
+  a.record_cut_off();
+  b.record(milliseconds(1), milliseconds(1), milliseconds(3), "python");
+  b.record_cut_off();
+  b.record_cut_off();
+  a.merge(b);
+  OpenLoopReport r = a.report(10);
+  EXPECT_EQ(r.sent, 2u);  // completed: a success and a failure
+  EXPECT_EQ(r.cut_off, 3u);
+  EXPECT_EQ(r.ok, 1u);
+  EXPECT_EQ(r.failed, 1u);
+  EXPECT_DOUBLE_EQ(r.success_ratio, 0.5);  // cut-off requests are neither
+  EXPECT_DOUBLE_EQ(r.latency_us.max, 2000);
+  EXPECT_EQ(r.missing(), 5u);  // 10 scheduled - 2 completed - 3 cut off: never sent
+}
+
+TEST(StopFlag, TheFirstRequestWins) {
+  StopFlag stop;
+  EXPECT_FALSE(stop.stop_requested());
+  EXPECT_EQ(stop.signal_number(), 0);
+  stop.request(2);
+  stop.request(15);
+  EXPECT_TRUE(stop.stop_requested());
+  EXPECT_EQ(stop.signal_number(), 2);
+}
+
+TEST(StopFlag, SleepUntilReturnsTrueAtItsTimeAndFalseOnceStopped) {
+  StopFlag stop;
+  EXPECT_TRUE(stop.sleep_until(std::chrono::steady_clock::now()));  // due already: no wait
+  stop.request(2);
+  // Stopped: returns at once, however far away the time.
+  EXPECT_FALSE(stop.sleep_until(std::chrono::steady_clock::now() + std::chrono::hours(1)));
+}
+
+TEST(StopFlag, ARequestWakesASleeperOnAnotherThread) {
+  StopFlag stop;
+  // An hour away: the sleeper can only come back through the request (or the test times out).
+  auto sleeper = std::async(std::launch::async, [&] {
+    return stop.sleep_until(std::chrono::steady_clock::now() + std::chrono::hours(1));
+  });
+  stop.request(15);
+  EXPECT_FALSE(sleeper.get());
+}
+
+TEST(StopFlag, WaitReturnsOnDoneOrOnStop) {
+  StopFlag finished_first;
+  std::atomic<bool> done{false};
+  auto waiter = std::async(std::launch::async,
+                           [&] { return finished_first.wait([&] { return done.load(); }); });
+  done = true;
+  finished_first.notify();
+  EXPECT_FALSE(waiter.get());  // returned because done() held, not because of a stop
+
+  StopFlag stopped_first;
+  auto stopped = std::async(std::launch::async,
+                            [&] { return stopped_first.wait([] { return false; }); });
+  stopped_first.request(2);
+  EXPECT_TRUE(stopped.get());
 }
 
 }  // namespace
