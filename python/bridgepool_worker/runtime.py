@@ -222,6 +222,17 @@ def _exit(code: int) -> None:  # never returns
                 stream.flush()
         except (OSError, ValueError):
             pass
+    # Under scripts/coverage (coverage.py started in this process): os._exit skips the atexit
+    # hook that would save the measurement, so save it here. Never loads coverage itself.
+    coverage = sys.modules.get("coverage")
+    if coverage is not None:
+        try:
+            measurement = coverage.Coverage.current()
+            if measurement is not None:
+                measurement.stop()
+                measurement.save()
+        except Exception:  # a coverage problem must not change how a worker exits
+            pass
     os._exit(code)
 
 

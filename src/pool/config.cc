@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "base/install_paths.h"
 #include "bridgepool/config.h"
 
 namespace bridgepool {
@@ -30,10 +31,12 @@ std::string default_python() {
   return env_or("BRIDGEPOOL_PYTHON", "python3");
 }
 
-std::string default_python_path() { return env_or("BRIDGEPOOL_PYTHONPATH", BRIDGEPOOL_PYTHON_DIR); }
+std::string default_python_path() {
+  return env_or("BRIDGEPOOL_PYTHONPATH", internal::runtime_dirs().python_dir);
+}
 
 std::string default_handlers() {
-  return env_or("BRIDGEPOOL_HANDLERS", std::string(BRIDGEPOOL_EXAMPLES_DIR) + "/handlers.py");
+  return env_or("BRIDGEPOOL_HANDLERS", internal::runtime_dirs().examples_dir + "/handlers.py");
 }
 
 Result<void> PoolConfig::resolve() {
