@@ -747,7 +747,7 @@ def main(argv: list[str] | None = None) -> None:  # never returns
             loader.load(spec)
         except BaseException as exc:  # SyntaxError, SystemExit at import, anything
             fail_init(options.response_fd, spec, exc)
-    sentinel_pid = sentinel.pid() if sentinel is not None else None  # reaps the launching shell
+    sentinel_pid = sentinel.pid() if sentinel is not None else None  # reaps the launcher
     # Objects alive now (modules, handlers) live for the whole process: move them out of the
     # collector's generations so later collections do not scan them again and again.
     gc.freeze()

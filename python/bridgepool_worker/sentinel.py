@@ -15,11 +15,13 @@ How it starts (`start_group_sentinel`, before the handler modules are imported):
   1. The worker opens a pidfd on itself, so the sentinel watches the right process by
      construction: no getppid() re-check, no window in which the worker is already dead (if it
      dies before the sentinel runs, the pidfd is readable at once and the group is killed).
-  2. posix_spawn (vfork: no page tables copied) runs `/bin/sh -c '"$0" -I -S sentinel.py PGID
-     & echo $!'` with the pidfd on fd 3, a pipe on fd 4 and /dev/null on 0-2. The shell starts
-     the sentinel in the background, writes its pid and exits; the sentinel, now a child of
-     init, runs this file as a script in a fresh interpreter (-I -S: no site, no environment).
-  3. After importing the handler modules the worker reaps the shell (long gone by then) and
+  2. posix_spawn (vfork: no page tables copied) runs this file as a script in a fresh, small
+     interpreter — `python3 -I -S sentinel.py --launch PGID` (-I -S: no site, no environment) —
+     with the pidfd on fd 3, a pipe on fd 4 and /dev/null on 0-2. No shell is involved (argv
+     vectors only, SPEC §8). That launcher forks once (cheap: a bare interpreter, not the
+     worker), writes the child's pid to the pipe and exits; the child, now re-parented away
+     from the worker, is the sentinel.
+  3. After importing the handler modules the worker reaps the launcher (long gone by then) and
      reads the sentinel's pid for `get_stats`.
 
 Why not os.fork() a copy of the worker, as a child with PR_SET_PDEATHSIG:
@@ -46,7 +48,7 @@ signals. In `ps` it shows as `python3 -I -S .../bridgepool_worker/sentinel.py <w
 
 Limits: a process that leaves the group (setsid(), setpgid(), a daemonising double fork) is not
 covered. A sentinel killed from outside (e.g. by the OOM killer) leaves no guard. Needs Linux
-5.3+ and Python 3.9+ (os.pidfd_open) and /bin/sh; elsewhere no sentinel is started.
+5.3+ and Python 3.9+ (os.pidfd_open); elsewhere no sentinel is started.
 """
 
 from __future__ import annotations
@@ -56,32 +58,27 @@ import select
 import signal
 import sys
 
-_SHELL = "/bin/sh"
-# $0 = the interpreter, $1 = this file, $2 = the group id. `4>&-`: the sentinel does not keep
-# the pid pipe. The shell exits right after `echo`; the background job is re-parented to init.
-_SCRIPT = '"$0" -I -S "$1" "$2" 4>&- & echo $! >&4'
-
-
 class StartedSentinel:
-    """A sentinel whose launching shell may not have been reaped yet.
+    """A sentinel whose launcher may not have been reaped yet.
 
-    `pid()` reaps the shell and returns the sentinel's pid. The runtime calls it after
-    importing the handler modules, by when the shell has long exited, so start-up never waits.
+    `pid()` reaps the launcher and returns the sentinel's pid. The runtime calls it after
+    importing the handler modules, by when the launcher has long exited, so start-up never
+    waits.
     """
 
-    def __init__(self, shell: int, read_end: int) -> None:
-        self._shell = shell
+    def __init__(self, launcher: int, read_end: int) -> None:
+        self._launcher = launcher
         self._read_end = read_end
         self._pid: int | None = None
 
     def pid(self) -> int | None:
-        """Returns the sentinel's pid, or None if the shell could not start it. Never raises."""
+        """Returns the sentinel's pid, or None if the launcher could not start it. Never raises."""
         if self._read_end < 0:
             return self._pid
         data = b""
         try:
-            os.waitpid(self._shell, 0)
-            data = os.read(self._read_end, 32)  # `echo $!` ran before the shell exited
+            os.waitpid(self._launcher, 0)
+            data = os.read(self._read_end, 32)  # written before the launcher exited
         except OSError as exc:
             _warn(f"cannot learn its pid: {exc}")
         finally:
@@ -90,7 +87,7 @@ class StartedSentinel:
         try:
             self._pid = int(data)
         except ValueError:
-            _warn(f"the shell did not report a pid ({data[:40]!r})")
+            _warn(f"the launcher did not report a pid ({data[:40]!r})")
         return self._pid
 
 
@@ -122,9 +119,9 @@ def start_group_sentinel() -> StartedSentinel | None:
 
         watch = high(os.pidfd_open(worker))
         read_end, write_end = (high(fd) for fd in os.pipe())
-        shell = os.posix_spawn(
-            _SHELL, [_SHELL, "-c", _SCRIPT, sys.executable, os.path.abspath(__file__),
-                     str(worker)],
+        launcher = os.posix_spawn(
+            sys.executable, [sys.executable, "-I", "-S", os.path.abspath(__file__), "--launch",
+                             str(worker)],
             os.environ,
             file_actions=[(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
                           (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
@@ -138,7 +135,7 @@ def start_group_sentinel() -> StartedSentinel | None:
         return None
     os.close(watch)
     os.close(write_end)
-    return StartedSentinel(shell, read_end)
+    return StartedSentinel(launcher, read_end)
 
 
 def _warn(message: str) -> None:
@@ -159,7 +156,7 @@ def watch_and_kill(group: int, pidfd: int = 3) -> None:  # never returns
     try:
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(signum, signal.SIG_IGN)
-        # Whatever the shell or a careless launcher left open (the pid pipe is closed already).
+        # Whatever a careless launcher left open (the pid pipe is closed already).
         os.closerange(pidfd + 1, max(os.sysconf("SC_OPEN_MAX"), 1024))
         poller = select.poll()
         poller.register(pidfd, select.POLLIN)
@@ -173,11 +170,36 @@ def watch_and_kill(group: int, pidfd: int = 3) -> None:  # never returns
         os._exit(0)
 
 
-if __name__ == "__main__":
+def launch(group: int, pidfd: int = 3, pid_pipe: int = 4) -> None:  # never returns
+    """The launcher: forks the sentinel, reports its pid on `pid_pipe`, exits.
+
+    The fork re-parents the sentinel away from the worker (to init or the nearest subreaper)
+    once this process exits, so the worker's own children are exactly those its handlers start.
+    """
     try:
-        _group = int(sys.argv[1])
+        child = os.fork()
+    except OSError:
+        os._exit(1)
+    if child == 0:
+        os.close(pid_pipe)
+        watch_and_kill(group, pidfd)
+    try:
+        os.write(pid_pipe, str(child).encode())
+    finally:
+        os._exit(0)
+
+
+if __name__ == "__main__":
+    args = sys.argv[1:]
+    launching = bool(args) and args[0] == "--launch"
+    if launching:
+        args = args[1:]
+    try:
+        _group = int(args[0])
     except (IndexError, ValueError):
         os._exit(2)
     if _group <= 1 or os.getpgrp() != _group:
         os._exit(2)  # not inside the group it was asked to guard: do nothing
+    if launching:
+        launch(_group)
     watch_and_kill(_group)

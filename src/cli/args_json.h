@@ -15,12 +15,12 @@
 #include <nlohmann/json.hpp>
 #include <tl/expected.hpp>
 
+#include "pool/request_validation.h"
+
 namespace bridgepool::cli {
 
-// Deepest nesting accepted: the wire decoder's limit for replies (wire/message_codec.cc), far
-// below what the worker's json module can take (Python's recursion limit, 1000) and far below
-// what recursive code in the pool (dumping the request, copying, destroying) could overflow.
-inline constexpr std::size_t kMaxArgsDepth = 512;
+// Deepest nesting accepted: the library's own limit for request args (kMaxArgsDepth in
+// pool/request_validation.h), checked here on the text so hostile input never reaches a pool.
 
 // Returns the deepest nesting of arrays and objects in `text`, counting only brackets outside
 // strings, and stops counting once it exceeds `limit` (the result is then limit + 1). Not a

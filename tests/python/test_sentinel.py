@@ -67,7 +67,7 @@ class SentinelProcessTest(SentinelTestCase):
         self.assertNotEqual(state, "Z")
         self.assertNotEqual(ppid, worker.pid)
         self.assertEqual(pgid, worker.pid)
-        command = [os.fsencode(a) for a in (sys.executable, "-I", "-S", SENTINEL_PY,
+        command = [os.fsencode(a) for a in (sys.executable, "-I", "-S", SENTINEL_PY, "--launch",
                                             str(worker.pid))]
         expected_fds = {0: "/dev/null", 1: "/dev/null", 2: "/dev/null", 3: "anon_inode:[pidfd]"}
 
@@ -79,8 +79,8 @@ class SentinelProcessTest(SentinelTestCase):
             return {int(fd): os.readlink(f"/proc/{sentinel}/fd/{fd}")
                     for fd in os.listdir(f"/proc/{sentinel}/fd")}
 
-        # Right after the worker learnt its pid, the sentinel may still be the shell's forked
-        # child before exec, or an interpreter starting up with a module file open.
+        # Right after the worker learnt its pid, the sentinel (the launcher's forked child) may
+        # still hold the module file or the pid pipe open.
         wait_until(lambda: cmdline() == command and fds() == expected_fds, 5.0)
         self.assertEqual(cmdline(), command)
         self.assertEqual(fds(), expected_fds)
