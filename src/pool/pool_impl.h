@@ -123,8 +123,14 @@ struct Pool::Impl final : WorkerSupervisor::Listener {
   // The borrower gives back a worker whose round trip went fine: back to service unless a
   // recycling limit or a rolling restart says it must go.
   void checkin_ok(const WorkerPtr& worker);
-  // The handler marked the worker unhealthy (its reply is good): a checkin `error` —
-  // degraded and probed soon below max_checkin_failures, recycled at it.
+  // Every worker-level failure, on every path (a request, a probe, a session close, a checkin
+  // error, the exit watcher): RecoveryPolicy decides, this carries the decision out — keep,
+  // degrade (probe soon), remove (gracefully) or kill — and starts the replacement. `borrowed`:
+  // the caller holds the worker and gives it up here. `consecutive`: the worker's failures of
+  // this kind, this one included (health and checkin errors count; others are 1).
+  void worker_failed(const WorkerPtr& worker, FailureKind kind, std::uint32_t consecutive,
+                     const std::string& detail, bool borrowed);
+  // The handler marked the worker unhealthy (its reply is good): a checkin `error`.
   void checkin_error(const WorkerPtr& worker, const std::string& reason);
   // Gives back a worker taken out of rotation without a request (probe, lost bind).
   void return_unused(const WorkerPtr& worker);

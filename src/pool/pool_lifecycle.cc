@@ -82,7 +82,48 @@ void Pool::Impl::on_start_failed(std::uint64_t, std::uint64_t generation, Error 
 
 void Pool::Impl::on_exit(const WorkerPtr& worker, const std::string& how) {
   counters.exits.fetch_add(1, std::memory_order_relaxed);
-  retire(worker, TransitionReason::kExited, false, how);
+  worker_failed(worker, FailureKind::kProcessExited, 1, how, false);
+}
+
+void Pool::Impl::worker_failed(const WorkerPtr& worker, FailureKind kind,
+                               std::uint32_t consecutive, const std::string& detail,
+                               bool borrowed) {
+  FailureReport report;
+  report.kind = kind;
+  report.consecutive_failures = consecutive;
+  report.shutting_down = capacity.closed();
+  const RecoveryDecision decision = recovery.decide(report);
+  switch (decision.worker) {
+    case WorkerAction::kKeep:
+      if (borrowed) checkin_ok(worker);
+      return;
+    case WorkerAction::kDegradeAndProbeSoon:
+      // Out of rotation until a health probe passes, one recheck interval from now.
+      if (worker->state() != WorkerState::kDegraded) {
+        telemetry.transit(*worker, WorkerState::kDegraded, decision.transition,
+                          {{"detail", detail}});
+      }
+      worker->set_health(WorkerHealth::kUnhealthy);
+      if (kind == FailureKind::kCheckinError) {
+        registry.with_tracking(worker->id(),
+                               [&](Tracking& t) { t.health.mark_suspect(clock.now()); });
+      }
+      if (borrowed) registry.to_degraded(worker);
+      return;
+    case WorkerAction::kRemove:
+    case WorkerAction::kKill: {
+      // kKill: SIGKILL now — it must not run one more instruction of a request we have
+      // already failed, and nothing it writes may be read. kRemove: the shutdown command, EOF,
+      // then SIGTERM/SIGKILL after the grace (harmless for a process already gone).
+      const bool kill = decision.worker == WorkerAction::kKill;
+      if (borrowed) {
+        checkin_remove(worker, decision.transition, kill, detail);
+      } else {
+        retire(worker, decision.transition, kill, detail);
+      }
+      return;
+    }
+  }
 }
 
 bool Pool::Impl::retire(const WorkerPtr& worker, TransitionReason reason, bool kill,

@@ -110,19 +110,20 @@ void Pool::Impl::probe(const WorkerPtr& w, bool was_degraded) {
   telemetry.emit(EventId::kWorkerHealthCheck, {{"healthy", healthy ? 1.0 : 0.0}},
                  {{"worker_id", w->id()}, {"degraded", was_degraded ? "true" : "false"}});
   if (outcome.fault != WorkerFault::kNone) {
-    // The channel itself failed (exit, bad frame, no answer in time): untrustworthy, remove.
-    checkin_remove(w,
-                   outcome.fault == WorkerFault::kTimeout ? TransitionReason::kTimeout
-                                                          : TransitionReason::kHealthCheckFailed,
-                   true, "health check: " + outcome.result.error().message);
+    // The channel itself failed (exit, bad frame, no answer in time): that failure's kind.
+    worker_failed(w, failure_kind_of(outcome.fault), 1,
+                  "health check: " + (outcome.result ? std::string("data after the reply")
+                                                     : outcome.result.error().message),
+                  true);
     return;
   }
-  std::optional<RecoveryDecision> failure;
+  std::uint32_t failures = 0;
   registry.with_tracking(w->id(), [&](Tracking& t) {
     if (healthy) {
       t.health.record_success(clock.now());
     } else {
-      failure = t.health.record_failure(clock.now(), capacity.closed());
+      t.health.record_failure(clock.now());
+      failures = t.health.consecutive_failures();
     }
   });
   if (healthy) {
@@ -133,18 +134,11 @@ void Pool::Impl::probe(const WorkerPtr& w, bool was_degraded) {
     return_unused(w);
     return;
   }
-  w->set_health(WorkerHealth::kUnhealthy);
   const std::string detail =
       answered ? outcome.result->dump(-1, ' ', false, Json::error_handler_t::replace)
                : outcome.result.error().message;
-  if (failure && failure->removes_worker()) {
-    checkin_remove(w, TransitionReason::kMaxFailures, false, "health check failed: " + detail);
-    return;
-  }
-  if (!was_degraded) {
-    telemetry.transit(*w, WorkerState::kDegraded, TransitionReason::kHealthCheckFailed);
-  }
-  registry.to_degraded(w);
+  worker_failed(w, FailureKind::kHealthCheckFailed, std::max<std::uint32_t>(failures, 1),
+                "health check failed: " + detail, true);
 }
 
 }  // namespace bridgepool

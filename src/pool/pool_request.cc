@@ -12,25 +12,6 @@
 #include "pool/request_validation.h"
 
 namespace bridgepool {
-namespace {
-
-FailureKind failure_kind(WorkerFault fault) {
-  switch (fault) {
-    case WorkerFault::kNotDelivered:
-      return FailureKind::kNotDelivered;
-    case WorkerFault::kExited:
-      return FailureKind::kProcessExited;
-    case WorkerFault::kProtocol:
-      return FailureKind::kProtocolViolation;
-    case WorkerFault::kTimeout:
-      return FailureKind::kRequestTimeout;
-    case WorkerFault::kNone:
-      break;
-  }
-  return FailureKind::kPythonException;
-}
-
-}  // namespace
 
 bool Pool::Impl::is_idempotent(std::string_view command) const {
   auto table = command_table.load();
@@ -65,16 +46,22 @@ Pool::Impl::Attempt Pool::Impl::attempt_on(const WorkerPtr& w, wire::Request& re
     unusable = "it is no longer in service";
   }
   CallOutcome outcome;
+  // What the failure means for the worker; the request's fault says whether it may have run.
+  FailureKind kind = FailureKind::kPythonException;
   if (unusable) {
     counters.discarded.fetch_add(1, std::memory_order_relaxed);
     Error e(ErrorCategory::kConnection,
             fmt::format("worker {} was unusable at checkout: {}", w->id(), *unusable));
     e.context.worker_id = w->id();
     outcome = CallOutcome{tl::unexpected(std::move(e)), WorkerFault::kNotDelivered, {}};
+    // A process still alive whose stream holds data nobody asked for cannot be trusted.
+    kind = w->process().has_exited() ? FailureKind::kNotDelivered
+                                     : FailureKind::kProtocolViolation;
   } else {
     auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock.now());
     request.deadline_ms = std::max<std::int64_t>(0, remaining.count());
     outcome = w->call(request, deadline, on_chunk);
+    kind = failure_kind_of(outcome.fault);
   }
   if (outcome.fault == WorkerFault::kNone) {
     // Success, or a Python exception reported in a normal reply: the round trip worked
@@ -88,50 +75,34 @@ Pool::Impl::Attempt Pool::Impl::attempt_on(const WorkerPtr& w, wire::Request& re
     return Attempt{std::move(outcome.result), WorkerFault::kNone};
   }
   // Every worker-level failure goes through the one recovery policy (SPEC §4).
-  FailureReport report;
-  report.kind = failure_kind(outcome.fault);
-  report.shutting_down = capacity.closed();
-  const RecoveryDecision decision = recovery.decide(report);
-  std::string detail =
-      outcome.result ? std::string("data after the reply") : outcome.result.error().message;
-  if (decision.worker == WorkerAction::kKeep) {
-    checkin_ok(w);
-  } else {
-    // kRemove and kKill both take the worker out of service; SIGKILL is harmless for a process
-    // that already exited and required for one whose stream or state cannot be trusted.
-    checkin_remove(w, decision.transition, true, detail);
-  }
+  worker_failed(w, kind, 1,
+                outcome.result ? std::string("data after the reply")
+                               : outcome.result.error().message,
+                true);
   return Attempt{std::move(outcome.result), outcome.fault};
 }
 
 void Pool::Impl::checkin_error(const WorkerPtr& w, const std::string& reason) {
   counters.checkin_errors.fetch_add(1, std::memory_order_relaxed);
+  const auto failures = static_cast<std::uint32_t>(w->increment_failures());
   FailureReport report;
   report.kind = FailureKind::kCheckinError;
-  report.consecutive_failures = static_cast<std::uint32_t>(w->increment_failures());
-  report.shutting_down = capacity.closed();
+  report.consecutive_failures = failures;
   const RecoveryDecision decision = recovery.decide(report);
   telemetry.log(LogLevel::kWarn,
                 fmt::format("handler marked the worker unhealthy: {} ({})", reason,
                             decision.reason),
                 w->id());
-  telemetry.emit(EventId::kWorkerCheckinError, {{"failures", double(report.consecutive_failures)}},
+  telemetry.emit(EventId::kWorkerCheckinError, {{"failures", double(failures)}},
                  {{"worker_id", w->id()},
                   {"reason", reason},
                   {"action", std::string(worker_action_name(decision.worker))}});
-  if (decision.removes_worker()) {
-    counters.recycled.fetch_add(1, std::memory_order_relaxed);
-    checkin_remove(w, decision.transition, false,
-                   fmt::format("{} checkin errors in a row, the last: {}",
-                               report.consecutive_failures, reason));
-    return;
-  }
-  // Out of rotation until a health probe passes, one recheck interval from now.
-  telemetry.transit(*w, WorkerState::kDegraded, TransitionReason::kCheckinError,
-                    {{"detail", reason}});
-  w->set_health(WorkerHealth::kUnhealthy);
-  registry.with_tracking(w->id(), [&](Tracking& t) { t.health.mark_suspect(clock.now()); });
-  registry.to_degraded(w);
+  if (decision.removes_worker()) counters.recycled.fetch_add(1, std::memory_order_relaxed);
+  worker_failed(w, FailureKind::kCheckinError, failures,
+                decision.removes_worker()
+                    ? fmt::format("{} checkin errors in a row, the last: {}", failures, reason)
+                    : reason,
+                true);
 }
 
 PoolResilience::Once Pool::Impl::run_once(wire::Request& request, TimePoint checkout_deadline,

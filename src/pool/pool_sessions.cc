@@ -139,10 +139,8 @@ Result<void> Pool::Impl::send_closes(const WorkerPtr& worker,
     if (outcome.fault != WorkerFault::kNone) {
       Error e = outcome.result ? Error(ErrorCategory::kCommunication, "data after the reply")
                                : outcome.result.error();
-      checkin_remove(worker,
-                     outcome.fault == WorkerFault::kTimeout ? TransitionReason::kTimeout
-                                                            : TransitionReason::kExited,
-                     true, "close_session: " + e.message);
+      worker_failed(worker, failure_kind_of(outcome.fault), 1, "close_session: " + e.message,
+                    true);
       return tl::unexpected(std::move(e));
     }
   }

@@ -3,7 +3,25 @@
 
 #include <fmt/format.h>
 
+#include "worker/worker.h"
+
 namespace bridgepool {
+
+FailureKind failure_kind_of(WorkerFault fault) {
+  switch (fault) {
+    case WorkerFault::kNotDelivered:
+      return FailureKind::kNotDelivered;
+    case WorkerFault::kExited:
+      return FailureKind::kProcessExited;
+    case WorkerFault::kProtocol:
+      return FailureKind::kProtocolViolation;
+    case WorkerFault::kTimeout:
+      return FailureKind::kRequestTimeout;
+    case WorkerFault::kNone:
+      break;
+  }
+  return FailureKind::kPythonException;
+}
 
 std::string_view failure_kind_name(FailureKind kind) {
   switch (kind) {

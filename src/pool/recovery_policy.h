@@ -57,6 +57,12 @@ enum class WorkerAction {
   kKill,                 // SIGKILL now: the worker's state or stream cannot be trusted
 };
 
+enum class WorkerFault;  // worker/worker.h: what a failed round trip says about the worker
+
+// The failure kind of a round trip's fault (kNone, a Python error in a normal reply, reads as
+// kPythonException).
+FailureKind failure_kind_of(WorkerFault fault);
+
 std::string_view failure_kind_name(FailureKind kind);      // "process_exited", ...
 std::string_view worker_action_name(WorkerAction action);  // "keep", "degrade", "remove", "kill"
 
