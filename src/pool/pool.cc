@@ -44,7 +44,7 @@ Pool::Impl::Impl(PoolConfig cfg, std::string kind_name)
                     static_cast<std::uint32_t>(config.max_health_failures),
                     config.health_recheck_interval},
       random(random_of(config)),
-      telemetry(config.name, config.logger, config.events),
+      telemetry(config.name, config.logger, config.events, clock),
       loop(clock),
       capacity(config.size, config.max_overflow,
                RespawnBackoff{config.respawn_backoff_initial, config.respawn_backoff_max},

@@ -96,6 +96,12 @@ void Pool::Impl::maintenance_round() {
     sweep_sessions();
   }
   flush_pending_closes();
+  telemetry.emit(
+      EventId::kMaintenanceRound,
+      {{"probes", double(to_probe.size())},
+       {"duration_us",
+        double(std::chrono::duration_cast<std::chrono::microseconds>(clock.now() - now).count())}},
+      {});
 }
 
 void Pool::Impl::probe(const WorkerPtr& w, bool was_degraded) {

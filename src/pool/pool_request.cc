@@ -154,7 +154,7 @@ Result<Json> Pool::Impl::execute(std::optional<std::string_view> session,
     } else {
       Error& e = result.error();
       e.context.command = command_label;
-      if (session) e.context.session_id = std::string(*session);
+      if (session) e.context.session_id = std::string(valid_utf8_prefix(*session));
       e.context.elapsed = elapsed;
       e.context.queue_wait = std::chrono::duration_cast<std::chrono::microseconds>(queue_wait);
       e.context.pool_name = config.name;

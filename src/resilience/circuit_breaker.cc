@@ -12,6 +12,8 @@
 #include <cmath>
 #include <utility>
 
+#include "bridgepool/event_names.h"
+
 namespace bridgepool {
 
 namespace {
@@ -426,7 +428,7 @@ Error CircuitBreaker::rejection_locked(TimePoint now) const {
 void CircuitBreaker::publish(const Transitions& transitions) const {
   if (transitions.empty() || !events_ || !events_->has_handlers()) return;
   for (const auto& t : transitions) {
-    Event event{"breaker.transition",
+    Event event{std::string(event_name(EventId::kBreakerTransition)),
                 {{"failure_rate", t.failure_rate},
                  {"consecutive_failures", static_cast<double>(t.consecutive_failures)},
                  {"epoch", static_cast<double>(t.epoch)}},

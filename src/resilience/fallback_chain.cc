@@ -9,6 +9,10 @@
 #include <algorithm>
 #include <atomic>
 
+#include "bridgepool/event_names.h"
+#include "pool/request_validation.h"
+#include "resilience/error_classifier.h"
+
 namespace bridgepool {
 
 struct FallbackChain::Slot {
@@ -103,13 +107,23 @@ void FallbackChain::note_success(Slot& slot) {
     }
   }
   if (recovered && events_) {
-    events_->emit(Event{"fallback.recovered", {}, {{"adapter", slot.adapter.name}}});
+    events_->emit(Event{std::string(event_name(EventId::kFallbackRecovered)), {}, {{"adapter", slot.adapter.name}}});
   }
 }
 
 Result<Json> FallbackChain::run(std::optional<std::string_view> session, std::string_view command,
                                 Json args, const ExecuteOptions& options) {
   if (options.report) *options.report = CallReport{};
+  // Checked once, before any adapter: a bad request is refused the same way by all of them,
+  // and arguments too deep to copy safely must never be copied for a second adapter.
+  auto valid = validate_request(session, command, args);
+  if (valid) valid = validate_options(options);
+  if (!valid) {
+    Error e = std::move(valid.error());
+    classify_error(e, ClassifyInput{});
+    e.context.adapter = "chain";
+    return tl::unexpected(std::move(e));
+  }
   std::vector<std::size_t> order;
   if (session) {
     std::lock_guard lock(mu_);
@@ -167,7 +181,7 @@ Result<Json> FallbackChain::run(std::optional<std::string_view> session, std::st
         session_pins_.emplace(std::string(*session), order[pos]);
       }
       if (pos > 0 && events_) {
-        events_->emit(Event{"fallback.served",
+        events_->emit(Event{std::string(event_name(EventId::kFallbackServed)),
                             {{"position", double(pos)}},
                             {{"adapter", name}, {"command", std::string(command)}}});
       }
@@ -187,7 +201,7 @@ Result<Json> FallbackChain::run(std::optional<std::string_view> session, std::st
     last_report = std::move(sub);
     if (!may_move) break;
     if (events_ && pos + 1 < order.size()) {
-      events_->emit(Event{"fallback.failover",
+      events_->emit(Event{std::string(event_name(EventId::kFallbackFailover)),
                           {},
                           {{"from", name},
                            {"category", std::string(category_name(last_error->category))},

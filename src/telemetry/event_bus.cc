@@ -1,5 +1,7 @@
 #include "bridgepool/event_bus.h"
 
+#include "bridgepool/event_names.h"
+
 #include <exception>
 
 namespace bridgepool {
@@ -53,8 +55,8 @@ void EventBus::emit(const Event& event) {
       failure = "unknown exception";
     }
     detach(entry->id);
-    if (event.name != "telemetry.handler_failed") {
-      Event failed{"telemetry.handler_failed", {{"handler_id", double(entry->id)}},
+    if (event.name != event_name(EventId::kHandlerFailed)) {
+      Event failed{std::string(event_name(EventId::kHandlerFailed)), {{"handler_id", double(entry->id)}},
                    {{"event", event.name}, {"error", failure}, {"prefix", entry->prefix}}};
       emit(failed);
     }

@@ -5,8 +5,11 @@
 namespace bridgepool {
 
 WorkerTelemetry::WorkerTelemetry(std::string pool_name, std::shared_ptr<Logger> logger,
-                                 std::shared_ptr<EventBus> events)
-    : pool_name_(std::move(pool_name)), logger_(std::move(logger)), events_(std::move(events)) {}
+                                 std::shared_ptr<EventBus> events, const Clock& clock)
+    : pool_name_(std::move(pool_name)),
+      logger_(std::move(logger)),
+      events_(std::move(events)),
+      clock_(clock) {}
 
 bool WorkerTelemetry::transit(Worker& worker, WorkerState to, TransitionReason reason,
                               std::map<std::string, std::string> metadata) const {
@@ -40,6 +43,7 @@ void WorkerTelemetry::emit(EventId id, std::map<std::string, double> measurement
   e.measurements = std::move(measurements);
   e.metadata = std::move(metadata);
   e.metadata.emplace("pool", pool_name_);
+  e.time = clock_.wall_now();
   events_->emit(e);
 }
 

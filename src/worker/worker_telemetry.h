@@ -14,6 +14,7 @@
 #include <string>
 #include <string_view>
 
+#include "bridgepool/clock.h"
 #include "bridgepool/event_bus.h"
 #include "bridgepool/event_names.h"
 #include "bridgepool/logging.h"
@@ -23,8 +24,9 @@ namespace bridgepool {
 
 class WorkerTelemetry {
  public:
+  // Events are stamped with `clock`'s wall time (a test's ManualClock moves them too).
   WorkerTelemetry(std::string pool_name, std::shared_ptr<Logger> logger,
-                  std::shared_ptr<EventBus> events);
+                  std::shared_ptr<EventBus> events, const Clock& clock);
 
   // Moves `worker` to `to`. False (and nothing recorded) if the state machine refuses.
   bool transit(Worker& worker, WorkerState to, TransitionReason reason,
@@ -43,6 +45,7 @@ class WorkerTelemetry {
   std::string pool_name_;
   std::shared_ptr<Logger> logger_;
   std::shared_ptr<EventBus> events_;
+  const Clock& clock_;
 };
 
 }  // namespace bridgepool

@@ -111,6 +111,27 @@ struct Fixture {
   }
 };
 
+TEST(FallbackChainTest, ABadRequestIsRefusedOnceBeforeAnyAdapterAndNeverCopied) {
+  Fixture f;
+  auto chain = f.chain();
+  // 100,000 levels: copying it for a second adapter would overflow the stack.
+  Json deep = Json::object();
+  Json* inner = &deep;
+  for (int i = 0; i < 100'000; ++i) inner = &((*inner)["a"] = Json::object());
+  auto r = call(*chain, "echo", std::move(deep));
+  ASSERT_FALSE(r.result);
+  EXPECT_EQ(r.result.error().category, ErrorCategory::kInvalidRequest);
+  EXPECT_EQ(r.result.error().strategy, RecoveryStrategy::kAbandon);
+  EXPECT_EQ(r.result.error().context.adapter, "chain");
+  EXPECT_EQ(f.pool->calls, 0);
+  EXPECT_EQ(f.bridge->calls, 0);
+  ExecuteOptions zero;
+  zero.timeout = std::chrono::milliseconds(0);
+  EXPECT_EQ(call(*chain, "echo", Json::object(), zero).result.error().category,
+            ErrorCategory::kInvalidRequest);
+  EXPECT_EQ(f.pool->calls, 0);
+}
+
 TEST(FallbackChainTest, PrimaryServesWhenHealthyAndTheReportSaysSo) {
   Fixture f;
   auto chain = f.chain();
@@ -134,7 +155,7 @@ TEST(FallbackChainTest, FailoverClassErrorMovesToTheNextAdapterOnce) {
   CallReport report;
   ExecuteOptions options;
   options.report = &report;
-  auto r = chain->execute("echo", {}, options);
+  auto r = chain->execute("echo", Json::object(), options);
   ASSERT_TRUE(r);
   EXPECT_EQ(report.adapter, "bridge");
   EXPECT_EQ((*r)["from"], "bridge");
@@ -148,13 +169,13 @@ TEST(FallbackChainTest, ExhaustedRetryStrategiesMoveOnAbandonDoesNot) {
                         RecoveryStrategy::kCircuitBreak, RecoveryStrategy::kFailover}) {
     Fixture f;
     f.pool->set(failing(ErrorCategory::kConnection, strategy));
-    auto r = call(*f.chain(), "echo", {});
+    auto r = call(*f.chain(), "echo", Json::object());
     ASSERT_TRUE(r.result) << strategy_name(strategy);
     EXPECT_EQ(r.report.adapter, "bridge");
   }
   Fixture f;
   f.pool->set(failing(ErrorCategory::kPython, RecoveryStrategy::kAbandon));
-  auto r = call(*f.chain(), "echo", {});
+  auto r = call(*f.chain(), "echo", Json::object());
   ASSERT_FALSE(r.result);
   EXPECT_EQ(r.result.error().category, ErrorCategory::kPython);
   EXPECT_EQ(r.result.error().context.adapter, "pool");
@@ -170,7 +191,7 @@ TEST(FallbackChainTest, MockServesOnlyWhenAllowed) {
   f.pool->set(failing(ErrorCategory::kConnection, RecoveryStrategy::kFailover));
   f.bridge->set(failing(ErrorCategory::kInitialization, RecoveryStrategy::kFailover));
   auto chain = f.chain();
-  auto refused = call(*chain, "echo", {});
+  auto refused = call(*chain, "echo", Json::object());
   ASSERT_FALSE(refused.result);
   EXPECT_EQ(refused.result.error().context.adapter, "bridge");
   EXPECT_EQ(refused.report.adapter, "bridge");
@@ -180,7 +201,7 @@ TEST(FallbackChainTest, MockServesOnlyWhenAllowed) {
   EXPECT_EQ(f.mock->calls, 0);
   ExecuteOptions allow;
   allow.allow_mock = true;
-  auto served = call(*chain, "echo", {}, allow);
+  auto served = call(*chain, "echo", Json::object(), allow);
   ASSERT_TRUE(served.result);
   EXPECT_EQ(served.report.adapter, "mock");
   FallbackConfig config;
@@ -188,7 +209,7 @@ TEST(FallbackChainTest, MockServesOnlyWhenAllowed) {
   Fixture g;
   g.pool->set(failing(ErrorCategory::kConnection, RecoveryStrategy::kFailover));
   g.bridge->set(failing(ErrorCategory::kConnection, RecoveryStrategy::kFailover));
-  EXPECT_EQ(served_by(*g.chain(config), "echo", {}), "mock");
+  EXPECT_EQ(served_by(*g.chain(config), "echo", Json::object()), "mock");
 }
 
 TEST(FallbackChainTest, PerCallAdapterListChoosesTheOrder) {
@@ -196,7 +217,7 @@ TEST(FallbackChainTest, PerCallAdapterListChoosesTheOrder) {
   auto chain = f.chain();
   ExecuteOptions options;
   options.adapters = {"mock", "pool"};  // naming the mock is the opt-in
-  auto r = call(*chain, "echo", {}, options);
+  auto r = call(*chain, "echo", Json::object(), options);
   ASSERT_TRUE(r.result);
   EXPECT_EQ(r.report.adapter, "mock");
   EXPECT_EQ(f.pool->calls, 0);
@@ -212,29 +233,29 @@ TEST(FallbackChainTest, OpenBreakerSkipsTheAdapterThenProbeAndRampReturnTraffic)
   config.ramp_duration = 10s;
   auto chain = f.chain(config);
   f.pool->set(failing(ErrorCategory::kConnection, RecoveryStrategy::kFailover));
-  for (int i = 0; i < 2; ++i) ASSERT_EQ(served_by(*chain, "echo", {}), "bridge");
+  for (int i = 0; i < 2; ++i) ASSERT_EQ(served_by(*chain, "echo", Json::object()), "bridge");
   EXPECT_EQ(f.pool->calls, 2);
   // Open: the pool is skipped without being called.
-  for (int i = 0; i < 5; ++i) ASSERT_EQ(served_by(*chain, "echo", {}), "bridge");
+  for (int i = 0; i < 5; ++i) ASSERT_EQ(served_by(*chain, "echo", Json::object()), "bridge");
   EXPECT_EQ(f.pool->calls, 2);
   EXPECT_EQ(chain->stats()[0].skipped_open, 5u);
   EXPECT_EQ(chain->stats()[0].breaker_state, "open");
   // The pool recovers; after open_timeout one probe goes to it and closes the breaker.
   f.pool->set({});
   f.clock.advance(5s);
-  EXPECT_EQ(served_by(*chain, "echo", {}), "pool");
+  EXPECT_EQ(served_by(*chain, "echo", Json::object()), "pool");
   EXPECT_EQ(chain->stats()[0].breaker_state, "closed");
   // Ramp: 2 s into a 10 s ramp the pool goes first for random < 0.2.
   f.clock.advance(2s);
   f.next_random = 0.5;
-  EXPECT_EQ(served_by(*chain, "echo", {}), "bridge");
+  EXPECT_EQ(served_by(*chain, "echo", Json::object()), "bridge");
   f.next_random = 0.1;
-  EXPECT_EQ(served_by(*chain, "echo", {}), "pool");
+  EXPECT_EQ(served_by(*chain, "echo", Json::object()), "pool");
   EXPECT_NEAR(chain->stats()[0].ramp, 0.2, 1e-9);
   // Fully back after the ramp.
   f.clock.advance(8s);
   f.next_random = 0.99;
-  EXPECT_EQ(served_by(*chain, "echo", {}), "pool");
+  EXPECT_EQ(served_by(*chain, "echo", Json::object()), "pool");
   EXPECT_EQ(chain->stats()[0].ramp, 1.0);
   EXPECT_GE(chain->stats()[0].ramp_deferred, 1u);
 }
@@ -246,7 +267,7 @@ TEST(FallbackChainTest, AdapterThatGuardsItselfIsNotWrappedInASecondBreaker) {
   adapters.push_back({"bridge", f.bridge, nullptr, false, false});
   FallbackChain chain(std::move(adapters), {}, f.clock);
   f.pool->set(failing(ErrorCategory::kCircuitOpen, RecoveryStrategy::kFailover));
-  for (int i = 0; i < 20; ++i) ASSERT_EQ(served_by(chain, "echo", {}), "bridge");
+  for (int i = 0; i < 20; ++i) ASSERT_EQ(served_by(chain, "echo", Json::object()), "bridge");
   EXPECT_EQ(f.pool->calls, 20);  // asked every time: its own breaker answers at once
   EXPECT_EQ(chain.stats()[0].breaker_state, "");
 }
@@ -255,16 +276,16 @@ TEST(FallbackChainTest, SessionsStayOnTheAdapterThatServedThem) {
   Fixture f;
   auto chain = f.chain();
   f.pool->set(failing(ErrorCategory::kConnection, RecoveryStrategy::kFailover));
-  auto first = call_in_session(*chain, "s1", "echo", {});
+  auto first = call_in_session(*chain, "s1", "echo", Json::object());
   ASSERT_TRUE(first.result);
   EXPECT_EQ(first.report.adapter, "bridge");  // a new session may start anywhere
   f.pool->set({});
-  auto second = call_in_session(*chain, "s1", "echo", {});
+  auto second = call_in_session(*chain, "s1", "echo", Json::object());
   ASSERT_TRUE(second.result);
   EXPECT_EQ(second.report.adapter, "bridge");  // ... and then stays where its state is
   EXPECT_EQ(second.report.adapters_tried, std::vector<std::string>{"bridge"});
   f.bridge->set(failing(ErrorCategory::kConnection, RecoveryStrategy::kFailover));
-  auto third = call_in_session(*chain, "s1", "echo", {});
+  auto third = call_in_session(*chain, "s1", "echo", Json::object());
   ASSERT_FALSE(third.result);  // never silently moved to the pool
   EXPECT_EQ(third.result.error().context.adapter, "bridge");
   EXPECT_EQ(third.result.error().context.session_id, "s1");
@@ -272,7 +293,7 @@ TEST(FallbackChainTest, SessionsStayOnTheAdapterThatServedThem) {
   EXPECT_EQ(chain->close_session("s1").value(), true);
   EXPECT_EQ(f.bridge->closes, 1);
   EXPECT_EQ(chain->close_session("s1").value(), false);
-  auto fresh = call_in_session(*chain, "s1", "echo", {});
+  auto fresh = call_in_session(*chain, "s1", "echo", Json::object());
   ASSERT_TRUE(fresh.result);
   EXPECT_EQ(fresh.report.adapter, "pool");
 }
@@ -303,7 +324,7 @@ TEST(FallbackChainTest, EveryCallIsAnsweredExactlyOnceUnderConcurrentSwitching) 
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&] {
       for (int i = 0; i < 2000; ++i) {
-        auto r = chain.execute("echo", {});
+        auto r = chain.execute("echo", Json::object());
         (r ? answered : failed)++;
       }
     });
@@ -329,8 +350,8 @@ TEST(FallbackChainTest, ReportOfACallEveryBreakerRefusedNamesTheFirstAdapterSkip
   auto chain = f.chain(config);
   f.pool->set(failing(ErrorCategory::kConnection, RecoveryStrategy::kFailover));
   f.bridge->set(failing(ErrorCategory::kConnection, RecoveryStrategy::kFailover));
-  ASSERT_FALSE(call(*chain, "echo", {}).result);  // opens both breakers
-  auto r = call(*chain, "echo", {});
+  ASSERT_FALSE(call(*chain, "echo", Json::object()).result);  // opens both breakers
+  auto r = call(*chain, "echo", Json::object());
   ASSERT_FALSE(r.result);
   EXPECT_EQ(r.result.error().category, ErrorCategory::kCircuitOpen);
   EXPECT_EQ(r.result.error().context.adapter, "pool");
@@ -349,7 +370,7 @@ TEST(FallbackChainTest, ReportIsResetWhenTheChainItselfRefusesTheCall) {
   ExecuteOptions options;
   options.report = &report;
   options.adapters = {"no-such-adapter"};
-  auto r = chain->execute("echo", {}, options);
+  auto r = chain->execute("echo", Json::object(), options);
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().category, ErrorCategory::kInvalidRequest);
   EXPECT_EQ(report.adapter, "");
@@ -360,10 +381,10 @@ TEST(FallbackChainTest, ReportIsResetWhenTheChainItselfRefusesTheCall) {
   FallbackConfig config;
   config.max_sessions = 1;
   auto small = f.chain(config);
-  ASSERT_TRUE(small->execute_in_session("s1", "echo", {}));
+  ASSERT_TRUE(small->execute_in_session("s1", "echo", Json::object()));
   report = CallReport{"stale", "stale-w", 7, {"stale"}};
   options.adapters.clear();
-  auto refused = small->execute_in_session("s2", "echo", {}, options);
+  auto refused = small->execute_in_session("s2", "echo", Json::object(), options);
   ASSERT_FALSE(refused);
   EXPECT_EQ(refused.error().category, ErrorCategory::kResource);
   EXPECT_EQ(report.adapter, "");

@@ -1,0 +1,443 @@
+// Pool logic with fake workers (tests/fakes) and a ManualClock: the health timeline, respawn
+// backoff, recycling jitter, session expiry, overflow retirement, checkin errors, breaker and
+// quarantine decisions, and the request checks of issue #8's bug list — deterministic, with no
+// Python and no sleeping: the test moves the clock, then waits for what must follow.
+//
+// Synchronisation: every maintenance round emits pool.maintenance.round, stamped with the pool's
+// (manual) clock. The rounds tick every 100 ms of that clock (the default periods give that
+// tick), from the pool's start; the tests move the clock in whole ticks, so a tick falls due at
+// every new time and settle() waits for the round stamped with it. The monitor loop had run
+// every timer due by then (its tick is one of them), so "no probe yet" after settle() means no
+// probe was due: negative checks hold at tick granularity.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <future>
+#include <limits>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <vector>
+
+#include "bridgepool/circuit_breaker.h"
+#include "bridgepool/clock.h"
+#include "bridgepool/pool.h"
+#include "fakes/fake_spawner.h"
+
+namespace bridgepool {
+namespace {
+
+using namespace std::chrono_literals;
+using fakes::FakeScript;
+using fakes::FakeSpawner;
+
+class PoolLogic : public ::testing::Test {
+ protected:
+  PoolConfig config(std::size_t size = 1) {
+    PoolConfig c;
+    c.name = "fake";
+    c.size = size;
+    c.python = "fake-python";
+    c.python_path = "/nonexistent";
+    c.handlers = {"fake_handlers.py"};
+    c.clock = clock_;
+    c.spawner = spawner_;
+    c.events = events_;
+    c.logger = std::make_shared<Logger>(std::getenv("FAKE_POOL_LOG") ? LogLevel::kDebug : LogLevel::kOff);
+    c.random = [this] {
+      std::lock_guard lock(mu_);
+      double u = randoms_.empty() ? 0.5 : randoms_.front();
+      if (randoms_.size() > 1) randoms_.erase(randoms_.begin());
+      return u;
+    };
+    return c;
+  }
+
+  std::unique_ptr<Pool> start(PoolConfig c) {
+    auto pool = Pool::start(std::move(c));
+    EXPECT_TRUE(pool) << (pool ? "" : pool.error().format_for_logging());
+    return pool ? std::move(*pool) : nullptr;
+  }
+
+  void SetUp() override {
+    events_->attach("pool.maintenance.round", [this](const Event& e) {
+      std::lock_guard lock(mu_);
+      last_round_ = std::max(last_round_, e.time);
+    });
+  }
+
+  // Waits for the maintenance round at the clock's current time (see the file comment).
+  void settle() {
+    const auto now = clock_->wall_now();
+    ASSERT_TRUE(spawner_->wait_for([&] {
+      std::lock_guard lock(mu_);
+      return last_round_ >= now;
+    })) << "no maintenance round at the current time";
+  }
+
+  // Moves the clock by whole maintenance ticks and waits for the round at the new time.
+  void advance(Duration d) {
+    ASSERT_EQ(d % kTick, Duration::zero()) << "advance in whole ticks";
+    clock_->advance(d);
+    settle();
+  }
+
+  static constexpr Duration kTick = std::chrono::milliseconds(100);
+
+  std::shared_ptr<ManualClock> clock_ = std::make_shared<ManualClock>();
+  std::shared_ptr<FakeSpawner> spawner_ = std::make_shared<FakeSpawner>(clock_);
+  std::shared_ptr<EventBus> events_ = std::make_shared<EventBus>();
+  std::mutex mu_;
+  std::chrono::system_clock::time_point last_round_{};
+  std::vector<double> randoms_;
+};
+
+WorkerState state_of(Pool& pool, const std::string& id) {
+  for (const auto& w : pool.workers()) {
+    if (w.id == id) return w.state;
+  }
+  return WorkerState::kTerminated;
+}
+
+TEST_F(PoolLogic, HealthTimelineProbesOnTimeDegradesRechecksSoonAndRemovesAtTheLimit) {
+  auto c = config(1);
+  c.health_check_interval = 30s;
+  c.health_recheck_interval = 200ms;
+  c.max_health_failures = 3;
+  auto pool = start(c);
+  ASSERT_TRUE(pool);
+  const TimePoint ready_at = clock_->now();
+  advance(30s - kTick);
+  EXPECT_EQ(spawner_->requests("health_check"), 0);  // not one tick early
+  advance(kTick);
+  ASSERT_TRUE(spawner_->wait_for([&] { return spawner_->requests("health_check") == 1; }));
+  EXPECT_EQ(spawner_->request_times("health_check").at(0), ready_at + 30s);
+  EXPECT_EQ(pool->stats().health_checks, 1u);
+
+  // Unhealthy from now on: the next routine probe is one interval after the last one.
+  spawner_->set_healthy(false);
+  advance(30s);
+  ASSERT_TRUE(spawner_->wait_for([&] { return state_of(*pool, "w1") == WorkerState::kDegraded; }));
+  EXPECT_EQ(pool->stats().degraded, 1u);
+  EXPECT_EQ(pool->stats().health_check_failures, 1u);
+  // A degraded worker is probed again after the recheck interval, not after 30 s.
+  advance(100ms);
+  EXPECT_EQ(spawner_->requests("health_check"), 2);
+  advance(100ms);
+  ASSERT_TRUE(spawner_->wait_for([&] { return spawner_->requests("health_check") == 3; }));
+  EXPECT_EQ(state_of(*pool, "w1"), WorkerState::kDegraded);
+  // The third consecutive failure removes it; a replacement starts at once.
+  advance(200ms);
+  ASSERT_TRUE(spawner_->wait_for([&] { return spawner_->spawns() == 2; }));
+  spawner_->set_healthy(true);
+  ASSERT_TRUE(pool->wait_ready(10s));
+  const auto times = spawner_->request_times("health_check");
+  ASSERT_GE(times.size(), 4u);
+  EXPECT_EQ(times[1], ready_at + 60s);
+  EXPECT_EQ(times[2], ready_at + 60s + 200ms);
+  EXPECT_EQ(times[3], ready_at + 60s + 400ms);
+  PoolStats st = pool->stats();
+  EXPECT_EQ(st.health_check_failures, 3u);
+  EXPECT_EQ(st.replaced, 1u);
+  EXPECT_EQ(st.live, 1u);
+}
+
+TEST_F(PoolLogic, RespawnBackoffDoublesWhileStartsFailAndResetsOnSuccess) {
+  auto c = config(1);
+  c.respawn_backoff_initial = 100ms;
+  c.respawn_backoff_max = 10s;
+  FakeScript broken;
+  broken.start = FakeScript::Start::kInitFailed;
+  for (std::uint64_t n : {2, 3, 4}) spawner_->script(n, broken);
+  auto pool = start(c);
+  ASSERT_TRUE(pool);
+  ASSERT_TRUE(spawner_->crash("w1"));
+  // The first replacement starts at once; it fails, and each next start waits twice as long.
+  ASSERT_TRUE(spawner_->wait_for([&] { return pool->stats().init_failures == 1; }));
+  EXPECT_EQ(spawner_->spawns(), 2u);
+  std::uint64_t failures = 1;
+  for (auto [wait, total] : {std::pair{100ms, 3u}, {200ms, 4u}, {400ms, 5u}}) {
+    // The clock moves only once the pool has taken in the last failure (and timed the next
+    // start from it).
+    ASSERT_TRUE(spawner_->wait_for([&] { return pool->stats().init_failures == failures; }));
+    if (wait > kTick) {
+      advance(wait - kTick);
+      EXPECT_EQ(spawner_->spawns(), total - 1) << "no start before " << wait.count() << " ms";
+    }
+    advance(kTick);
+    ASSERT_TRUE(spawner_->wait_for([&, total = total] { return spawner_->spawns() == total; }));
+    ++failures;
+  }
+  // Spawn 5 succeeds: the streak is over.
+  ASSERT_TRUE(spawner_->wait_for([&] { return pool->stats().live == 1u; }));
+  PoolStats st = pool->stats();
+  EXPECT_EQ(st.init_failures, 3u);
+  EXPECT_EQ(st.live, 1u);
+  EXPECT_EQ(st.last_init_error, "worker w4 failed to load its handlers: ImportError: "
+                                "ImportError: scripted");
+  // After a success, the next replacement starts at once again (no clock move needed).
+  ASSERT_TRUE(spawner_->crash("w5"));
+  ASSERT_TRUE(spawner_->wait_for([&] { return spawner_->spawns() == 6u; }));
+}
+
+TEST_F(PoolLogic, RecyclingLimitsAreJitteredPerWorkerAndNoRequestFails) {
+  auto c = config(1);
+  c.max_requests = 10;
+  c.max_requests_jitter = 0.5;
+  randoms_ = {0.0, 1.0};  // w1: 10 * (1 - 0.5) = 5 requests; w2: 10 * 1.5 = 15
+  auto pool = start(c);
+  ASSERT_TRUE(pool);
+  CallReport report;
+  ExecuteOptions options;
+  options.report = &report;
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(pool->execute("echo", {{"i", i}}, options));
+    EXPECT_EQ(report.worker_id, "w1");
+  }
+  // The 5th request reached w1's limit: it was recycled when it came back, and replaced.
+  for (int i = 5; i < 20; ++i) {
+    auto r = pool->execute("echo", {{"i", i}}, options);
+    ASSERT_TRUE(r) << r.error().to_string();
+    EXPECT_EQ(report.worker_id, "w2") << i;
+  }
+  ASSERT_TRUE(spawner_->wait_for([&] { return spawner_->spawns() == 3u; }));  // w2 at 15
+  PoolStats st = pool->stats();
+  EXPECT_EQ(st.recycled, 2u);
+  EXPECT_EQ(st.ok, 20u);
+  EXPECT_EQ(spawner_->requests("shutdown"), 2);  // recycled gracefully, not killed
+}
+
+TEST_F(PoolLogic, SessionsExpireAfterTheirTtlAndTheWorkerIsToldToDropThem) {
+  auto c = config(1);
+  c.session_ttl = 300s;
+  c.session_cleanup_interval = 60s;
+  auto pool = start(c);
+  ASSERT_TRUE(pool);
+  ASSERT_TRUE(pool->execute_in_session("s1", "echo", {{"x", 1}}));
+  ASSERT_TRUE(pool->execute_in_session("s2", "echo", {{"x", 2}}));
+  advance(200s);
+  ASSERT_TRUE(pool->execute_in_session("s2", "echo", {{"x", 3}}));  // s2 stays in use
+  advance(100s - kTick);
+  EXPECT_EQ(pool->stats().session_expirations, 0u);
+  // The sweep runs every 60 s; by then s1 has been idle for its ttl.
+  advance(61s);
+  ASSERT_TRUE(spawner_->wait_for([&] { return spawner_->closed_sessions().size() == 1u; }));
+  EXPECT_EQ(spawner_->closed_sessions(), std::vector<std::string>{"s1"});
+  PoolStats st = pool->stats();
+  EXPECT_EQ(st.session_expirations, 1u);
+  EXPECT_EQ(st.sessions, 1u);
+}
+
+TEST_F(PoolLogic, OverflowWorkersAbsorbABurstAndRetireAfterTheirIdleTimeout) {
+  auto c = config(1);
+  c.max_overflow = 1;
+  c.overflow_idle_timeout = 30s;
+  c.health_check_interval = 0ms;          // no probes: they would take the idle workers first
+  c.session_cleanup_interval = 100ms;     // keeps the maintenance tick at 100 ms
+  auto pool = start(c);
+  ASSERT_TRUE(pool);
+  auto held = std::async(std::launch::async, [&] { return pool->execute("hold"); });
+  ASSERT_TRUE(spawner_->wait_for([&] { return spawner_->requests("hold") == 1; }));
+  // w1 is busy: the next caller makes the pool grow to size + max_overflow.
+  CallReport report;
+  ExecuteOptions options;
+  options.report = &report;
+  ASSERT_TRUE(pool->execute("echo", Json::object(), options));
+  EXPECT_EQ(report.worker_id, "w2");
+  spawner_->release_holds();
+  ASSERT_TRUE(held.get());
+  EXPECT_EQ(pool->stats().live, 2u);
+  advance(30s - kTick);
+  EXPECT_EQ(pool->stats().live, 2u);
+  advance(kTick);
+  ASSERT_TRUE(spawner_->wait_for([&] { return pool->stats().live == 1u; }));
+  PoolStats st = pool->stats();
+  EXPECT_EQ(st.overflow_retired, 1u);
+  EXPECT_EQ(st.replaced, 0u);  // an overflow worker leaving is not replaced
+}
+
+TEST_F(PoolLogic, CheckinErrorsDegradeThenRecycleAtTheLimit) {
+  auto c = config(1);
+  c.max_checkin_failures = 2;
+  c.health_recheck_interval = 200ms;
+  auto pool = start(c);
+  ASSERT_TRUE(pool);
+  // The reply is delivered; the worker leaves rotation until a probe passes.
+  auto marked = pool->execute("mark", {{"reason", "CUDA out of memory"}});
+  ASSERT_TRUE(marked) << marked.error().to_string();
+  EXPECT_EQ(state_of(*pool, "w1"), WorkerState::kDegraded);
+  EXPECT_EQ(pool->workers().at(0).health, WorkerHealth::kUnhealthy);
+  EXPECT_EQ(pool->workers().at(0).history.back().reason, TransitionReason::kCheckinError);
+  advance(200ms);
+  ASSERT_TRUE(spawner_->wait_for([&] { return state_of(*pool, "w1") == WorkerState::kReady; }));
+  // A second error in a row (the probe does not reset the count; a clean reply would).
+  ASSERT_TRUE(pool->execute("mark", {{"reason", "CUDA out of memory"}}));
+  ASSERT_TRUE(spawner_->wait_for([&] { return spawner_->spawns() == 2u; }));
+  ASSERT_TRUE(pool->wait_ready(10s));
+  PoolStats st = pool->stats();
+  EXPECT_EQ(st.checkin_errors, 2u);
+  EXPECT_EQ(st.recycled, 1u);
+  EXPECT_EQ(spawner_->requests("shutdown"), 1);  // ended gracefully
+  // A clean reply between marks resets the count: mark, ok, mark keeps the worker.
+  ASSERT_TRUE(pool->execute("mark"));
+  advance(200ms);
+  ASSERT_TRUE(spawner_->wait_for([&] { return state_of(*pool, "w2") == WorkerState::kReady; }));
+  ASSERT_TRUE(pool->execute("echo"));
+  ASSERT_TRUE(pool->execute("mark"));
+  EXPECT_EQ(state_of(*pool, "w2"), WorkerState::kDegraded);
+  EXPECT_EQ(spawner_->spawns(), 2u);
+}
+
+TEST_F(PoolLogic, ARequestThatKeepsKillingWorkersIsQuarantined) {
+  auto pool = start(config(2));
+  ASSERT_TRUE(pool);
+  for (int i = 0; i < 2; ++i) {
+    auto r = pool->execute("crash", {{"code", 9}});
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().category, ErrorCategory::kConnection);
+  }
+  auto refused = pool->execute("crash", {{"code", 9}});
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().category, ErrorCategory::kInvalidRequest);
+  EXPECT_EQ(refused.error().message.rfind("request quarantined", 0), 0u) << refused.error().message;
+  EXPECT_EQ(spawner_->requests("crash"), 2);  // the third never reached a worker
+  EXPECT_EQ(pool->stats().quarantine_refused, 1u);
+  // Other arguments are another request.
+  EXPECT_FALSE(pool->execute("crash", {{"code", 8}}));
+  EXPECT_EQ(spawner_->requests("crash"), 3);
+}
+
+TEST_F(PoolLogic, TheBreakerOpensOnServiceFailuresAndHalfOpensOnTheClock) {
+  auto c = config(1);
+  c.resilience.breaker = CircuitBreakerConfig{};
+  c.resilience.breaker.failure_threshold = 3;
+  c.resilience.breaker.open_timeout = 10s;
+  c.resilience.breaker.success_threshold = 1;
+  c.resilience.quarantine.enabled = false;
+  auto pool = start(c);
+  ASSERT_TRUE(pool);
+  // User-code errors never count: the service works.
+  for (int i = 0; i < 5; ++i) EXPECT_FALSE(pool->execute("fail"));
+  EXPECT_EQ(pool->stats().breaker_state, "closed");
+  for (int code = 1; code <= 3; ++code) {
+    auto r = pool->execute("crash", {{"code", code}});
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().category, ErrorCategory::kConnection);
+    ASSERT_TRUE(pool->wait_ready(10s));
+  }
+  EXPECT_EQ(pool->stats().breaker_state, "open");
+  const int echoes = spawner_->requests("echo");
+  auto refused = pool->execute("echo");
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().category, ErrorCategory::kCircuitOpen);
+  EXPECT_EQ(spawner_->requests("echo"), echoes);  // no worker touched
+  clock_->advance(10s);
+  auto probe = pool->execute("echo");
+  ASSERT_TRUE(probe) << probe.error().to_string();
+  EXPECT_EQ(pool->stats().breaker_state, "closed");
+}
+
+TEST_F(PoolLogic, RefusalsAfterShutdownNeverTouchTheBreaker) {
+  auto c = config(1);
+  c.resilience.breaker = CircuitBreakerConfig{};
+  c.resilience.breaker.failure_threshold = 5;
+  auto pool = start(c);
+  ASSERT_TRUE(pool);
+  auto pending = pool->execute_async("hold");
+  ASSERT_TRUE(spawner_->wait_for([&] { return spawner_->requests("hold") == 1; }));
+  pool->shutdown(0ms);
+  auto cut = pending.get();
+  ASSERT_FALSE(cut);
+  for (int i = 0; i < 30; ++i) {
+    auto r = i % 2 ? pool->execute("echo") : pool->execute_async("echo").get();
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().category, ErrorCategory::kResource) << i;
+    EXPECT_EQ(r.error().message, "pool 'fake' is shutting down");
+  }
+  EXPECT_EQ(pool->breaker()->state(), CircuitState::kClosed);
+  EXPECT_EQ(pool->stats().circuit_rejected, 0u);
+}
+
+TEST_F(PoolLogic, ZeroOrNegativeTimeoutsAreRefusedBeforeAnyWorkerIsTouched) {
+  auto pool = start(config(1));
+  ASSERT_TRUE(pool);
+  for (auto timeout : {0ms, -5ms}) {
+    ExecuteOptions options;
+    options.timeout = timeout;
+    auto r = pool->execute("echo", Json::object(), options);
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().category, ErrorCategory::kInvalidRequest);
+    EXPECT_EQ(r.error().strategy, RecoveryStrategy::kAbandon);
+  }
+  ExecuteOptions negative_wait;
+  negative_wait.checkout_timeout = -1ms;
+  EXPECT_EQ(pool->execute("echo", Json::object(), negative_wait).error().category,
+            ErrorCategory::kInvalidRequest);
+  ExecuteOptions huge;
+  huge.timeout = std::chrono::milliseconds(std::numeric_limits<std::int64_t>::max());
+  EXPECT_TRUE(pool->execute("echo", Json::object(), huge));  // saturated, not overflowed
+  EXPECT_EQ(spawner_->requests("echo"), 1);
+  EXPECT_EQ(pool->stats().live, 1u);
+}
+
+TEST_F(PoolLogic, InvalidUtf8NanAndDeepArgsAreRefusedNotChanged) {
+  auto pool = start(config(1));
+  ASSERT_TRUE(pool);
+  // Two different invalid session ids must not become one "u\ufffd" session.
+  for (const char* session : {"u\xff", "u\xfe"}) {
+    auto r = pool->execute_in_session(session, "echo");
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().category, ErrorCategory::kInvalidRequest);
+    EXPECT_EQ(r.error().message, "session id is not valid UTF-8 (byte 1 of 2)");
+    EXPECT_EQ(r.error().context.session_id, "u");  // only valid UTF-8 in the context
+  }
+  EXPECT_EQ(pool->execute("ech\xc3").error().category, ErrorCategory::kInvalidRequest);
+  EXPECT_EQ(pool->execute("echo", {{"s", "\xc0\xaf"}}).error().message,
+            "args contain a string that is not valid UTF-8");
+  EXPECT_EQ(pool->execute("echo", {{std::string("k\xff"), 1}}).error().message,
+            "args contain a key that is not valid UTF-8");
+  for (double bad : {std::numeric_limits<double>::quiet_NaN(),
+                     std::numeric_limits<double>::infinity()}) {
+    auto r = pool->execute("echo", {{"x", Json::array({1, bad})}});
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().category, ErrorCategory::kInvalidRequest);
+  }
+  // Deep nesting: 500 levels pass, 501 do not; 100,000 levels are refused without recursion.
+  auto nested = [](int levels) {  // `levels` objects, one inside the other
+    Json v = 1;
+    for (int i = 0; i < levels; ++i) v = Json{{"a", std::move(v)}};
+    return v;
+  };
+  EXPECT_TRUE(pool->execute("echo", nested(500)));
+  auto deep = pool->execute("echo", nested(501));
+  ASSERT_FALSE(deep);
+  EXPECT_EQ(deep.error().message, "args are nested more than 500 levels deep");
+  Json very_deep = Json::object();
+  Json* inner = &very_deep;
+  for (int i = 0; i < 100'000; ++i) inner = &((*inner)["a"] = Json::object());
+  EXPECT_EQ(pool->execute("echo", std::move(very_deep)).error().category,
+            ErrorCategory::kInvalidRequest);
+  EXPECT_EQ(spawner_->requests("echo"), 1);  // only the 500-level one reached the worker
+  PoolStats st = pool->stats();
+  EXPECT_EQ(st.live, 1u);
+  EXPECT_EQ(st.exits, 0u);
+  EXPECT_EQ(pool->breaker()->state(), CircuitState::kClosed);
+}
+
+TEST_F(PoolLogic, EveryStatisticOfTheTableIsNamedOnce) {
+  PoolStats st;
+  std::set<std::string> names;
+  int counters = 0, gauges = 0;
+  st.for_each([&](const StatInfo& info, std::uint64_t) {
+    EXPECT_TRUE(names.insert(std::string(info.name)).second) << info.name;
+    EXPECT_FALSE(info.help.empty()) << info.name;
+    EXPECT_FALSE(info.unit.empty()) << info.name;
+    (info.kind == StatKind::kCounter ? counters : gauges)++;
+  });
+  EXPECT_EQ(gauges, 9);
+  EXPECT_EQ(counters, 24);
+}
+
+}  // namespace
+}  // namespace bridgepool
