@@ -19,6 +19,7 @@ namespace bridgepool {
 namespace {
 
 using testing::children_of;
+using testing::data_path;
 using testing::process_running;
 using testing::test_config;
 using testing::wait_until;
@@ -80,44 +81,77 @@ TEST(PoolLifecycle, ShutdownPastGraceKillsBusyWorkersAndFailsTheirRequests) {
   EXPECT_TRUE(children_of(::getpid()).empty());
 }
 
-TEST(PoolLifecycle, HostKilledTakesItsWorkersWithIt) {
+// Starts tests/helpers/orphan_host with `args`; returns its pid and the two pid lists it printed.
+struct Host {
+  pid_t pid = 0;
+  std::vector<pid_t> workers, kids;
+};
+
+Host start_host(std::vector<std::string> args) {
+  Host host;
   int out[2];
-  ASSERT_EQ(::pipe(out), 0);
+  if (::pipe(out) != 0) return host;
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_adddup2(&fa, out[1], 1);
   posix_spawn_file_actions_addclose(&fa, out[0]);
-  char arg0[] = BRIDGEPOOL_HOST_HELPER;
-  char arg1[] = "3";
-  char* argv[] = {arg0, arg1, nullptr};
-  pid_t host;
-  ASSERT_EQ(posix_spawn(&host, arg0, &fa, nullptr, argv, environ), 0);
+  args.insert(args.begin(), BRIDGEPOOL_HOST_HELPER);
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  if (posix_spawn(&host.pid, argv[0], &fa, nullptr, argv.data(), environ) != 0) host.pid = 0;
   posix_spawn_file_actions_destroy(&fa);
   ::close(out[1]);
   FILE* f = ::fdopen(out[0], "r");
   char line[512] = {0};
-  ASSERT_NE(std::fgets(line, sizeof line, f), nullptr) << "host printed nothing";
+  for (auto* list : {&host.workers, &host.kids}) {
+    if (!std::fgets(line, sizeof line, f)) break;
+    std::istringstream in(line);
+    std::string tag;
+    in >> tag;
+    for (pid_t p; in >> p;) list->push_back(p);
+  }
   std::fclose(f);
-  std::istringstream in(line);
-  std::string tag;
-  in >> tag;
-  ASSERT_EQ(tag, "PIDS");
-  std::vector<pid_t> workers;
-  for (pid_t p; in >> p;) workers.push_back(p);
-  ASSERT_EQ(workers.size(), 3u);
-  for (pid_t p : workers) ASSERT_TRUE(process_running(p));
-  ASSERT_EQ(::kill(host, SIGKILL), 0);
-  ::waitpid(host, nullptr, 0);
-  auto t0 = std::chrono::steady_clock::now();
-  EXPECT_TRUE(wait_until(
+  return host;
+}
+
+bool all_gone_within(const std::vector<pid_t>& pids, std::chrono::milliseconds limit) {
+  return wait_until(
       [&] {
-        for (pid_t p : workers) {
+        for (pid_t p : pids) {
           if (process_running(p)) return false;
         }
         return true;
       },
-      1000ms));
+      limit);
+}
+
+TEST(PoolLifecycle, HostKilledTakesItsWorkersWithIt) {
+  Host host = start_host({"3"});
+  ASSERT_GT(host.pid, 0);
+  ASSERT_EQ(host.workers.size(), 3u);
+  for (pid_t p : host.workers) ASSERT_TRUE(process_running(p));
+  ASSERT_EQ(::kill(host.pid, SIGKILL), 0);
+  ::waitpid(host.pid, nullptr, 0);
+  auto t0 = std::chrono::steady_clock::now();
+  EXPECT_TRUE(all_gone_within(host.workers, 1000ms));
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 1000ms);
+}
+
+TEST(PoolLifecycle, HostKilledLeavesNoProcessThatAHandlerStarted) {
+  // Processes a handler started (fork, subprocess, multiprocessing) outlive their worker unless
+  // something ends them: the worker's group sentinel does, even when nobody is left to reap.
+  Host host = start_host({"2", data_path("descendants.py"), "fork_sleeper", "popen_sleeper",
+                          "mp_sleeper"});
+  ASSERT_GT(host.pid, 0);
+  ASSERT_EQ(host.workers.size(), 2u);
+  ASSERT_EQ(host.kids.size(), 3u);
+  for (pid_t p : host.kids) ASSERT_TRUE(process_running(p));
+  ASSERT_EQ(::kill(host.pid, SIGKILL), 0);
+  ::waitpid(host.pid, nullptr, 0);
+  std::vector<pid_t> everyone = host.workers;
+  everyone.insert(everyone.end(), host.kids.begin(), host.kids.end());
+  EXPECT_TRUE(all_gone_within(everyone, 1000ms));
 }
 
 TEST(PoolLifecycle, WorkerGrandchildrenAreEndedWithTheWorker) {
