@@ -119,15 +119,19 @@ def latency(call, n: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--requests", type=int, default=20000, help="echo round trips per throughput figure")
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--requests", type=int, default=20000,
+                    help="echo round trips per throughput figure")
     ap.add_argument("--payload-bytes", type=int, default=64, help="length of the echoed string")
     ap.add_argument("--latency-requests", type=int, default=None,
-                    help="sequential round trips for the latency figures (default: min(requests, 5000))")
+                    help="sequential round trips for the latency figures "
+                         "(default: min(requests, 5000))")
     ap.add_argument("--window", type=int, default=8,
                     help="in-flight futures for the submit-window variant (default 8)")
     ap.add_argument("--warmup", type=int, default=500, help="warm-up round trips per pool")
-    ap.add_argument("--json", action="store_true", help="accepted for symmetry; the JSON line is always printed")
+    ap.add_argument("--json", action="store_true",
+                    help="accepted for symmetry; the JSON line is always printed")
     a = ap.parse_args(argv)
     if a.requests < 1 or a.payload_bytes < 0 or a.window < 1 or a.warmup < 1:
         ap.error("--requests, --window and --warmup must be >= 1, --payload-bytes >= 0")
@@ -162,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
         "latency_us": ppe_lat,
     }
     print(f"ProcessPoolExecutor(2) map(chunksize=1):      {map_per_s:10.0f} round trips/s")
-    print(f"ProcessPoolExecutor(2) submit, window {a.window:<3d}:   {window_per_s:10.0f} round trips/s")
+    print(f"ProcessPoolExecutor(2) submit, window {a.window:<3d}:   "
+          f"{window_per_s:10.0f} round trips/s")
     print(f"ProcessPoolExecutor(2) submit().result() latency: p50={ppe_lat['p50']:.1f} us "
           f"p90={ppe_lat['p90']:.1f} p99={ppe_lat['p99']:.1f} mean={ppe_lat['mean']:.1f}")
 

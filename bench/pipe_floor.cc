@@ -13,8 +13,8 @@
 // Build by hand: g++ -std=c++20 -O2 bench/pipe_floor.cc -lfmt -pthread -o /tmp/pipe_floor
 
 #include <fcntl.h>
-#include <signal.h>
 #include <sched.h>
+#include <signal.h>
 #include <spawn.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -51,7 +51,9 @@ using json = nlohmann::json;
 
 [[noreturn]] void fail(const std::string& what) { throw std::runtime_error(what); }
 
-std::string errno_text(const char* what) { return fmt::format("{}: {}", what, std::strerror(errno)); }
+std::string errno_text(const char* what) {
+  return fmt::format("{}: {}", what, std::strerror(errno));
+}
 
 // Moves `fd` to a descriptor >= 10 (close-on-exec), so that dup2 onto 3/4 in the child can never
 // clobber a source descriptor that happens to be 3 or 4.
@@ -173,8 +175,8 @@ class EchoPeer {
   std::string_view read_frame() {
     fill(4);
     const auto* h = reinterpret_cast<const unsigned char*>(buf_.data() + begin_);
-    const uint32_t len = (uint32_t{h[0]} << 24) | (uint32_t{h[1]} << 16) | (uint32_t{h[2]} << 8) |
-                         uint32_t{h[3]};
+    const uint32_t len =
+        (uint32_t{h[0]} << 24) | (uint32_t{h[1]} << 16) | (uint32_t{h[2]} << 8) | uint32_t{h[3]};
     if (len > 64u * 1024 * 1024) fail(fmt::format("reply frame too large: {} bytes", len));
     begin_ += 4;
     fill(len);
@@ -205,13 +207,14 @@ struct Options {
 };
 
 void usage(FILE* to) {
-  fmt::print(to,
-             "usage: pipe_floor [--mode latency|throughput] [--requests N] [--warmup N]\n"
-             "                  [--pairs P] [--payload-bytes B] [--python PATH]\n"
-             "                  [--script floor_echo.py] [--pin-pairs] [--json]\n"
-             "  latency:    N sequential ping round trips on one C++<->Python pair\n"
-             "  throughput: P pairs at once, N/P sequential echo round trips each (B-byte string)\n"
-             "  --pin-pairs: pin pair i (thread and its Python process) to allowed CPU i mod ncpu\n");
+  fmt::print(
+      to,
+      "usage: pipe_floor [--mode latency|throughput] [--requests N] [--warmup N]\n"
+      "                  [--pairs P] [--payload-bytes B] [--python PATH]\n"
+      "                  [--script floor_echo.py] [--pin-pairs] [--json]\n"
+      "  latency:    N sequential ping round trips on one C++<->Python pair\n"
+      "  throughput: P pairs at once, N/P sequential echo round trips each (B-byte string)\n"
+      "  --pin-pairs: pin pair i (thread and its Python process) to allowed CPU i mod ncpu\n");
 }
 
 Options parse_args(int argc, char** argv) {
@@ -232,15 +235,24 @@ Options parse_args(int argc, char** argv) {
   };
   for (int i = 1; i < argc; ++i) {
     std::string_view a = argv[i];
-    if (a == "--mode") o.mode = value(i);
-    else if (a == "--python") o.python = value(i);
-    else if (a == "--script") o.script = value(i);
-    else if (a == "--requests") o.requests = number(i);
-    else if (a == "--warmup") o.warmup = number(i);
-    else if (a == "--pairs") o.pairs = static_cast<int>(number(i));
-    else if (a == "--payload-bytes") o.payload_bytes = number(i);
-    else if (a == "--json") o.json_out = true;
-    else if (a == "--pin-pairs") o.pin_pairs = true;
+    if (a == "--mode")
+      o.mode = value(i);
+    else if (a == "--python")
+      o.python = value(i);
+    else if (a == "--script")
+      o.script = value(i);
+    else if (a == "--requests")
+      o.requests = number(i);
+    else if (a == "--warmup")
+      o.warmup = number(i);
+    else if (a == "--pairs")
+      o.pairs = static_cast<int>(number(i));
+    else if (a == "--payload-bytes")
+      o.payload_bytes = number(i);
+    else if (a == "--json")
+      o.json_out = true;
+    else if (a == "--pin-pairs")
+      o.pin_pairs = true;
     else if (a == "-h" || a == "--help") {
       usage(stdout);
       std::exit(0);
@@ -418,23 +430,25 @@ int run(const Options& o) {
   const Stats st = summarize(all);
   const double per_s = static_cast<double>(measured) / duration_s;
 
-  fmt::print("pipe_floor mode={} pairs={} pin_pairs={} requests={} payload_bytes={} cpus_allowed={}\n",
-             o.mode, o.pairs, o.pin_pairs, measured, o.mode == "latency" ? 0 : o.payload_bytes,
-             allowed_cpus());
+  fmt::print(
+      "pipe_floor mode={} pairs={} pin_pairs={} requests={} payload_bytes={} cpus_allowed={}\n",
+      o.mode, o.pairs, o.pin_pairs, measured, o.mode == "latency" ? 0 : o.payload_bytes,
+      allowed_cpus());
   fmt::print("  latency_us p50={:.2f} p90={:.2f} p99={:.2f} max={:.2f} mean={:.2f}\n", st.p50,
              st.p90, st.p99, st.max, st.mean);
   fmt::print("  throughput {:.0f} round trips/s over {:.3f} s\n", per_s, duration_s);
   if (o.json_out) {
-    json out = {{"mode", o.mode},
-                {"pairs", o.pairs},
-                {"pin_pairs", o.pin_pairs},
-                {"requests", measured},
-                {"payload_bytes", o.mode == "latency" ? 0 : o.payload_bytes},
-                {"cpus_allowed", allowed_cpus()},
-                {"latency_us",
-                 {{"p50", st.p50}, {"p90", st.p90}, {"p99", st.p99}, {"max", st.max}, {"mean", st.mean}}},
-                {"throughput_per_s", per_s},
-                {"duration_s", duration_s}};
+    json out = {
+        {"mode", o.mode},
+        {"pairs", o.pairs},
+        {"pin_pairs", o.pin_pairs},
+        {"requests", measured},
+        {"payload_bytes", o.mode == "latency" ? 0 : o.payload_bytes},
+        {"cpus_allowed", allowed_cpus()},
+        {"latency_us",
+         {{"p50", st.p50}, {"p90", st.p90}, {"p99", st.p99}, {"max", st.max}, {"mean", st.mean}}},
+        {"throughput_per_s", per_s},
+        {"duration_s", duration_s}};
     fmt::print("{}\n", out.dump());
   }
   std::fflush(stdout);

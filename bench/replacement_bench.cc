@@ -25,9 +25,12 @@ int main(int argc, char** argv) {
   config.size = 2;
   config.logger = std::make_shared<bridgepool::Logger>(bridgepool::LogLevel::kOff);
   for (int i = 1; i < argc; ++i) {
-    if (!std::strcmp(argv[i], "--kills") && i + 1 < argc) kills = std::atoi(argv[++i]);
-    else if (!std::strcmp(argv[i], "--python") && i + 1 < argc) config.python = argv[++i];
-    else if (!std::strcmp(argv[i], "--json")) json = true;
+    if (!std::strcmp(argv[i], "--kills") && i + 1 < argc)
+      kills = std::atoi(argv[++i]);
+    else if (!std::strcmp(argv[i], "--python") && i + 1 < argc)
+      config.python = argv[++i];
+    else if (!std::strcmp(argv[i], "--json"))
+      json = true;
   }
   config.events = std::make_shared<bridgepool::EventBus>();
   std::mutex mu;
@@ -59,16 +62,18 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "replacement_bench: no replacement within 10 s\n");
       return 1;
     }
-    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    ms.push_back(
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
   }
   auto s = bridgepool::LatencySummary::of(ms);
   std::printf("kill -> replacement ready over %zu kills: p50 %.1f ms, p99 %.1f ms, max %.1f ms\n",
               s.count, s.p50, s.p99, s.max);
   if (json) {
-    std::printf("%s\n", nlohmann::json{{"kills", s.count},
-                                       {"replacement_ms", {{"p50", s.p50}, {"p99", s.p99}, {"max", s.max}}}}
-                            .dump()
-                            .c_str());
+    std::printf("%s\n",
+                nlohmann::json{{"kills", s.count},
+                               {"replacement_ms", {{"p50", s.p50}, {"p99", s.p99}, {"max", s.max}}}}
+                    .dump()
+                    .c_str());
   }
   return 0;
 }

@@ -5,13 +5,13 @@
 // failure, so each should stay far below the ~20 µs of a pipe round trip to a worker (SPEC §9).
 //
 //   resilience_micro_bench --benchmark_min_time=0.05     (a quick look)
-#include <benchmark/benchmark.h>
-
 #include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
+
+#include <benchmark/benchmark.h>
 
 #include "bridgepool/retry.h"
 #include "bridgepool/retry_budget.h"
@@ -148,9 +148,12 @@ CircuitBreaker& breaker_for(BreakerWindow window) {
     return c;
   }());
   switch (window) {
-    case BreakerWindow::kConsecutive: return consecutive;
-    case BreakerWindow::kCount: return count;
-    case BreakerWindow::kTime: return time;
+    case BreakerWindow::kConsecutive:
+      return consecutive;
+    case BreakerWindow::kCount:
+      return count;
+    case BreakerWindow::kTime:
+      return time;
   }
   return consecutive;
 }

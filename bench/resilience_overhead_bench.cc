@@ -56,11 +56,16 @@ int main(int argc, char** argv) {
   config.size = 1;
   config.logger = std::make_shared<bridgepool::Logger>(bridgepool::LogLevel::kOff);
   for (int i = 1; i < argc; ++i) {
-    if (!std::strcmp(argv[i], "--rounds") && i + 1 < argc) rounds = std::atoi(argv[++i]);
-    else if (!std::strcmp(argv[i], "--block") && i + 1 < argc) block = std::atoi(argv[++i]);
-    else if (!std::strcmp(argv[i], "--python") && i + 1 < argc) config.python = argv[++i];
-    else if (!std::strcmp(argv[i], "--pin")) pin = true;
-    else if (!std::strcmp(argv[i], "--json")) json = true;
+    if (!std::strcmp(argv[i], "--rounds") && i + 1 < argc)
+      rounds = std::atoi(argv[++i]);
+    else if (!std::strcmp(argv[i], "--block") && i + 1 < argc)
+      block = std::atoi(argv[++i]);
+    else if (!std::strcmp(argv[i], "--python") && i + 1 < argc)
+      config.python = argv[++i];
+    else if (!std::strcmp(argv[i], "--pin"))
+      pin = true;
+    else if (!std::strcmp(argv[i], "--json"))
+      json = true;
   }
   if (pin) {
     cpu_set_t set;
@@ -88,10 +93,11 @@ int main(int argc, char** argv) {
   auto sa = bridgepool::LatencySummary::of(a);
   auto sb = bridgepool::LatencySummary::of(b);
   double p50_ratio = sa.p50 / sb.p50, mean_ratio = sa.mean / sb.mean;
-  std::printf("ping %s, %zu calls each: with resilience p50 %.2f us mean %.2f us; without p50 %.2f "
-              "us mean %.2f us; added p50 %+.2f%% mean %+.2f%% (goal < 2%%)\n",
-              pin ? "pinned to CPU 0" : "unpinned", sa.count, sa.p50, sa.mean, sb.p50, sb.mean,
-              (p50_ratio - 1) * 100, (mean_ratio - 1) * 100);
+  std::printf(
+      "ping %s, %zu calls each: with resilience p50 %.2f us mean %.2f us; without p50 %.2f "
+      "us mean %.2f us; added p50 %+.2f%% mean %+.2f%% (goal < 2%%)\n",
+      pin ? "pinned to CPU 0" : "unpinned", sa.count, sa.p50, sa.mean, sb.p50, sb.mean,
+      (p50_ratio - 1) * 100, (mean_ratio - 1) * 100);
   if (json) {
     nlohmann::json j{{"pinned", pin},
                      {"calls", sa.count},

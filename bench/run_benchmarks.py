@@ -217,7 +217,8 @@ def build_table(R: dict[str, Run], echo_runs: list[Run]) -> list[dict]:
     # Informational rows (no goal in SPEC §9).
     pp = num(get(R["floor_tp_pinned_pairs"].result, "throughput_per_s"))
     ratio = echo_best / pp if echo_best is not None and pp else None
-    row(label + " (info)", fmt_rate(echo_best) + (f" (c={conc})" if echo_best is not None and conc else ""),
+    row(label + " (info)",
+        fmt_rate(echo_best) + (f" (c={conc})" if echo_best is not None and conc else ""),
         f"{fmt_rate(pp)} (two-pair floor, each pair pinned to its own CPU)", ratio, "—", "info")
     bp_p50 = num(get(R["bp_ping_unpinned"].result, "latency_us", "p50"))
     for key, name in (("ProcessPoolExecutor", "ProcessPoolExecutor submit().result()"),
@@ -284,7 +285,8 @@ def sanity(R: dict[str, Run], echo_runs: list[Run]) -> list[str]:
             return
         v = num(get(run.result, *path))
         if v is None or not v > 0:
-            problems.append(f"{run.name}: {'.'.join(path)} = {get(run.result, *path)!r}, expected > 0")
+            problems.append(
+                f"{run.name}: {'.'.join(path)} = {get(run.result, *path)!r}, expected > 0")
 
     for key in ("floor_lat_pinned", "floor_lat_unpinned", "floor_tp", "floor_tp_pinned_pairs",
                 "bp_ping_pinned", "bp_ping_unpinned"):
@@ -298,7 +300,8 @@ def sanity(R: dict[str, Run], echo_runs: list[Run]) -> list[str]:
             continue
         req, ok = get(r.result, "requests"), get(r.result, "ok")
         if not isinstance(req, int) or req <= 0 or ok != req:
-            problems.append(f"{r.name}: ok={ok!r} requests={req!r} (errors: {get(r.result, 'errors')})")
+            problems.append(
+                f"{r.name}: ok={ok!r} requests={req!r} (errors: {get(r.result, 'errors')})")
     for path in (("ProcessPoolExecutor", "throughput_per_s"),
                  ("ProcessPoolExecutor", "latency_us", "p50"),
                  ("multiprocessing_imap", "throughput_per_s"),
@@ -341,21 +344,27 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--build-dir", default="build", help="CMake build directory (default: build)")
     ap.add_argument("--python", default="/usr/bin/python3",
-                    help="Python interpreter for the workers and echo peers (default: /usr/bin/python3)")
+                    help="Python interpreter for the workers and echo peers "
+                         "(default: /usr/bin/python3)")
     ap.add_argument("--smoke", action="store_true",
                     help="tiny request counts (whole run well under 30 s) plus sanity assertions")
-    ap.add_argument("--json-out", metavar="FILE", help="also write every raw result and the table here")
+    ap.add_argument("--json-out", metavar="FILE",
+                    help="also write every raw result and the table here")
     ap.add_argument("--payload-bytes", type=int, default=64,
                     help="length of the echoed string in the throughput runs (default: 64)")
     ap.add_argument("--concurrency", default="2,4,8",
-                    help="bridgepool echo concurrencies to try; the best is compared (default: 2,4,8)")
-    ap.add_argument("--latency-requests", type=int, help="override: sequential requests per latency run")
-    ap.add_argument("--throughput-requests", type=int, help="override: requests per bridgepool echo run")
+                    help="bridgepool echo concurrencies to try; the best is compared "
+                         "(default: 2,4,8)")
+    ap.add_argument("--latency-requests", type=int,
+                    help="override: sequential requests per latency run")
+    ap.add_argument("--throughput-requests", type=int,
+                    help="override: requests per bridgepool echo run")
     ap.add_argument("--floor-requests", type=int, help="override: requests for the two-pair floor")
     ap.add_argument("--peer-requests", type=int, help="override: requests per Python peer figure")
     ap.add_argument("--floor-script", default=str(BENCH_DIR / "floor_echo.py"),
                     help="the Python side of the floor (default: bench/floor_echo.py)")
-    ap.add_argument("-v", "--verbose", action="store_true", help="echo every sub-run's human-readable output")
+    ap.add_argument("-v", "--verbose", action="store_true",
+                    help="echo every sub-run's human-readable output")
     a = ap.parse_args(argv)
 
     cfg = dict(SMOKE if a.smoke else FULL)
@@ -381,8 +390,10 @@ def main(argv: list[str] | None = None) -> int:
     py = a.python
 
     started = time.monotonic()
-    print(f"bridgepool benchmarks{' (SMOKE: tiny counts, figures are not meaningful)' if a.smoke else ''}")
-    print(f"  date {datetime.datetime.now().isoformat(timespec='seconds')}  commit {git_commit() or '?'}"
+    smoke_note = " (SMOKE: tiny counts, figures are not meaningful)" if a.smoke else ""
+    print(f"bridgepool benchmarks{smoke_note}")
+    now = datetime.datetime.now().isoformat(timespec='seconds')
+    print(f"  date {now}  commit {git_commit() or '?'}"
           f"  host {platform.node()}  cpus {os.cpu_count()}  python {py}")
     btype = build_type(build)
     print(f"  build dir {build}  CMAKE_BUILD_TYPE={btype or '?'}")
@@ -398,7 +409,8 @@ def main(argv: list[str] | None = None) -> int:
     payload = "x" * a.payload_bytes
     N = cfg["latency"]
     floor_lat = [str(floor_bin), "--mode", "latency", "--requests", str(N),
-                 "--warmup", str(cfg["warmup"]), "--python", py, "--script", str(floor_echo), "--json"]
+                 "--warmup", str(cfg["warmup"]), "--python", py, "--script", str(floor_echo),
+                 "--json"]
     bp_ping = [str(bp_bin), "bench", "--workers", "1", "--concurrency", "1", "--requests", str(N),
                "--command", "ping", "--python", py, "--json"]
     R: dict[str, Run] = {
@@ -407,7 +419,8 @@ def main(argv: list[str] | None = None) -> int:
         "floor_lat_unpinned": Run("floor latency, unpinned", floor_lat, pinned=False),
         "bp_ping_unpinned": Run("bridgepool ping, unpinned", bp_ping, pinned=False),
         "floor_tp": Run("two-pair floor", [
-            str(floor_bin), "--mode", "throughput", "--pairs", "2", "--requests", str(cfg["floor_tp"]),
+            str(floor_bin), "--mode", "throughput", "--pairs", "2",
+            "--requests", str(cfg["floor_tp"]),
             "--warmup", str(cfg["warmup"]), "--payload-bytes", str(a.payload_bytes),
             "--python", py, "--script", str(floor_echo), "--json"], pinned=False),
         "floor_tp_pinned_pairs": Run("two-pair floor, each pair pinned", [
@@ -417,7 +430,8 @@ def main(argv: list[str] | None = None) -> int:
             "--json"], pinned=False),
     }
     echo_runs = [Run(f"bridgepool echo, concurrency {c}", [
-        str(bp_bin), "bench", "--workers", "2", "--concurrency", str(c), "--requests", str(cfg["echo"]),
+        str(bp_bin), "bench", "--workers", "2", "--concurrency", str(c),
+        "--requests", str(cfg["echo"]),
         "--command", "echo", "--args", json.dumps({"data": payload}, separators=(",", ":")),
         "--python", py, "--json"], pinned=False) for c in concurrencies]
     R["peers"] = Run("Python peers", [
@@ -453,7 +467,8 @@ def main(argv: list[str] | None = None) -> int:
     failures = [f"{r.name}: {r.error}" for r in order if r.error]
     problems = sanity(R, echo_runs) if a.smoke else []
     elapsed = time.monotonic() - started
-    print(f"\nTotal time {elapsed:.1f} s. Verdicts are informational; ratios are bridgepool / comparison.")
+    print(f"\nTotal time {elapsed:.1f} s. Verdicts are informational; "
+          f"ratios are bridgepool / comparison.")
     if failures:
         print("\nFAILED sub-runs:")
         for f in failures:

@@ -50,23 +50,24 @@ struct PoolConfig {
 
   // Python: interpreter, its own arguments, the handler modules (paths or dotted modules), the
   // directory holding the bridgepool_worker package, extra environment for the workers.
-  std::string python;                    // "": $BRIDGEPOOL_PYTHON, else /usr/bin/python3, else python3
+  std::string python;  // "": $BRIDGEPOOL_PYTHON, else /usr/bin/python3, else python3
   std::vector<std::string> python_args;  // e.g. {"-X", "dev"}
   std::vector<std::string> handlers;     // empty: the shipped examples/handlers.py
-  std::string python_path;               // "": $BRIDGEPOOL_PYTHONPATH, else the source tree's python/
+  std::string python_path;  // "": $BRIDGEPOOL_PYTHONPATH, else the source tree's python/
   std::map<std::string, std::string> env;
-  std::string version_tag;               // reported by workers whose handlers have no __version__
-  std::vector<InitCommand> init_commands;  // run in order on each new worker; a failure = init failure
+  std::string version_tag;  // reported by workers whose handlers have no __version__
+  std::vector<InitCommand>
+      init_commands;  // run in order on each new worker; a failure = init failure
 
   bool eager = true;          // start every worker at pool start, concurrently
   std::size_t min_ready = 0;  // start() waits for this many ready workers (0: all of `size`)
 
-  milliseconds init_timeout{10'000};      // spawn -> handshake
-  milliseconds startup_timeout{30'000};   // Pool::start waits this long for min_ready workers
-  milliseconds checkout_timeout{5'000};   // waiting for a free worker
-  milliseconds request_timeout{60'000};   // one request on a worker
-  milliseconds shutdown_grace{2'000};     // shutdown command / EOF -> SIGTERM
-  milliseconds kill_grace{1'000};         // SIGTERM -> SIGKILL
+  milliseconds init_timeout{10'000};     // spawn -> handshake
+  milliseconds startup_timeout{30'000};  // Pool::start waits this long for min_ready workers
+  milliseconds checkout_timeout{5'000};  // waiting for a free worker
+  milliseconds request_timeout{60'000};  // one request on a worker
+  milliseconds shutdown_grace{2'000};    // shutdown command / EOF -> SIGTERM
+  milliseconds kill_grace{1'000};        // SIGTERM -> SIGKILL
 
   std::size_t max_queue = 1024;  // waiting callers beyond this fail fast (resource error)
   std::size_t max_frame_bytes = 64u * 1024u * 1024u;

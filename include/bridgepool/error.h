@@ -51,7 +51,7 @@ enum class RecoveryStrategy {
   kAbandon,         // give up: retrying cannot help (deterministic error, bad request)
 };
 
-std::string_view severity_name(ErrorSeverity severity);     // "warning", "minor", "major", "critical"
+std::string_view severity_name(ErrorSeverity severity);  // "warning", "minor", "major", "critical"
 std::string_view strategy_name(RecoveryStrategy strategy);  // "immediate_retry", ..., "abandon"
 std::optional<ErrorSeverity> severity_from_name(std::string_view name);
 std::optional<RecoveryStrategy> strategy_from_name(std::string_view name);
@@ -59,13 +59,14 @@ std::optional<RecoveryStrategy> strategy_from_name(std::string_view name);
 std::uint32_t attempt_budget(RecoveryStrategy strategy);
 // True for the two retry strategies.
 inline bool allows_retry(RecoveryStrategy strategy) {
-  return strategy == RecoveryStrategy::kImmediateRetry || strategy == RecoveryStrategy::kBackoffRetry;
+  return strategy == RecoveryStrategy::kImmediateRetry ||
+         strategy == RecoveryStrategy::kBackoffRetry;
 }
 
 // Details of a Python exception reported by the worker in an `ok: false` reply.
 struct PythonError {
-  std::string type;        // e.g. "ValueError"
-  std::string traceback;   // formatted traceback, may be empty
+  std::string type;               // e.g. "ValueError"
+  std::string traceback;          // formatted traceback, may be empty
   std::optional<bool> retryable;  // as marked by the worker, if it said
 };
 
@@ -79,8 +80,8 @@ struct ErrorContext {
   std::chrono::microseconds elapsed{0};     // time since the call began
   std::chrono::microseconds queue_wait{0};  // time spent waiting for a worker
   std::string pool_name;
-  std::string cause;       // underlying cause: errno text, nested error, exit status ...
-  std::string adapter;     // which adapter of a fallback chain failed ("pool", "bridge", "mock")
+  std::string cause;    // underlying cause: errno text, nested error, exit status ...
+  std::string adapter;  // which adapter of a fallback chain failed ("pool", "bridge", "mock")
 };
 
 struct Error {

@@ -13,7 +13,7 @@
 #include <string_view>
 
 // X(id, name, help)
-#define BRIDGEPOOL_EVENTS(X)                                                                      \
+#define BRIDGEPOOL_EVENTS(X)                                                                     \
   X(kWorkerSpawned, "pool.worker.spawned", "A worker process was started. m: pid; d: worker_id") \
   X(kWorkerReady, "pool.worker.ready",                                                           \
     "A worker completed its handshake and init commands. m: startup_ms, pid; d: worker_id")      \
@@ -24,29 +24,29 @@
     "A worker process was reaped. m: pid, exit_code (-1 if signaled), signal; "                  \
     "d: worker_id, status")                                                                      \
   X(kWorkerTransition, "pool.worker.transition",                                                 \
-    "A worker changed state. m: time_in_previous_ms; d: worker_id, from, to, reason, ...")      \
+    "A worker changed state. m: time_in_previous_ms; d: worker_id, from, to, reason, ...")       \
   X(kWorkerHealthCheck, "pool.worker.health_check",                                              \
     "A health probe ended. m: healthy (0/1); d: worker_id, degraded")                            \
   X(kWorkerCheckinError, "pool.worker.checkin_error",                                            \
     "A handler said its worker is no longer trustworthy. m: failures; d: worker_id, reason, "    \
-    "action")                                                                                     \
-  X(kRequest, "pool.request",                                                                     \
+    "action")                                                                                    \
+  X(kRequest, "pool.request",                                                                    \
     "A call ended. m: duration_us, queue_wait_us, attempts; d: command, result")                 \
   X(kSessionAffinity, "pool.session.affinity",                                                   \
     "Session routing: a call's lookup (d: outcome hit|miss|lost|rebind), bindings lost with a "  \
-    "worker (m: lost) or expired (m: expired)")                                                   \
+    "worker (m: lost) or expired (m: expired)")                                                  \
   X(kBroadcast, "pool.broadcast", "A broadcast ended. m: succeeded, failed; d: command")         \
   X(kMaintenanceRound, "pool.maintenance.round",                                                 \
     "A maintenance round ended (probes, recycling, session expiry). m: probes, duration_us")     \
   X(kRollingRestart, "pool.rolling_restart",                                                     \
     "Rolling restart progress. m: generation; d: phase started|finished|failed")                 \
-  X(kRetryAttempt, "retry.attempt",                                                               \
+  X(kRetryAttempt, "retry.attempt",                                                              \
     "A retry is about to run. m: attempt, delay_us, elapsed_us; d: name, command, category, "    \
-    "strategy, backoff")                                                                          \
-  X(kRetryGaveUp, "retry.gave_up",                                                                \
+    "strategy, backoff")                                                                         \
+  X(kRetryGaveUp, "retry.gave_up",                                                               \
     "A call that could have retried returns its error. m: attempts, elapsed_us; d: name, "       \
-    "command, category, strategy, reason")                                                        \
-  X(kRetryRecovered, "retry.recovered",                                                           \
+    "command, category, strategy, reason")                                                       \
+  X(kRetryRecovered, "retry.recovered",                                                          \
     "A call succeeded after failed attempts. m: attempts, elapsed_us; d: name, command")         \
   X(kBreakerTransition, "breaker.transition",                                                    \
     "A circuit breaker changed state. d: name, from, to")                                        \

@@ -26,8 +26,8 @@ using std::chrono::milliseconds;
 // answered (or whose error it returns) and adds adapters_tried. Error::context.adapter only
 // names, for logs, the executor an error came from.
 struct CallReport {
-  std::string adapter;      // "pool", "bridge" or "mock": the executor that produced the answer
-  std::string worker_id;    // the worker of the last attempt, if any
+  std::string adapter;         // "pool", "bridge" or "mock": the executor that produced the answer
+  std::string worker_id;       // the worker of the last attempt, if any
   std::uint32_t attempts = 0;  // attempts made on that executor, the first included
   std::vector<std::string> adapters_tried;  // fallback chains: adapters called, in order
 };

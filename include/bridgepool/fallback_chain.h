@@ -36,8 +36,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include "bridgepool/clock.h"
 #include "bridgepool/circuit_breaker.h"
+#include "bridgepool/clock.h"
 #include "bridgepool/event_bus.h"
 #include "bridgepool/executor.h"
 #include "bridgepool/retry.h"
@@ -69,12 +69,12 @@ struct FallbackConfig {
 
 struct AdapterStats {
   std::string name;
-  std::uint64_t served = 0;        // calls this adapter answered successfully
-  std::uint64_t failed = 0;        // calls it failed (and the chain moved on or gave up)
-  std::uint64_t skipped_open = 0;  // calls that skipped it because its breaker was open
-  std::uint64_t ramp_deferred = 0; // calls that tried it last because it is ramping back
-  std::string breaker_state;       // of its breaker ("" if it guards itself)
-  double ramp = 1.0;               // share of traffic it gets first (1 = fully back)
+  std::uint64_t served = 0;         // calls this adapter answered successfully
+  std::uint64_t failed = 0;         // calls it failed (and the chain moved on or gave up)
+  std::uint64_t skipped_open = 0;   // calls that skipped it because its breaker was open
+  std::uint64_t ramp_deferred = 0;  // calls that tried it last because it is ramping back
+  std::string breaker_state;        // of its breaker ("" if it guards itself)
+  double ramp = 1.0;                // share of traffic it gets first (1 = fully back)
 };
 
 class FallbackChain final : public Executor {

@@ -6,9 +6,10 @@
 // Every public method is thread-safe. execute() does the request I/O on the calling thread (no
 // hand-off to a pool thread); background work — exit detection, handshakes, output capture,
 // respawning — runs on the pool's own monitor thread, health probes and session clean-up on its
-// maintenance thread (docs/design.md lists every thread and lock). Nothing throws: failures are Error values
-// whose category says what happened (see error.h). The pool ignores SIGPIPE process-wide if it
-// is at its default (a write to a dead worker must be an EPIPE error, not a dead host).
+// maintenance thread (docs/design.md lists every thread and lock). Nothing throws: failures are
+// Error values whose category says what happened (see error.h). The pool ignores SIGPIPE
+// process-wide if it is at its default (a write to a dead worker must be an EPIPE error, not a dead
+// host).
 #pragma once
 
 #include <sys/types.h>
@@ -34,7 +35,6 @@
 #include "bridgepool/worker_state.h"
 
 namespace bridgepool {
-
 
 struct TransitionInfo {
   WorkerState from = WorkerState::kInitializing;

@@ -15,40 +15,40 @@
 #include <string_view>
 
 // COUNTER(field, unit, help) / GAUGE(field, unit, help)
-#define BRIDGEPOOL_POOL_STATS(COUNTER, GAUGE)                                                     \
-  GAUGE(size, "workers", "Configured number of workers")                                          \
-  GAUGE(live, "workers", "Workers in service: idle, busy or degraded")                            \
-  GAUGE(idle, "workers", "Workers in service waiting for work")                                   \
+#define BRIDGEPOOL_POOL_STATS(COUNTER, GAUGE)                                                    \
+  GAUGE(size, "workers", "Configured number of workers")                                         \
+  GAUGE(live, "workers", "Workers in service: idle, busy or degraded")                           \
+  GAUGE(idle, "workers", "Workers in service waiting for work")                                  \
   GAUGE(busy, "workers", "Workers checked out (a request, a probe or a session close)")          \
   GAUGE(degraded, "workers", "Workers out of rotation until a health probe passes")              \
   GAUGE(starting, "workers", "Workers spawning, handshaking or waiting out a respawn backoff")   \
-  GAUGE(queue_length, "callers", "Callers waiting for a free worker")                             \
+  GAUGE(queue_length, "callers", "Callers waiting for a free worker")                            \
   GAUGE(sessions, "sessions", "Session bindings, lost ones included until closed or expired")    \
   GAUGE(generation, "generation", "Current spawn generation: 1, +1 per rolling restart")         \
   COUNTER(started, "workers", "Workers that completed their handshake and init commands")        \
   COUNTER(replaced, "workers", "Replacements started for workers that left service")             \
   COUNTER(init_failures, "starts", "Worker starts that failed (spawn, import, handshake, init)") \
-  COUNTER(exits, "processes", "Worker processes reaped")                                          \
-  COUNTER(requests, "requests", "Calls accepted (they passed validation)")                        \
-  COUNTER(ok, "requests", "Calls that returned a result")                                         \
-  COUNTER(rerouted, "requests",                                                                   \
-          "Requests moved to another worker because theirs was gone before reading them")       \
+  COUNTER(exits, "processes", "Worker processes reaped")                                         \
+  COUNTER(requests, "requests", "Calls accepted (they passed validation)")                       \
+  COUNTER(ok, "requests", "Calls that returned a result")                                        \
+  COUNTER(rerouted, "requests",                                                                  \
+          "Requests moved to another worker because theirs was gone before reading them")        \
   COUNTER(discarded_workers, "workers", "Dead or unusable workers caught at checkout")           \
-  COUNTER(health_checks, "probes", "Health probes sent")                                          \
-  COUNTER(health_check_failures, "probes", "Health probes that failed")                           \
+  COUNTER(health_checks, "probes", "Health probes sent")                                         \
+  COUNTER(health_check_failures, "probes", "Health probes that failed")                          \
   COUNTER(checkin_errors, "replies", "Replies whose handler marked its worker unhealthy")        \
   COUNTER(recycled, "workers", "Workers replaced for a recycling limit or checkin errors")       \
-  COUNTER(overflow_retired, "workers", "Overflow workers retired after going idle")               \
-  COUNTER(session_hits, "calls", "Session calls routed to their bound worker")                    \
-  COUNTER(session_misses, "calls", "First calls of new sessions")                                 \
-  COUNTER(session_rebinds, "calls", "Hint mode: sessions moved off a removed worker")             \
+  COUNTER(overflow_retired, "workers", "Overflow workers retired after going idle")              \
+  COUNTER(session_hits, "calls", "Session calls routed to their bound worker")                   \
+  COUNTER(session_misses, "calls", "First calls of new sessions")                                \
+  COUNTER(session_rebinds, "calls", "Hint mode: sessions moved off a removed worker")            \
   COUNTER(session_expirations, "sessions", "Bindings expired after session_ttl without calls")   \
   COUNTER(session_losses, "sessions", "Bindings dropped because their worker was removed")       \
-  COUNTER(session_lost_calls, "calls", "Calls failed with session_lost")                          \
-  COUNTER(retries, "attempts", "Attempts after the first, whatever the cause")                    \
-  COUNTER(retries_denied, "attempts", "Retries refused by the retry budget")                      \
+  COUNTER(session_lost_calls, "calls", "Calls failed with session_lost")                         \
+  COUNTER(retries, "attempts", "Attempts after the first, whatever the cause")                   \
+  COUNTER(retries_denied, "attempts", "Retries refused by the retry budget")                     \
   COUNTER(recovered, "calls", "Calls that succeeded after at least one failed attempt")          \
-  COUNTER(circuit_rejected, "calls", "Calls the pool's breaker refused (no worker touched)")      \
+  COUNTER(circuit_rejected, "calls", "Calls the pool's breaker refused (no worker touched)")     \
   COUNTER(quarantine_refused, "calls", "Calls refused because their request is quarantined")
 
 namespace bridgepool {

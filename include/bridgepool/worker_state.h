@@ -25,7 +25,7 @@ enum class TransitionReason {
   kInitComplete,
   kCheckout,
   kCheckinOk,
-  kCheckinError,   // the handler said its worker is no longer trustworthy
+  kCheckinError,  // the handler said its worker is no longer trustworthy
   kHealthCheckPassed,
   kHealthCheckFailed,
   kMaxFailures,

@@ -11,12 +11,11 @@ Duration real_wait(const Clock& clock, TimePoint deadline) {
   return left;
 }
 
-bool wait_until(const Clock& clock, std::condition_variable& cv,
-                std::unique_lock<std::mutex>& lock, TimePoint deadline) {
+bool wait_until(const Clock& clock, std::condition_variable& cv, std::unique_lock<std::mutex>& lock,
+                TimePoint deadline) {
   if (!clock.wait_slice()) {
     // The real clock: TimePoint is a steady_clock time point, so the cv can wait for it itself.
-    return cv.wait_until(lock, deadline) == std::cv_status::no_timeout ||
-           clock.now() < deadline;
+    return cv.wait_until(lock, deadline) == std::cv_status::no_timeout || clock.now() < deadline;
   }
   if (clock.now() >= deadline) return false;
   cv.wait_for(lock, real_wait(clock, deadline));

@@ -19,13 +19,13 @@ namespace bridgepool {
 
 // Blocks until notified, a spurious wake-up, or `deadline` on `clock`. Returns false once the
 // deadline has passed (the caller's timeout), true otherwise.
-bool wait_until(const Clock& clock, std::condition_variable& cv,
-                std::unique_lock<std::mutex>& lock, TimePoint deadline);
+bool wait_until(const Clock& clock, std::condition_variable& cv, std::unique_lock<std::mutex>& lock,
+                TimePoint deadline);
 
 // Waits until `done()` holds (true) or the deadline passes (false, after one last look).
 template <typename Predicate>
-bool wait_until(const Clock& clock, std::condition_variable& cv,
-                std::unique_lock<std::mutex>& lock, TimePoint deadline, Predicate done) {
+bool wait_until(const Clock& clock, std::condition_variable& cv, std::unique_lock<std::mutex>& lock,
+                TimePoint deadline, Predicate done) {
   while (!done()) {
     if (!wait_until(clock, cv, lock, deadline)) return done();
   }

@@ -4,11 +4,11 @@
 // in metric labels and in logs, so they never change once published.
 #include "bridgepool/error.h"
 
-#include <fmt/format.h>
-
 #include <array>
 #include <iterator>
 #include <utility>
+
+#include <fmt/format.h>
 
 namespace bridgepool {
 namespace {
@@ -43,7 +43,8 @@ constexpr std::array<std::pair<RecoveryStrategy, std::string_view>, 5> kStrategy
 }};
 
 template <typename Enum, std::size_t N>
-std::string_view name_of(const std::array<std::pair<Enum, std::string_view>, N>& table, Enum value) {
+std::string_view name_of(const std::array<std::pair<Enum, std::string_view>, N>& table,
+                         Enum value) {
   for (const auto& [v, name] : table) {
     if (v == value) return name;
   }
@@ -91,25 +92,31 @@ std::string_view severity_name(ErrorSeverity severity) { return name_of(kSeverit
 std::optional<ErrorSeverity> severity_from_name(std::string_view name) {
   return value_of(kSeverityNames, name);
 }
-std::string_view strategy_name(RecoveryStrategy strategy) { return name_of(kStrategyNames, strategy); }
+std::string_view strategy_name(RecoveryStrategy strategy) {
+  return name_of(kStrategyNames, strategy);
+}
 std::optional<RecoveryStrategy> strategy_from_name(std::string_view name) {
   return value_of(kStrategyNames, name);
 }
 
 std::uint32_t attempt_budget(RecoveryStrategy strategy) {
   switch (strategy) {
-    case RecoveryStrategy::kImmediateRetry: return 3;
-    case RecoveryStrategy::kBackoffRetry: return 5;
-    case RecoveryStrategy::kFailover: return 2;  // the original attempt + one on the next adapter
+    case RecoveryStrategy::kImmediateRetry:
+      return 3;
+    case RecoveryStrategy::kBackoffRetry:
+      return 5;
+    case RecoveryStrategy::kFailover:
+      return 2;  // the original attempt + one on the next adapter
     case RecoveryStrategy::kCircuitBreak:
-    case RecoveryStrategy::kAbandon: return 1;
+    case RecoveryStrategy::kAbandon:
+      return 1;
   }
   return 1;
 }
 
 void Error::append_cause(std::string_view note) {
-  context.cause = context.cause.empty() ? std::string(note)
-                                        : fmt::format("{}; {}", context.cause, note);
+  context.cause =
+      context.cause.empty() ? std::string(note) : fmt::format("{}; {}", context.cause, note);
 }
 
 std::string Error::to_string() const {

@@ -1,7 +1,5 @@
 #include "base/event_loop.h"
 
-#include "base/clock_wait.h"
-
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -10,6 +8,8 @@
 #include <cstring>
 
 #include <fmt/format.h>
+
+#include "base/clock_wait.h"
 
 namespace bridgepool {
 
@@ -20,7 +20,8 @@ EventLoop::~EventLoop() { stop(); }
 Result<void> EventLoop::start() {
   epoll_fd_.reset(::epoll_create1(EPOLL_CLOEXEC));
   if (!epoll_fd_) {
-    return make_error(ErrorCategory::kResource, fmt::format("epoll_create1: {}", std::strerror(errno)));
+    return make_error(ErrorCategory::kResource,
+                      fmt::format("epoll_create1: {}", std::strerror(errno)));
   }
   wake_fd_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!wake_fd_) {
@@ -127,7 +128,7 @@ void EventLoop::run() {
         continue;
       }
       auto it = watches_.find(id);
-      if (it == watches_.end()) continue;  // unwatched by an earlier callback in this batch
+      if (it == watches_.end()) continue;   // unwatched by an earlier callback in this batch
       FdCallback cb = it->second.callback;  // copy: the callback may unwatch itself
       cb(events[i].events);
     }

@@ -10,19 +10,24 @@ namespace bridgepool {
 
 std::string_view level_name(LogLevel level) {
   switch (level) {
-    case LogLevel::kDebug: return "debug";
-    case LogLevel::kInfo: return "info";
-    case LogLevel::kWarn: return "warn";
-    case LogLevel::kError: return "error";
-    case LogLevel::kOff: return "off";
+    case LogLevel::kDebug:
+      return "debug";
+    case LogLevel::kInfo:
+      return "info";
+    case LogLevel::kWarn:
+      return "warn";
+    case LogLevel::kError:
+      return "error";
+    case LogLevel::kOff:
+      return "off";
   }
   return "info";
 }
 
 LogLevel level_from_name(std::string_view name, bool* ok) {
   if (ok) *ok = true;
-  for (LogLevel l : {LogLevel::kDebug, LogLevel::kInfo, LogLevel::kWarn, LogLevel::kError,
-                     LogLevel::kOff}) {
+  for (LogLevel l :
+       {LogLevel::kDebug, LogLevel::kInfo, LogLevel::kWarn, LogLevel::kError, LogLevel::kOff}) {
     if (level_name(l) == name) return l;
   }
   if (ok) *ok = false;
@@ -72,8 +77,8 @@ std::string Logger::format_text(const LogRecord& r) {
 
 std::string Logger::format_json(const LogRecord& r) {
   nlohmann::json j = {
-      {"time_ms", std::chrono::duration_cast<std::chrono::milliseconds>(
-                      r.time.time_since_epoch()).count()},
+      {"time_ms",
+       std::chrono::duration_cast<std::chrono::milliseconds>(r.time.time_since_epoch()).count()},
       {"level", level_name(r.level)},
       {"component", r.component},
       {"message", r.message}};

@@ -113,10 +113,11 @@ void add_interruption(nlohmann::json& j, const Interruption& in, std::uint64_t c
 
 void print_interruption(const Interruption& in, std::uint64_t completed, std::size_t planned) {
   if (!in.interrupted) return;
-  std::printf("bridgepool bench: INTERRUPTED by %s: %llu of %zu requests completed, %llu cut off "
-              "at shutdown\n",
-              SignalWatch::name_of(in.signo).c_str(), static_cast<unsigned long long>(completed),
-              planned, static_cast<unsigned long long>(in.cut_off));
+  std::printf(
+      "bridgepool bench: INTERRUPTED by %s: %llu of %zu requests completed, %llu cut off "
+      "at shutdown\n",
+      SignalWatch::name_of(in.signo).c_str(), static_cast<unsigned long long>(completed), planned,
+      static_cast<unsigned long long>(in.cut_off));
 }
 
 // Returns the exit status of a run that got as far as sending requests (bench_command.h).
@@ -154,7 +155,8 @@ class InterruptResponse {
     stop_.request(signo);
     if (!pool_started_.load()) exit_now(signo, /*start_up=*/true);
     if (load_ended_.load()) {
-      std::fprintf(stderr, "\nbridgepool bench: %s: the run is complete and finishing (%s again "
+      std::fprintf(stderr,
+                   "\nbridgepool bench: %s: the run is complete and finishing (%s again "
                    "exits at once)\n",
                    SignalWatch::name_of(signo).c_str(), SignalWatch::name_of(signo).c_str());
       return;
@@ -178,9 +180,12 @@ class InterruptResponse {
     std::printf("bridgepool bench: INTERRUPTED by %s during the pool's start-up: no request sent\n",
                 SignalWatch::name_of(signo).c_str());
     if (options_.json) {
-      nlohmann::json j = {{"command", options_.command}, {"interrupted", true},
-                          {"signal", SignalWatch::name_of(signo)}, {"phase", "start-up"},
-                          {"completed", 0}, {"cut_off", 0}};
+      nlohmann::json j = {{"command", options_.command},
+                          {"interrupted", true},
+                          {"signal", SignalWatch::name_of(signo)},
+                          {"phase", "start-up"},
+                          {"completed", 0},
+                          {"cut_off", 0}};
       std::printf("%s\n", j.dump().c_str());
     }
   }
@@ -237,7 +242,11 @@ nlohmann::json summary_json(const BenchOptions& o, std::size_t concurrency, cons
       {"ok", all.ok},
       {"errors", all.errors},
       {"latency_us",
-       {{"p50", lat.p50}, {"p90", lat.p90}, {"p99", lat.p99}, {"max", lat.max}, {"mean", lat.mean}}},
+       {{"p50", lat.p50},
+        {"p90", lat.p90},
+        {"p99", lat.p99},
+        {"max", lat.max},
+        {"mean", lat.mean}}},
       {"throughput_per_s", secs > 0 ? double(all.latencies_us.size()) / secs : 0.0},
       {"duration_s", secs},
       {"workers", {{"configured", o.workers}, {"started", st.started}, {"replaced", st.replaced}}},
@@ -246,8 +255,8 @@ nlohmann::json summary_json(const BenchOptions& o, std::size_t concurrency, cons
 
 void add_sessions(nlohmann::json& j, const BenchOptions& o, const PoolStats& st) {
   if (o.sessions == 0) return;
-  j["sessions"] = {{"count", o.sessions},          {"hits", st.session_hits},
-                   {"misses", st.session_misses},  {"lost", st.session_lost_calls},
+  j["sessions"] = {{"count", o.sessions},           {"hits", st.session_hits},
+                   {"misses", st.session_misses},   {"lost", st.session_lost_calls},
                    {"rebound", st.session_rebinds}, {"expired", st.session_expirations}};
 }
 
@@ -282,15 +291,14 @@ struct OpenLoopOutcome {
 OpenLoopOutcome drive_open_loop(const BenchOptions& o, const nlohmann::json& args, Pool& pool,
                                 std::size_t senders, StopFlag& stop,
                                 const std::atomic<bool>& shutdown_begun) {
-  SendSchedule schedule(o.rate, std::chrono::duration_cast<Duration>(
-                                    std::chrono::duration<double>(o.duration_s)));
+  SendSchedule schedule(
+      o.rate, std::chrono::duration_cast<Duration>(std::chrono::duration<double>(o.duration_s)));
   std::mutex first_error_mutex;
   std::string first_error;
   OpenLoopCall call = [&](std::size_t slot) -> SendOutcome {
-    auto reply = o.sessions == 0
-                     ? pool.execute(o.command, args)
-                     : pool.execute_in_session(fmt::format("bench-{}", slot % o.sessions),
-                                               o.command, args);
+    auto reply = o.sessions == 0 ? pool.execute(o.command, args)
+                                 : pool.execute_in_session(
+                                       fmt::format("bench-{}", slot % o.sessions), o.command, args);
     if (reply) return {};
     if (shutdown_begun.load()) return {"", true};
     std::lock_guard lock(first_error_mutex);
@@ -322,36 +330,47 @@ nlohmann::json open_loop_json(const BenchOptions& o, std::size_t senders, const 
       {"failed", r.failed},
       {"errors", r.errors},
       {"latency_us",
-       {{"p50", l.p50}, {"p90", l.p90}, {"p99", l.p99}, {"p999", r.p999_us}, {"max", l.max},
+       {{"p50", l.p50},
+        {"p90", l.p90},
+        {"p99", l.p99},
+        {"p999", r.p999_us},
+        {"max", l.max},
         {"mean", l.mean}}},
       {"send_lag_us", {{"p99", r.send_lag_p99_us}, {"max", r.send_lag_max_us}}},
       {"achieved_rate", r.achieved_rate},
       {"success_ratio", r.success_ratio},
       {"workers", {{"configured", o.workers}, {"started", st.started}, {"replaced", st.replaced}}},
       {"pool",
-       {{"retries", st.retries}, {"retries_denied", st.retries_denied},
-        {"circuit_rejected", st.circuit_rejected}, {"quarantine_refused", st.quarantine_refused}}},
+       {{"retries", st.retries},
+        {"retries_denied", st.retries_denied},
+        {"circuit_rejected", st.circuit_rejected},
+        {"quarantine_refused", st.quarantine_refused}}},
       {"sla",
-       {{"p99_ms_max", t.p99_ms_max}, {"success_min", t.success_min}, {"p99_ok", v.p99_ok},
-        {"success_ok", v.success_ok}, {"pass", v.pass()}}},
+       {{"p99_ms_max", t.p99_ms_max},
+        {"success_min", t.success_min},
+        {"p99_ok", v.p99_ok},
+        {"success_ok", v.success_ok},
+        {"pass", v.pass()}}},
   };
 }
 
 void print_open_loop_human(const nlohmann::json& j, const OpenLoopOutcome& out) {
   const OpenLoopReport& r = out.report;
-  std::printf("bridgepool bench (open loop): %s at %g req/s for %g s (%zu requests), %zu senders "
-              "on %zu workers\n",
-              j["command"].get<std::string>().c_str(), j["rate"].get<double>(),
-              j["duration_s"].get<double>(), r.scheduled, j["senders"].get<std::size_t>(),
-              j["workers"]["configured"].get<std::size_t>());
+  std::printf(
+      "bridgepool bench (open loop): %s at %g req/s for %g s (%zu requests), %zu senders "
+      "on %zu workers\n",
+      j["command"].get<std::string>().c_str(), j["rate"].get<double>(),
+      j["duration_s"].get<double>(), r.scheduled, j["senders"].get<std::size_t>(),
+      j["workers"]["configured"].get<std::size_t>());
   std::printf("  sent %zu, ok %llu, failed %llu%s%s\n", r.sent,
               static_cast<unsigned long long>(r.ok), static_cast<unsigned long long>(r.failed),
               r.errors.empty() ? "" : " ", r.errors.empty() ? "" : j["errors"].dump().c_str());
   if (!out.first_error.empty()) std::printf("  first error: %s\n", out.first_error.c_str());
   const LatencySummary& l = r.latency_us;
-  std::printf("  latency from intended send  p50 %.1f us   p90 %.1f us   p99 %.1f us   "
-              "p99.9 %.1f us   max %.1f us\n",
-              l.p50, l.p90, l.p99, r.p999_us, l.max);
+  std::printf(
+      "  latency from intended send  p50 %.1f us   p90 %.1f us   p99 %.1f us   "
+      "p99.9 %.1f us   max %.1f us\n",
+      l.p50, l.p90, l.p99, r.p999_us, l.max);
   std::printf("  send lag  p99 %.1f us   max %.1f us\n", r.send_lag_p99_us, r.send_lag_max_us);
   std::printf("  achieved %.1f req/s over %.2f s, success %.3f%%\n", r.achieved_rate, r.elapsed_s,
               r.success_ratio * 100.0);
@@ -363,10 +382,11 @@ void print_open_loop_human(const nlohmann::json& j, const OpenLoopOutcome& out) 
   auto count = [&p](const char* key) {
     return static_cast<unsigned long long>(p[key].get<std::uint64_t>());
   };
-  std::printf("  pool retries %llu, retries denied %llu, circuit rejected %llu, quarantine "
-              "refused %llu\n",
-              count("retries"), count("retries_denied"), count("circuit_rejected"),
-              count("quarantine_refused"));
+  std::printf(
+      "  pool retries %llu, retries denied %llu, circuit rejected %llu, quarantine "
+      "refused %llu\n",
+      count("retries"), count("retries_denied"), count("circuit_rejected"),
+      count("quarantine_refused"));
 }
 
 // The open-loop bench on a started pool; returns the exit status (bench_command.h).
@@ -430,10 +450,9 @@ ClosedLoopOutcome drive_closed_loop(const BenchOptions& o, const nlohmann::json&
     r.latencies_us.reserve(o.requests / concurrency + 1);
     for (std::size_t i; !stop.stop_requested() && (i = next.fetch_add(1)) < o.requests;) {
       auto start = Clock::now();
-      auto reply = o.sessions == 0
-                       ? pool.execute(o.command, args)
-                       : pool.execute_in_session(fmt::format("bench-{}", i % o.sessions),
-                                                 o.command, args);
+      auto reply = o.sessions == 0 ? pool.execute(o.command, args)
+                                   : pool.execute_in_session(
+                                         fmt::format("bench-{}", i % o.sessions), o.command, args);
       if (!reply && shutdown_begun.load()) {
         ++cut_off[c];  // ended by the interrupt's shutdown: its latency measures that
         continue;
@@ -541,8 +560,7 @@ bool handler_files_exist(const BenchOptions& o) {
     if (!spec.ends_with(".py") && spec.find('/') == std::string::npos) continue;
     std::error_code ec;
     if (std::filesystem::is_regular_file(spec, ec)) continue;
-    std::fprintf(stderr, "bridgepool bench: --handlers '%s': %s\n",
-                 printable_excerpt(spec).c_str(),
+    std::fprintf(stderr, "bridgepool bench: --handlers '%s': %s\n", printable_excerpt(spec).c_str(),
                  std::filesystem::exists(spec, ec) ? "not a regular file" : "no such file");
     return false;
   }

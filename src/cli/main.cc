@@ -25,7 +25,8 @@ int main(int argc, char** argv) {
       ->excludes(args);
   b->add_option("--handlers", bench.handlers, "Handler module(s) (path or dotted name)");
   b->add_option("--python", bench.python, "Python interpreter");
-  b->add_option("--timeout-ms", bench.timeout_ms, "Per-request timeout")->check(CLI::Range(1, 3600000));
+  b->add_option("--timeout-ms", bench.timeout_ms, "Per-request timeout")
+      ->check(CLI::Range(1, 3600000));
   b->add_option("--log-level", bench.log_level, "debug|info|warn|error|off");
   b->add_flag("--json", bench.json, "Print a JSON summary as the last line");
   b->add_flag("!--no-progress", bench.progress, "Do not draw the progress line");

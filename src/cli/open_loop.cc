@@ -5,8 +5,7 @@
 namespace bridgepool::cli {
 
 OpenLoopTally run_open_loop(const SendSchedule& schedule, std::size_t senders,
-                            const OpenLoopCall& call, OpenLoopProgress& progress,
-                            StopFlag* stop) {
+                            const OpenLoopCall& call, OpenLoopProgress& progress, StopFlag* stop) {
   using SteadyTime = std::chrono::steady_clock;
   senders = std::max<std::size_t>(senders, 1);
   std::vector<OpenLoopTally> tallies(senders);

@@ -55,8 +55,7 @@ Result<std::unique_ptr<SignalWatch>> SignalWatch::start(Callback on_first, Callb
   return watch;
 }
 
-SignalWatch::SignalWatch(UniqueFd signal_fd, UniqueFd wake_fd, Callback on_first,
-                         Callback on_again)
+SignalWatch::SignalWatch(UniqueFd signal_fd, UniqueFd wake_fd, Callback on_first, Callback on_again)
     : signal_fd_(std::move(signal_fd)),
       wake_fd_(std::move(wake_fd)),
       on_first_(std::move(on_first)),

@@ -38,8 +38,8 @@ std::future<Result<Json>> Bridge::execute_async(std::string command, Json args,
 std::future<Result<Json>> Bridge::execute_in_session_async(std::string session_id,
                                                            std::string command, Json args,
                                                            ExecuteOptions options) {
-  return pool_->execute_in_session_async(std::move(session_id), std::move(command),
-                                         std::move(args), std::move(options));
+  return pool_->execute_in_session_async(std::move(session_id), std::move(command), std::move(args),
+                                         std::move(options));
 }
 
 void Bridge::shutdown(std::optional<milliseconds> grace) { pool_->shutdown(grace); }

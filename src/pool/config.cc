@@ -1,3 +1,5 @@
+#include "bridgepool/config.h"
+
 #include <unistd.h>
 
 #include <cstdlib>
@@ -6,7 +8,6 @@
 #include <fmt/format.h>
 
 #include "base/install_paths.h"
-#include "bridgepool/config.h"
 
 namespace bridgepool {
 namespace {
@@ -27,7 +28,8 @@ Error config_error(std::string message) {
 std::string default_python() {
   // /usr/bin/python3 starts in ~10 ms; a `python3` found first in PATH may be a shim (pyenv)
   // that costs ~90 ms per start. Prefer the system interpreter unless told otherwise.
-  if (::access("/usr/bin/python3", X_OK) == 0) return env_or("BRIDGEPOOL_PYTHON", "/usr/bin/python3");
+  if (::access("/usr/bin/python3", X_OK) == 0)
+    return env_or("BRIDGEPOOL_PYTHON", "/usr/bin/python3");
   return env_or("BRIDGEPOOL_PYTHON", "python3");
 }
 
@@ -53,9 +55,11 @@ Result<void> PoolConfig::resolve() {
   for (auto [name, value] : {std::pair{"init_timeout", init_timeout},
                              {"checkout_timeout", checkout_timeout},
                              {"request_timeout", request_timeout}}) {
-    if (value.count() <= 0) return tl::unexpected(config_error(fmt::format("{} must be > 0", name)));
+    if (value.count() <= 0)
+      return tl::unexpected(config_error(fmt::format("{} must be > 0", name)));
   }
-  if (max_checkin_failures == 0) return tl::unexpected(config_error("max_checkin_failures must be >= 1"));
+  if (max_checkin_failures == 0)
+    return tl::unexpected(config_error("max_checkin_failures must be >= 1"));
   if (!events) events = std::make_shared<EventBus>();
   if (!logger) logger = std::make_shared<Logger>(LogLevel::kWarn);
   return {};

@@ -1,9 +1,9 @@
 #include "bridgepool/connect.h"
 
-#include <fmt/format.h>
-
 #include <map>
 #include <mutex>
+
+#include <fmt/format.h>
 
 #include "bridgepool/bridge.h"
 

@@ -21,8 +21,7 @@ bool PendingCloses::take(const std::string& worker_id, std::string_view session_
   return found;
 }
 
-std::vector<std::string> PendingCloses::take_some(const std::string& worker_id,
-                                                  std::size_t max) {
+std::vector<std::string> PendingCloses::take_some(const std::string& worker_id, std::size_t max) {
   std::lock_guard lock(mu_);
   std::vector<std::string> out;
   auto it = by_worker_.find(worker_id);

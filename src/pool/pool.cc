@@ -51,17 +51,17 @@ Pool::Impl::Impl(PoolConfig cfg, std::string kind_name)
                std::make_shared<const SpawnGeneration>(
                    SpawnGeneration{1, config, build_worker_env(config)})),
       registry(clock, config.max_queue,
-               WorkerRegistry::Hooks{
-                   [this] {
-                     if (capacity.try_grow()) launch_after(std::chrono::milliseconds(0));
-                   },
-                   [this] { return capacity.failing_starts(); },
-                   [this] { return capacity.snapshot().starting; }}),
-      affinity(clock, AffinityConfig{config.session_ttl,
-                                     config.session_mode == SessionMode::kStrict
-                                         ? AffinityMode::kStrict
-                                         : AffinityMode::kHint,
-                                     64}),
+               WorkerRegistry::Hooks{[this] {
+                                       if (capacity.try_grow())
+                                         launch_after(std::chrono::milliseconds(0));
+                                     },
+                                     [this] { return capacity.failing_starts(); },
+                                     [this] { return capacity.snapshot().starting; }}),
+      affinity(clock,
+               AffinityConfig{config.session_ttl,
+                              config.session_mode == SessionMode::kStrict ? AffinityMode::kStrict
+                                                                          : AffinityMode::kHint,
+                              64}),
       resilience(config, clock),
       supervisor(loop, *spawner, clock, telemetry, *this,
                  SupervisorConfig{config.init_timeout, config.kill_grace, config.max_frame_bytes,
@@ -122,8 +122,9 @@ Result<void> Pool::wait_ready(milliseconds timeout, std::size_t count) {
                             s.config.size == 1 ? "" : "s", e.message);
     return tl::unexpected(std::move(e));
   }
-  Error e(ErrorCategory::kTimeout, fmt::format("{} '{}': {} of {} workers ready after {} ms", s.kind,
-                                               s.config.name, live, count, timeout.count()));
+  Error e(ErrorCategory::kTimeout,
+          fmt::format("{} '{}': {} of {} workers ready after {} ms", s.kind, s.config.name, live,
+                      count, timeout.count()));
   e.context.operation = "wait_ready";
   return tl::unexpected(std::move(e));
 }

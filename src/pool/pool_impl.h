@@ -151,8 +151,8 @@ struct Pool::Impl final : WorkerSupervisor::Listener {
                                 TimePoint deadline, const ChunkCallback& on_chunk,
                                 const std::string& avoid_worker, Duration& queue_wait);
   // Validation, deadlines, the resilient call and the accounting of one call.
-  Result<Json> execute(std::optional<std::string_view> session, std::string_view command,
-                       Json args, const ExecuteOptions& options);
+  Result<Json> execute(std::optional<std::string_view> session, std::string_view command, Json args,
+                       const ExecuteOptions& options);
   // Shape of the request (UTF-8, depth, numbers, timeouts), then the command's existence.
   Result<void> validate(std::optional<std::string_view> session, std::string_view command,
                         const Json& args, const ExecuteOptions& options) const;
@@ -161,17 +161,16 @@ struct Pool::Impl final : WorkerSupervisor::Listener {
 
   // ---- sessions (pool_sessions.cc) ----
   PoolResilience::Once run_session_once(std::string_view session_id, wire::Request& request,
-                                        const ExecuteOptions& options,
-                                        TimePoint checkout_deadline, TimePoint deadline,
-                                        Duration& queue_wait);
+                                        const ExecuteOptions& options, TimePoint checkout_deadline,
+                                        TimePoint deadline, Duration& queue_wait);
   Error session_lost(std::string_view session_id, WorkerKey worker) const;
   Result<bool> close_session(std::string_view session_id);
   // Sends close_session for each id on a worker the caller holds; gives it back after. On a
   // fault the worker is removed and the error returned.
   Result<void> send_closes(const WorkerPtr& worker, const std::vector<std::string>& session_ids,
                            TimePoint deadline, bool give_back);
-  void sweep_sessions();         // maintenance thread
-  void flush_pending_closes();   // maintenance thread
+  void sweep_sessions();        // maintenance thread
+  void flush_pending_closes();  // maintenance thread
 
   // ---- maintenance (pool_maintenance.cc) ----
   void maintenance_round();  // maintenance thread

@@ -85,9 +85,8 @@ void Pool::Impl::on_exit(const WorkerPtr& worker, const std::string& how) {
   worker_failed(worker, FailureKind::kProcessExited, 1, how, false);
 }
 
-void Pool::Impl::worker_failed(const WorkerPtr& worker, FailureKind kind,
-                               std::uint32_t consecutive, const std::string& detail,
-                               bool borrowed) {
+void Pool::Impl::worker_failed(const WorkerPtr& worker, FailureKind kind, std::uint32_t consecutive,
+                               const std::string& detail, bool borrowed) {
   FailureReport report;
   report.kind = kind;
   report.consecutive_failures = consecutive;
@@ -129,8 +128,8 @@ void Pool::Impl::worker_failed(const WorkerPtr& worker, FailureKind kind,
 bool Pool::Impl::retire(const WorkerPtr& worker, TransitionReason reason, bool kill,
                         const std::string& detail) {
   Error gone(ErrorCategory::kConnection,
-             fmt::format("worker {} left service ({}) while this call waited for it",
-                         worker->id(), to_string(reason)));
+             fmt::format("worker {} left service ({}) while this call waited for it", worker->id(),
+                         to_string(reason)));
   gone.context.worker_id = worker->id();
   if (!registry.remove(worker, gone)) return false;
   if (auto delay = capacity.on_removed()) launch_after(*delay);
@@ -177,8 +176,7 @@ void Pool::Impl::checkin_ok(const WorkerPtr& worker) {
     registry.release(worker);
     return;
   }
-  auto leave = registry.check_in(
-      worker, [&](Tracking& t) { return leave_on_return(worker, t); });
+  auto leave = registry.check_in(worker, [&](Tracking& t) { return leave_on_return(worker, t); });
   if (leave) checkin_remove(worker, leave->reason, false, leave->detail);
 }
 

@@ -109,8 +109,8 @@ void Pool::Impl::probe(const WorkerPtr& w, bool was_degraded) {
   const TimePoint deadline = clock.now() + config.health_check_timeout;
   CallOutcome outcome = w->call(request, deadline, nullptr);
   const bool answered = outcome.fault == WorkerFault::kNone && outcome.result.has_value();
-  const bool healthy = answered && outcome.result->is_object() &&
-                       outcome.result->value("status", "") == "healthy";
+  const bool healthy =
+      answered && outcome.result->is_object() && outcome.result->value("status", "") == "healthy";
   counters.health_checks.fetch_add(1, std::memory_order_relaxed);
   if (!healthy) counters.health_check_failures.fetch_add(1, std::memory_order_relaxed);
   telemetry.emit(EventId::kWorkerHealthCheck, {{"healthy", healthy ? 1.0 : 0.0}},

@@ -25,9 +25,8 @@ void Pool::Impl::count_error(const Error& e) {
       1, std::memory_order_relaxed);
 }
 
-Result<void> Pool::Impl::validate(std::optional<std::string_view> session,
-                                  std::string_view command, const Json& args,
-                                  const ExecuteOptions& options) const {
+Result<void> Pool::Impl::validate(std::optional<std::string_view> session, std::string_view command,
+                                  const Json& args, const ExecuteOptions& options) const {
   if (auto valid = validate_request(session, command, args); !valid) return valid;
   if (auto valid = validate_options(options); !valid) return valid;
   // Unknown commands are refused here, before any worker is touched (SPEC §11.4).
@@ -55,8 +54,7 @@ Pool::Impl::Attempt Pool::Impl::attempt_on(const WorkerPtr& w, wire::Request& re
     e.context.worker_id = w->id();
     outcome = CallOutcome{tl::unexpected(std::move(e)), WorkerFault::kNotDelivered, {}};
     // A process still alive whose stream holds data nobody asked for cannot be trusted.
-    kind = w->process().has_exited() ? FailureKind::kNotDelivered
-                                     : FailureKind::kProtocolViolation;
+    kind = w->process().has_exited() ? FailureKind::kNotDelivered : FailureKind::kProtocolViolation;
   } else {
     auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock.now());
     request.deadline_ms = std::max<std::int64_t>(0, remaining.count());
@@ -75,10 +73,9 @@ Pool::Impl::Attempt Pool::Impl::attempt_on(const WorkerPtr& w, wire::Request& re
     return Attempt{std::move(outcome.result), WorkerFault::kNone};
   }
   // Every worker-level failure goes through the one recovery policy (SPEC §4).
-  worker_failed(w, kind, 1,
-                outcome.result ? std::string("data after the reply")
-                               : outcome.result.error().message,
-                true);
+  worker_failed(
+      w, kind, 1,
+      outcome.result ? std::string("data after the reply") : outcome.result.error().message, true);
   return Attempt{std::move(outcome.result), outcome.fault};
 }
 
@@ -89,10 +86,10 @@ void Pool::Impl::checkin_error(const WorkerPtr& w, const std::string& reason) {
   report.kind = FailureKind::kCheckinError;
   report.consecutive_failures = failures;
   const RecoveryDecision decision = recovery.decide(report);
-  telemetry.log(LogLevel::kWarn,
-                fmt::format("handler marked the worker unhealthy: {} ({})", reason,
-                            decision.reason),
-                w->id());
+  telemetry.log(
+      LogLevel::kWarn,
+      fmt::format("handler marked the worker unhealthy: {} ({})", reason, decision.reason),
+      w->id());
   telemetry.emit(EventId::kWorkerCheckinError, {{"failures", double(failures)}},
                  {{"worker_id", w->id()},
                   {"reason", reason},
@@ -138,9 +135,8 @@ PoolResilience::Once Pool::Impl::run_once(wire::Request& request, TimePoint chec
   }
 }
 
-Result<Json> Pool::Impl::execute(std::optional<std::string_view> session,
-                                 std::string_view command, Json args,
-                                 const ExecuteOptions& options) {
+Result<Json> Pool::Impl::execute(std::optional<std::string_view> session, std::string_view command,
+                                 Json args, const ExecuteOptions& options) {
   const TimePoint started_at = clock.now();
   if (options.report) *options.report = CallReport{kind, "", 0, {}};
   Duration queue_wait{0};
@@ -159,7 +155,8 @@ Result<Json> Pool::Impl::execute(std::optional<std::string_view> session,
       e.context.queue_wait = std::chrono::duration_cast<std::chrono::microseconds>(queue_wait);
       e.context.pool_name = config.name;
       if (e.context.adapter.empty()) e.context.adapter = kind;
-      if (e.context.operation.empty()) e.context.operation = session ? "execute_in_session" : "execute";
+      if (e.context.operation.empty())
+        e.context.operation = session ? "execute_in_session" : "execute";
       count_error(e);
     }
     if (telemetry.emitting()) {
@@ -182,7 +179,8 @@ Result<Json> Pool::Impl::execute(std::optional<std::string_view> session,
     return refuse(std::move(valid.error()));
   }
   // After shutdown nothing is attempted: no breaker permit, no retry budget, no worker.
-  if (capacity.closed()) return refuse(shutting_down_error(session ? "execute_in_session" : "execute"));
+  if (capacity.closed())
+    return refuse(shutting_down_error(session ? "execute_in_session" : "execute"));
   counters.requests.fetch_add(1, std::memory_order_relaxed);
   const TimePoint deadline =
       deadline_after(started_at, options.timeout.value_or(config.request_timeout));
@@ -196,8 +194,7 @@ Result<Json> Pool::Impl::execute(std::optional<std::string_view> session,
     // A session's calls go to its own worker, so a retry goes there too (no avoid); a session
     // whose worker died fails with session_lost, which the classifier never retries.
     if (session) {
-      return run_session_once(*session, request, options, checkout_deadline, deadline,
-                              queue_wait);
+      return run_session_once(*session, request, options, checkout_deadline, deadline, queue_wait);
     }
     return run_once(request, checkout_deadline, deadline, options.on_chunk, avoid, queue_wait);
   };
@@ -207,8 +204,8 @@ Result<Json> Pool::Impl::execute(std::optional<std::string_view> session,
   facts.stopping = [this] { return capacity.closed(); };
   std::uint32_t attempts = 0;
   std::string served_by;
-  Result<Json> result = resilience.run(command, request.args, options, deadline, facts, once,
-                                       attempts, served_by);
+  Result<Json> result =
+      resilience.run(command, request.args, options, deadline, facts, once, attempts, served_by);
   if (options.report) {
     options.report->worker_id = served_by;
     options.report->attempts = attempts;

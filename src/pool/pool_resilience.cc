@@ -17,8 +17,8 @@ PoolResilience::PoolResilience(const PoolConfig& config, const Clock& clock)
 
 Result<Json> PoolResilience::run(std::string_view command, const Json& args,
                                  const ExecuteOptions& options, TimePoint deadline,
-                                 const Facts& facts, const OnceFn& once,
-                                 std::uint32_t& attempts, std::string& served_by) {
+                                 const Facts& facts, const OnceFn& once, std::uint32_t& attempts,
+                                 std::string& served_by) {
   // The attempt's result lives here between the engine's looks at it.
   Result<Json> last = tl::unexpected(Error());
   auto attempt = [&](std::uint32_t n, const std::string& avoid) {

@@ -34,10 +34,10 @@ class PoolResilience {
   // One attempt as the pool makes it.
   struct Once {
     Result<Json> result = tl::unexpected(Error());
-    std::string worker_id;       // the worker it ran on ("" if none was checked out)
-    bool may_have_run = false;   // written to a worker that may have read it
-    bool killed_worker = false;  // the worker died or had to be killed (crash, hang, bad stream)
-    bool no_time_left = false;   // the attempt used up its own time budget (checkout timeout)
+    std::string worker_id;         // the worker it ran on ("" if none was checked out)
+    bool may_have_run = false;     // written to a worker that may have read it
+    bool killed_worker = false;    // the worker died or had to be killed (crash, hang, bad stream)
+    bool no_time_left = false;     // the attempt used up its own time budget (checkout timeout)
     bool refused_by_pool = false;  // the pool refused it (shutting down): not the target failing
   };
   using OnceFn = std::function<Once(std::uint32_t attempt, const std::string& avoid_worker)>;

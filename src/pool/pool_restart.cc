@@ -10,8 +10,7 @@
 
 namespace bridgepool {
 
-Result<void> Pool::rolling_restart(PoolConfig new_config, std::size_t batch,
-                                   milliseconds timeout) {
+Result<void> Pool::rolling_restart(PoolConfig new_config, std::size_t batch, milliseconds timeout) {
   Impl& s = *impl_;
   batch = std::max<std::size_t>(1, batch);
   // Only how workers are started changes; sizing, timeouts and telemetry stay the pool's.
@@ -48,9 +47,8 @@ Result<void> Pool::rolling_restart(PoolConfig new_config, std::size_t batch,
     if (cap.last_init_error && cap.consecutive_init_failures > 0 &&
         cap.last_failed_generation == gen_number) {
       s.capacity.restore_generation(previous);
-      s.registry.for_each_tracking([](const std::string&, Tracking& t) {
-        t.retire_when_idle = false;
-      });
+      s.registry.for_each_tracking(
+          [](const std::string&, Tracking& t) { t.retire_when_idle = false; });
       Error e = *cap.last_init_error;
       e.message =
           fmt::format("rolling restart to generation {} stopped: {}", gen_number, e.message);
@@ -69,9 +67,8 @@ Result<void> Pool::rolling_restart(PoolConfig new_config, std::size_t batch,
         }
       });
       // Idle ones leave now; busy ones at their checkin.
-      old_idle = s.registry.take_idle([](const WorkerPtr&, Tracking& t, bool) {
-        return t.retire_when_idle;
-      });
+      old_idle = s.registry.take_idle(
+          [](const WorkerPtr&, Tracking& t, bool) { return t.retire_when_idle; });
     }
     for (const auto& w : old_idle) {
       s.checkin_remove(w, TransitionReason::kReplaced, false, "rolling restart");

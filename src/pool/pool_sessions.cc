@@ -26,8 +26,8 @@ Error Pool::Impl::session_lost(std::string_view session_id, WorkerKey worker) co
 PoolResilience::Once Pool::Impl::run_session_once(std::string_view session_id,
                                                   wire::Request& request,
                                                   const ExecuteOptions& options,
-                                                  TimePoint checkout_deadline,
-                                                  TimePoint deadline, Duration& queue_wait) {
+                                                  TimePoint checkout_deadline, TimePoint deadline,
+                                                  Duration& queue_wait) {
   auto fail = [&](Error e) {
     e.context.session_id = session_id;
     if (e.category == ErrorCategory::kSession) {
@@ -109,9 +109,9 @@ PoolResilience::Once Pool::Impl::run_session_once(std::string_view session_id,
     once.killed_worker = ends_worker(a.fault);
     return once;
   }
-  return fail(Error(ErrorCategory::kConnection,
-                    fmt::format("session '{}': no usable worker after {} attempts", session_id,
-                                max_routes)));
+  return fail(Error(
+      ErrorCategory::kConnection,
+      fmt::format("session '{}': no usable worker after {} attempts", session_id, max_routes)));
 }
 
 Result<bool> Pool::Impl::close_session(std::string_view session_id) {
@@ -133,14 +133,12 @@ Result<void> Pool::Impl::send_closes(const WorkerPtr& worker,
                                      const std::vector<std::string>& session_ids,
                                      TimePoint deadline, bool give_back) {
   for (const auto& id : session_ids) {
-    wire::Request request{0, "close_session", Json{{"session_id", id}}, std::nullopt,
-                          std::nullopt};
+    wire::Request request{0, "close_session", Json{{"session_id", id}}, std::nullopt, std::nullopt};
     CallOutcome outcome = worker->call(request, deadline, nullptr);
     if (outcome.fault != WorkerFault::kNone) {
       Error e = outcome.result ? Error(ErrorCategory::kCommunication, "data after the reply")
                                : outcome.result.error();
-      worker_failed(worker, failure_kind_of(outcome.fault), 1, "close_session: " + e.message,
-                    true);
+      worker_failed(worker, failure_kind_of(outcome.fault), 1, "close_session: " + e.message, true);
       return tl::unexpected(std::move(e));
     }
   }
@@ -160,8 +158,8 @@ void Pool::Impl::sweep_sessions() {
 
 void Pool::Impl::flush_pending_closes() {
   if (pending_closes.empty()) return;
-  std::vector<WorkerPtr> owed = registry.take_idle(
-      [this](const WorkerPtr& w, Tracking&, bool degraded) {
+  std::vector<WorkerPtr> owed =
+      registry.take_idle([this](const WorkerPtr& w, Tracking&, bool degraded) {
         return !degraded && pending_closes.owes(w->id());
       });
   const TimePoint deadline = clock.now() + config.health_check_timeout;

@@ -18,8 +18,7 @@ tl::unexpected<Error> invalid(std::string_view command, std::string message,
   // Only text that is valid UTF-8 goes into the context: it may be logged or sent as JSON.
   e.context.command = std::string(valid_utf8_prefix(command.substr(0, kMaxCommandLength)));
   if (session) {
-    e.context.session_id =
-        std::string(valid_utf8_prefix(session->substr(0, kMaxSessionIdLength)));
+    e.context.session_id = std::string(valid_utf8_prefix(session->substr(0, kMaxSessionIdLength)));
   }
   return tl::unexpected(std::move(e));
 }
@@ -81,10 +80,10 @@ Result<void> validate_request(std::optional<std::string_view> session, std::stri
                                           kMaxSessionIdLength));
     }
     if (auto at = invalid_utf8_at(*session); at != std::string_view::npos) {
-      return invalid(command,
-                     fmt::format("session id is not valid UTF-8 (byte {} of {})", at,
-                                 session->size()),
-                     session);
+      return invalid(
+          command,
+          fmt::format("session id is not valid UTF-8 (byte {} of {})", at, session->size()),
+          session);
     }
   }
   if (!args.is_object()) {
@@ -96,7 +95,8 @@ Result<void> validate_request(std::optional<std::string_view> session, std::stri
 
 Result<void> validate_options(const ExecuteOptions& options) {
   if (options.timeout && options.timeout->count() <= 0) {
-    return invalid({}, fmt::format("timeout must be positive, got {} ms", options.timeout->count()));
+    return invalid({},
+                   fmt::format("timeout must be positive, got {} ms", options.timeout->count()));
   }
   if (options.checkout_timeout && options.checkout_timeout->count() < 0) {
     return invalid({}, fmt::format("checkout_timeout must not be negative, got {} ms",

@@ -136,10 +136,10 @@ Result<WorkerPtr> WorkerRegistry::checkout(TimePoint deadline, std::string_view 
   }
   auto ticket = queue_.push(deadline);
   if (!ticket) {
-    return tl::unexpected(refusal(
-        ErrorCategory::kResource,
-        fmt::format("checkout queue full: {} callers already waiting (max_queue={}); {}",
-                    queue_.size(), queue_.max_waiters(), describe_load_locked())));
+    return tl::unexpected(
+        refusal(ErrorCategory::kResource,
+                fmt::format("checkout queue full: {} callers already waiting (max_queue={}); {}",
+                            queue_.size(), queue_.max_waiters(), describe_load_locked())));
   }
   // Lazy start grows towards `size` when callers have to wait; beyond it, up to max_overflow
   // extra workers absorb a burst (retired again after overflow_idle_timeout).
@@ -152,9 +152,9 @@ Result<WorkerPtr> WorkerRegistry::checkout(TimePoint deadline, std::string_view 
   if (got || waiter->error) return got;
   queue_.remove(*ticket);
   auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(clock_.now() - queued_at);
-  return tl::unexpected(refusal(ErrorCategory::kTimeout,
-                                fmt::format("no worker became free within {} ms ({})",
-                                            waited.count(), describe_load_locked())));
+  return tl::unexpected(
+      refusal(ErrorCategory::kTimeout, fmt::format("no worker became free within {} ms ({})",
+                                                   waited.count(), describe_load_locked())));
 }
 
 Result<WorkerPtr> WorkerRegistry::checkout_worker(const WorkerPtr& target, TimePoint deadline) {

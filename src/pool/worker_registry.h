@@ -71,9 +71,9 @@ struct RegistryCounts {
 class WorkerRegistry {
  public:
   struct Hooks {
-    std::function<void()> on_wait;                     // a caller is about to wait
+    std::function<void()> on_wait;                         // a caller is about to wait
     std::function<std::optional<Error>()> failing_starts;  // none in service: fail fast with?
-    std::function<std::size_t()> starting;             // for messages ("2 starting")
+    std::function<std::size_t()> starting;                 // for messages ("2 starting")
   };
 
   WorkerRegistry(const Clock& clock, std::size_t max_queue, Hooks hooks);

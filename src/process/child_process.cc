@@ -16,8 +16,8 @@ std::string ExitStatus::describe() const {
   return fmt::format("killed by signal {} (SIG{})", signal, name ? name : "?");
 }
 
-ChildProcess::ChildProcess(pid_t pid, UniqueFd request_fd, UniqueFd response_fd,
-                           UniqueFd stdout_fd, UniqueFd stderr_fd)
+ChildProcess::ChildProcess(pid_t pid, UniqueFd request_fd, UniqueFd response_fd, UniqueFd stdout_fd,
+                           UniqueFd stderr_fd)
     : pid_(pid),
       request_fd_(std::move(request_fd)),
       response_fd_(std::move(response_fd)),

@@ -69,8 +69,8 @@ class ChildProcess {
   // peek_exit_status(), waiting up to `patience` for an exit that is under way (a process closes
   // its pipes a moment before it becomes a zombie). "exit code 1", "killed by signal 9
   // (SIGKILL)", or "still running after N ms" when it really is still alive.
-  std::string describe_exit(std::chrono::milliseconds patience = std::chrono::milliseconds(200))
-      const;
+  std::string describe_exit(
+      std::chrono::milliseconds patience = std::chrono::milliseconds(200)) const;
 
  protected:
   // For reap(): publishes the status (exit_status(), reaped()).

@@ -44,8 +44,7 @@ std::optional<ExitStatus> PidfdProcess::reap() {
   siginfo_t info{};
   int rc;
   do {
-    rc = ::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd_.get()), &info,
-                  WEXITED);
+    rc = ::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd_.get()), &info, WEXITED);
   } while (rc < 0 && errno == EINTR);
   if (rc < 0) return std::nullopt;
   ExitStatus status = status_of(info);

@@ -119,9 +119,11 @@ Result<std::unique_ptr<ChildProcess>> PosixSpawner::spawn(const SpawnSpec& spec)
   // failure (ENOENT, EACCES) comes back as the return value instead of a silent child exit 127.
   pid_t pid = -1;
   bool search_path = spec.argv[0].find('/') == std::string::npos;
-  int rc = search_path ? posix_spawnp(&pid, argv[0], &sa.actions, &sa.attr, argv.data(), envp.data())
-                       : posix_spawn(&pid, argv[0], &sa.actions, &sa.attr, argv.data(), envp.data());
-  if (rc != 0) return tl::unexpected(spawn_error(rc, fmt::format("cannot execute '{}'", spec.argv[0])));
+  int rc = search_path
+               ? posix_spawnp(&pid, argv[0], &sa.actions, &sa.attr, argv.data(), envp.data())
+               : posix_spawn(&pid, argv[0], &sa.actions, &sa.attr, argv.data(), envp.data());
+  if (rc != 0)
+    return tl::unexpected(spawn_error(rc, fmt::format("cannot execute '{}'", spec.argv[0])));
 
   // The child is ours and not yet reaped, so its pid cannot have been reused: pidfd_open is safe.
   int pidfd = ::pidfd_open(pid, 0);

@@ -5,12 +5,12 @@
 // and never around a call or an event handler. Time is read once per method, before locking.
 #include "bridgepool/circuit_breaker.h"
 
-#include <fmt/format.h>
-
 #include <algorithm>
 #include <array>
 #include <cmath>
 #include <utility>
+
+#include <fmt/format.h>
 
 #include "bridgepool/event_names.h"
 

@@ -9,10 +9,13 @@ namespace {
 
 ErrorSeverity raise(ErrorSeverity severity) {
   switch (severity) {
-    case ErrorSeverity::kWarning: return ErrorSeverity::kMinor;
-    case ErrorSeverity::kMinor: return ErrorSeverity::kMajor;
+    case ErrorSeverity::kWarning:
+      return ErrorSeverity::kMinor;
+    case ErrorSeverity::kMinor:
+      return ErrorSeverity::kMajor;
     case ErrorSeverity::kMajor:
-    case ErrorSeverity::kCritical: return ErrorSeverity::kCritical;
+    case ErrorSeverity::kCritical:
+      return ErrorSeverity::kCritical;
   }
   return ErrorSeverity::kCritical;
 }
@@ -22,9 +25,12 @@ RecoveryStrategy pick(ErrorSeverity severity, RecoveryStrategy low, RecoveryStra
                       RecoveryStrategy critical) {
   switch (severity) {
     case ErrorSeverity::kWarning:
-    case ErrorSeverity::kMinor: return low;
-    case ErrorSeverity::kMajor: return major;
-    case ErrorSeverity::kCritical: return critical;
+    case ErrorSeverity::kMinor:
+      return low;
+    case ErrorSeverity::kMajor:
+      return major;
+    case ErrorSeverity::kCritical:
+      return critical;
   }
   return critical;
 }
@@ -37,13 +43,16 @@ ErrorSeverity base_severity(ErrorCategory category) {
     case ErrorCategory::kCommunication:
     case ErrorCategory::kTimeout:
     case ErrorCategory::kHealthCheck:
-    case ErrorCategory::kPython: return ErrorSeverity::kMinor;
+    case ErrorCategory::kPython:
+      return ErrorSeverity::kMinor;
     case ErrorCategory::kInitialization:
     case ErrorCategory::kResource:
     case ErrorCategory::kSystem:
     case ErrorCategory::kCircuitOpen:
-    case ErrorCategory::kSession: return ErrorSeverity::kMajor;
-    case ErrorCategory::kInvalidRequest: return ErrorSeverity::kWarning;
+    case ErrorCategory::kSession:
+      return ErrorSeverity::kMajor;
+    case ErrorCategory::kInvalidRequest:
+      return ErrorSeverity::kWarning;
   }
   return ErrorSeverity::kMajor;
 }
@@ -73,10 +82,13 @@ RecoveryStrategy strategy_for(ErrorCategory category, ErrorSeverity severity,
       return pick(severity, S::kImmediateRetry, S::kBackoffRetry, S::kFailover);
     case ErrorCategory::kSystem:
       return pick(severity, S::kBackoffRetry, S::kBackoffRetry, S::kAbandon);
-    case ErrorCategory::kCircuitOpen: return S::kFailover;
-    case ErrorCategory::kPython: return marked_retryable ? S::kBackoffRetry : S::kAbandon;
+    case ErrorCategory::kCircuitOpen:
+      return S::kFailover;
+    case ErrorCategory::kPython:
+      return marked_retryable ? S::kBackoffRetry : S::kAbandon;
     case ErrorCategory::kSession:
-    case ErrorCategory::kInvalidRequest: return S::kAbandon;
+    case ErrorCategory::kInvalidRequest:
+      return S::kAbandon;
   }
   return S::kAbandon;
 }

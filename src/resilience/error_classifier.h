@@ -6,19 +6,20 @@
 // Severity = base by category, raised one level once 3 attempts have failed, critical when
 // every worker is affected (no worker in service):
 //
-//   category          base      |  strategy by severity:  warning/minor     major           critical
-//   ----------------  --------  |  ---------------------  ----------------  --------------  -------------
-//   initialization    major     |                         backoff_retry     failover        circuit_break
-//   connection        minor     |                         immediate_retry   backoff_retry   failover
-//   communication     minor     |                         immediate_retry   backoff_retry   failover
-//   timeout           minor     |                         backoff_retry     backoff_retry   failover
-//   resource          major     |                         backoff_retry     failover        circuit_break
-//   health_check      minor     |                         immediate_retry   backoff_retry   failover
-//   system            major     |                         backoff_retry     backoff_retry   abandon
-//   circuit_open      major     |                         failover          failover        failover
-//   session           major     |                         abandon (the caller must rebuild the session's state)
-//   python            minor     |                         abandon; backoff_retry if the worker marked it retryable
-//   invalid_request   warning   |                         abandon (retrying cannot fix a bad request)
+//   category          base      |  strategy by severity:  warning/minor     major critical
+//   ----------------  --------  |  ---------------------  ----------------  --------------
+//   ------------- initialization    major     |                         backoff_retry     failover
+//   circuit_break connection        minor     |                         immediate_retry
+//   backoff_retry   failover communication     minor     |                         immediate_retry
+//   backoff_retry   failover timeout           minor     |                         backoff_retry
+//   backoff_retry   failover resource          major     |                         backoff_retry
+//   failover        circuit_break health_check      minor     | immediate_retry   backoff_retry
+//   failover system            major     |                         backoff_retry     backoff_retry
+//   abandon circuit_open      major     |                         failover          failover
+//   failover session           major     |                         abandon (the caller must rebuild
+//   the session's state) python            minor     |                         abandon;
+//   backoff_retry if the worker marked it retryable invalid_request   warning   | abandon (retrying
+//   cannot fix a bad request)
 //
 // Then two overrides, in this order:
 //   1. critical beyond 2 attempts -> abandon (a whole-pool failure that survived a retry and a
@@ -50,7 +51,8 @@ ErrorSeverity base_severity(ErrorCategory category);
 // Base severity raised per the rules above (pure).
 ErrorSeverity classify_severity(ErrorCategory category, const ClassifyInput& input);
 // The matrix cell, before the overrides (pure).
-RecoveryStrategy strategy_for(ErrorCategory category, ErrorSeverity severity, bool marked_retryable);
+RecoveryStrategy strategy_for(ErrorCategory category, ErrorSeverity severity,
+                              bool marked_retryable);
 // Fills error.severity and error.strategy (and error.context.attempt). Pure; any thread.
 void classify_error(Error& error, const ClassifyInput& input);
 

@@ -3,11 +3,11 @@
 // calls themselves run on the caller's thread with no lock held.
 #include "bridgepool/fallback_chain.h"
 
-#include <fmt/format.h>
-#include <fmt/ranges.h>
-
 #include <algorithm>
 #include <atomic>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "bridgepool/event_names.h"
 #include "pool/request_validation.h"
@@ -107,7 +107,9 @@ void FallbackChain::note_success(Slot& slot) {
     }
   }
   if (recovered && events_) {
-    events_->emit(Event{std::string(event_name(EventId::kFallbackRecovered)), {}, {{"adapter", slot.adapter.name}}});
+    events_->emit(Event{std::string(event_name(EventId::kFallbackRecovered)),
+                        {},
+                        {{"adapter", slot.adapter.name}}});
   }
 }
 

@@ -8,14 +8,14 @@
 // handler may call back into the executor.
 #include "bridgepool/mock_executor.h"
 
-#include <fmt/format.h>
-
 #include <cmath>
 #include <cstdint>
 #include <map>
 #include <mutex>
 #include <unordered_map>
 #include <utility>
+
+#include <fmt/format.h>
 
 #include "pool/request_validation.h"
 #include "resilience/error_classifier.h"

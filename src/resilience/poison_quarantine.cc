@@ -1,13 +1,13 @@
 // PoisonQuarantine: the rule, its arithmetic and the memory bounds are described in the header.
 #include "resilience/poison_quarantine.h"
 
-#include <fmt/format.h>
-
 #include <algorithm>
 #include <bit>
 #include <cstring>
 #include <mutex>
 #include <unordered_map>
+
+#include <fmt/format.h>
 
 namespace bridgepool {
 namespace {

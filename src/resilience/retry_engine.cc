@@ -195,8 +195,7 @@ Loop::Next Loop::next_after(const Error& error, std::uint32_t attempt,
       immediate ? microseconds(0) : backoff_delay(policy_, attempt, previous_delay_, random);
   // delay > deadline - now rather than now + delay > deadline: a delay near the Rep maximum (a
   // huge max_delay) must not overflow the sum. A delay ending exactly at the deadline is fine.
-  if (deadline_ &&
-      delay > std::chrono::duration_cast<microseconds>(*deadline_ - clock_.now())) {
+  if (deadline_ && delay > std::chrono::duration_cast<microseconds>(*deadline_ - clock_.now())) {
     return {"deadline", "no time left for a retry before the deadline"};
   }
   return {{}, {}, delay};

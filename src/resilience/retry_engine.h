@@ -65,19 +65,19 @@ struct RetryCounters {
 
 // One attempt as the engine sees it.
 struct AttemptReport {
-  Error* error = nullptr;       // null: the attempt succeeded; else owned by the caller
-  std::string worker_id;        // the worker it ran on ("" if none was checked out)
-  bool may_have_run = false;    // written to a worker that may have read it
-  bool killed_worker = false;   // the worker died or was killed (crash, hang, broken stream)
-  bool no_time_left = false;    // the attempt used up its own time budget (checkout timeout)
+  Error* error = nullptr;      // null: the attempt succeeded; else owned by the caller
+  std::string worker_id;       // the worker it ran on ("" if none was checked out)
+  bool may_have_run = false;   // written to a worker that may have read it
+  bool killed_worker = false;  // the worker died or was killed (crash, hang, broken stream)
+  bool no_time_left = false;   // the attempt used up its own time budget (checkout timeout)
   // How this attempt counts for the breaker when not by its error's category (e.g. a pool
   // refusing work because it shuts down is not the target failing: kIgnored).
   std::optional<BreakerOutcome> breaker_outcome;
 };
 
 struct RetryHooks {
-  std::string name;     // events' "name" ("pool:default")
-  std::string command;  // events' "command" ("" for none)
+  std::string name;              // events' "name" ("pool:default")
+  std::string command;           // events' "command" ("" for none)
   const Clock* clock = nullptr;  // default SteadyClock::instance()
   UniformRandom random;          // default thread_local_uniform
   // Waits a delay > 0; default: sleep on `clock`.
@@ -86,7 +86,7 @@ struct RetryHooks {
   // The request's own deadline; retries also stop at start + policy.deadline.
   std::optional<TimePoint> deadline;
   CircuitBreaker* breaker = nullptr;
-  RetryBudget* budget = nullptr;   // the caller keeps the request in flight around run()
+  RetryBudget* budget = nullptr;  // the caller keeps the request in flight around run()
   PoisonQuarantine* quarantine = nullptr;
   std::function<std::uint64_t()> fingerprint;  // with a quarantine: the request's fingerprint
   // Fills the error's severity and strategy. For an attempt's error `report` is its report and

@@ -1,7 +1,6 @@
 // Retry: backoff arithmetic (saturating, capped), policy validation, and with_retry's entry into
-// the one retry engine (resilience/retry_engine.h). The table of delays and the deadline rule are in include/bridgepool/retry.h.
-#include <fmt/format.h>
-
+// the one retry engine (resilience/retry_engine.h). The table of delays and the deadline rule are
+// in include/bridgepool/retry.h.
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -10,6 +9,8 @@
 #include <random>
 #include <string>
 #include <thread>
+
+#include <fmt/format.h>
 
 #include "bridgepool/circuit_breaker.h"
 #include "bridgepool/retry.h"

@@ -1,8 +1,8 @@
 #include "bridgepool/event_bus.h"
 
-#include "bridgepool/event_names.h"
-
 #include <exception>
+
+#include "bridgepool/event_names.h"
 
 namespace bridgepool {
 
@@ -56,7 +56,8 @@ void EventBus::emit(const Event& event) {
     }
     detach(entry->id);
     if (event.name != event_name(EventId::kHandlerFailed)) {
-      Event failed{std::string(event_name(EventId::kHandlerFailed)), {{"handler_id", double(entry->id)}},
+      Event failed{std::string(event_name(EventId::kHandlerFailed)),
+                   {{"handler_id", double(entry->id)}},
                    {{"event", event.name}, {"error", failure}, {"prefix", entry->prefix}}};
       emit(failed);
     }

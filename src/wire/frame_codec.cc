@@ -6,11 +6,11 @@
 // out per frame and no allocation after warm-up.
 #include "wire/frame_codec.h"
 
-#include <fmt/format.h>
-
 #include <algorithm>
 #include <cstring>
 #include <limits>
+
+#include <fmt/format.h>
 
 namespace bridgepool::wire {
 namespace {

@@ -6,11 +6,11 @@
 // a communication error; nothing here throws.
 #include "wire/message_codec.h"
 
-#include <fmt/format.h>
-
 #include <charconv>
 #include <exception>
 #include <utility>
+
+#include <fmt/format.h>
 
 namespace bridgepool::wire {
 namespace {

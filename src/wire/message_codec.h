@@ -56,8 +56,8 @@ struct Handshake {
 struct ReplyError {
   std::string type;
   std::string message;
-  std::string traceback;           // "" when null/absent
-  std::optional<bool> retryable;   // null/absent -> nullopt
+  std::string traceback;          // "" when null/absent
+  std::optional<bool> retryable;  // null/absent -> nullopt
 };
 
 struct WorkerMessage {
@@ -66,8 +66,8 @@ struct WorkerMessage {
   std::uint64_t id = 0;
   // kReply
   bool ok = false;
-  Json result;                        // when ok
-  std::optional<ReplyError> error;    // when !ok, and for kInitFailed
+  Json result;                      // when ok
+  std::optional<ReplyError> error;  // when !ok, and for kInitFailed
   // "worker_unhealthy": the handler marked its worker untrustworthy (the reply itself is good).
   std::optional<std::string> unhealthy;
   // kChunk

@@ -26,8 +26,8 @@ Ready wait_for(int a, short events_a, int b, TimePoint deadline, const Clock& cl
   pollfd fds[2] = {{a, events_a, 0}, {b, POLLIN, 0}};
   for (;;) {
     if (deadline <= clock.now()) return Ready::kTimeout;
-    auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(real_wait(clock, deadline))
-                  .count();
+    auto ns =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(real_wait(clock, deadline)).count();
     timespec ts{static_cast<time_t>(ns / 1'000'000'000), static_cast<long>(ns % 1'000'000'000)};
     int rc = ::ppoll(fds, 2, &ts, nullptr);
     if (rc < 0 && errno == EINTR) continue;
@@ -55,11 +55,16 @@ std::string excerpt(std::string_view s) {
 
 std::string_view fault_name(WorkerFault fault) {
   switch (fault) {
-    case WorkerFault::kNone: return "none";
-    case WorkerFault::kNotDelivered: return "not_delivered";
-    case WorkerFault::kExited: return "exited";
-    case WorkerFault::kProtocol: return "protocol";
-    case WorkerFault::kTimeout: return "timeout";
+    case WorkerFault::kNone:
+      return "none";
+    case WorkerFault::kNotDelivered:
+      return "not_delivered";
+    case WorkerFault::kExited:
+      return "exited";
+    case WorkerFault::kProtocol:
+      return "protocol";
+    case WorkerFault::kTimeout:
+      return "timeout";
   }
   return "none";
 }
@@ -83,16 +88,18 @@ Result<std::optional<wire::Handshake>> Worker::read_handshake() {
   };
   for (;;) {
     auto frame = decoder_.next();
-    if (!frame) return init_error(fmt::format("worker {} sent an invalid first frame: {}", id_,
-                                              frame.error().message));
+    if (!frame)
+      return init_error(
+          fmt::format("worker {} sent an invalid first frame: {}", id_, frame.error().message));
     if (*frame) {
       auto msg = wire::decode_worker_message(**frame);
-      if (!msg) return init_error(fmt::format("worker {} sent an invalid handshake: {}", id_,
-                                              msg.error().message));
+      if (!msg)
+        return init_error(
+            fmt::format("worker {} sent an invalid handshake: {}", id_, msg.error().message));
       if (msg->kind == wire::WorkerMessage::Kind::kInitFailed) {
         const auto& pe = *msg->error;
-        auto err = init_error(fmt::format("worker {} failed to load its handlers: {}: {}", id_,
-                                          pe.type, pe.message));
+        auto err = init_error(
+            fmt::format("worker {} failed to load its handlers: {}: {}", id_, pe.type, pe.message));
         err.value().python = PythonError{pe.type, pe.traceback, pe.retryable};
         err.value().context.cause = pe.traceback;
         return err;
@@ -157,8 +164,8 @@ CallOutcome Worker::exited_outcome(std::string_view command, bool partial_reply)
   int unread = pending_bytes(process_->request_fd());
   if (unread > 0) {
     return fail(ErrorCategory::kConnection, WorkerFault::kNotDelivered,
-                fmt::format("worker {} (pid {}) exited before reading the request ({})", id_,
-                            pid(), describe_exit()),
+                fmt::format("worker {} (pid {}) exited before reading the request ({})", id_, pid(),
+                            describe_exit()),
                 command);
   }
   return fail(ErrorCategory::kConnection, WorkerFault::kExited,
@@ -206,7 +213,8 @@ Result<void> Worker::write_request(TimePoint deadline) {
   return {};
 }
 
-CallOutcome Worker::call(wire::Request& request, TimePoint deadline, const ChunkCallback& on_chunk) {
+CallOutcome Worker::call(wire::Request& request, TimePoint deadline,
+                         const ChunkCallback& on_chunk) {
   request.id = next_request_id_++;
   out_.assign(wire::kFrameHeaderSize, '\0');
   wire::append_request_json(out_, request);
@@ -232,8 +240,8 @@ CallOutcome Worker::call(wire::Request& request, TimePoint deadline, const Chunk
     }
     // The worker died before the whole frame was written, so it cannot have run the request.
     return fail(ErrorCategory::kConnection, WorkerFault::kNotDelivered,
-                fmt::format("worker {} (pid {}) exited before the request was delivered ({})",
-                            id_, pid(), describe_exit()),
+                fmt::format("worker {} (pid {}) exited before the request was delivered ({})", id_,
+                            pid(), describe_exit()),
                 request.command);
   }
   return read_reply(request.id, deadline, on_chunk, request.command);
@@ -260,8 +268,8 @@ CallOutcome Worker::read_reply(std::uint64_t id, TimePoint deadline, const Chunk
       bool is_chunk = msg->kind == wire::WorkerMessage::Kind::kChunk;
       if ((!is_reply && !is_chunk) || msg->id != id) {
         return fail(ErrorCategory::kCommunication, WorkerFault::kProtocol,
-                    fmt::format("worker {} answered request {} with a frame for id {}: {}", id_,
-                                id, msg->id, excerpt(**frame)),
+                    fmt::format("worker {} answered request {} with a frame for id {}: {}", id_, id,
+                                msg->id, excerpt(**frame)),
                     command);
       }
       if (is_chunk) {

@@ -65,12 +65,12 @@ struct WorkerSnapshot {
   pid_t pid = 0;
   WorkerState state = WorkerState::kInitializing;
   WorkerHealth health = WorkerHealth::kUnknown;
-  std::uint64_t requests = 0;         // round trips completed (including Python errors)
-  std::uint64_t python_errors = 0;    // replies with ok:false
-  std::uint64_t failures = 0;         // consecutive checkin errors
-  Duration uptime{0};                 // since the handshake (0 while initializing)
+  std::uint64_t requests = 0;       // round trips completed (including Python errors)
+  std::uint64_t python_errors = 0;  // replies with ok:false
+  std::uint64_t failures = 0;       // consecutive checkin errors
+  Duration uptime{0};               // since the handshake (0 while initializing)
   std::string handlers_version;
-  std::string current_session;        // session of the request in flight ("" if none/idle)
+  std::string current_session;  // session of the request in flight ("" if none/idle)
   std::vector<Transition> history;
 };
 
@@ -145,8 +145,8 @@ class Worker {
   wire::Handshake handshake_;
 
   mutable std::mutex mu_;
-  WorkerStateMachine machine_;  // guarded by mu_
-  TimePoint ready_at_{};        // guarded by mu_
+  WorkerStateMachine machine_;    // guarded by mu_
+  TimePoint ready_at_{};          // guarded by mu_
   std::string handlers_version_;  // guarded by mu_
   std::string current_session_;   // guarded by mu_: session of the request in flight, if any
 

@@ -1,9 +1,9 @@
 // WorkerStateMachine: the SPEC §4 transition table, and a bounded record of the transitions.
 #include "worker/worker_state_machine.h"
 
-#include <fmt/format.h>
-
 #include <utility>
+
+#include <fmt/format.h>
 
 namespace bridgepool {
 

@@ -30,7 +30,6 @@
 
 namespace bridgepool {
 
-
 struct Transition {
   WorkerState from = WorkerState::kInitializing;
   WorkerState to = WorkerState::kInitializing;
@@ -44,8 +43,7 @@ class WorkerStateMachine {
  public:
   static constexpr std::size_t kDefaultHistoryLimit = 64;
 
-  explicit WorkerStateMachine(const Clock& clock,
-                              std::size_t history_limit = kDefaultHistoryLimit);
+  explicit WorkerStateMachine(const Clock& clock, std::size_t history_limit = kDefaultHistoryLimit);
 
   // Whether the table allows from -> to (self-transitions are never allowed).
   static bool allowed(WorkerState from, WorkerState to);

@@ -113,8 +113,7 @@ void WorkerSupervisor::terminate(const WorkerPtr& worker, std::chrono::milliseco
 
 // ---- loop thread --------------------------------------------------------------------------
 
-void WorkerSupervisor::report_failure(std::uint64_t number, std::uint64_t generation,
-                                      Error error) {
+void WorkerSupervisor::report_failure(std::uint64_t number, std::uint64_t generation, Error error) {
   const std::string id = fmt::format("w{}", number);
   error.context.worker_id = id;
   error.context.pool_name = telemetry_.pool_name();
@@ -182,7 +181,7 @@ void WorkerSupervisor::on_response_readable(const std::string& id) {
   Proc& proc = *it->second;
   auto handshake = proc.worker->read_handshake();
   if (handshake && !*handshake) return;  // need more bytes
-  loop_.unwatch(proc.response_watch);  // from now on whoever holds the worker reads this pipe
+  loop_.unwatch(proc.response_watch);    // from now on whoever holds the worker reads this pipe
   proc.response_watch = 0;
   if (!handshake) {
     fail_start(proc, handshake.error());
@@ -212,12 +211,12 @@ Result<void> WorkerSupervisor::run_init_commands(Worker& worker,
     CallOutcome outcome = worker.call(request, deadline, nullptr);
     if (outcome.result && outcome.fault == WorkerFault::kNone) continue;
     // A Python error, or any fault: a worker that cannot run its init commands never serves.
-    std::string why = outcome.result ? fmt::format("protocol violation ({})",
-                                                   fault_name(outcome.fault))
-                                     : outcome.result.error().message;
-    Error e = start_error(fmt::format("init command '{}' failed on worker {}: {}", init.command,
-                                      worker.id(), why),
-                          "init_command");
+    std::string why = outcome.result
+                          ? fmt::format("protocol violation ({})", fault_name(outcome.fault))
+                          : outcome.result.error().message;
+    Error e = start_error(
+        fmt::format("init command '{}' failed on worker {}: {}", init.command, worker.id(), why),
+        "init_command");
     if (!outcome.result) e.python = outcome.result.error().python;
     return tl::unexpected(std::move(e));
   }
@@ -261,12 +260,12 @@ void WorkerSupervisor::on_init_timeout(const std::string& id) {
   auto it = procs_.find(id);
   if (it == procs_.end() || it->second->phase != Phase::kStarting) return;
   Proc& proc = *it->second;
-  fail_start(proc, start_error(fmt::format("worker {} (pid {}) did not {} within {} ms", id,
-                                           proc.worker->pid(),
-                                           proc.handshaken ? "finish its init commands"
-                                                           : "complete its handshake",
-                                           config_.init_timeout.count()),
-                               proc.handshaken ? "init_command" : "handshake"));
+  fail_start(
+      proc, start_error(
+                fmt::format("worker {} (pid {}) did not {} within {} ms", id, proc.worker->pid(),
+                            proc.handshaken ? "finish its init commands" : "complete its handshake",
+                            config_.init_timeout.count()),
+                proc.handshaken ? "init_command" : "handshake"));
 }
 
 void WorkerSupervisor::drain_output(Proc& proc, bool is_stderr) {
@@ -296,8 +295,8 @@ void WorkerSupervisor::on_exit_readable(const std::string& id) {
   drain_output(*proc, true);
   auto status = worker->process().reap();
   const std::string how = status ? status->describe() : "already reaped";
-  for (auto watch : {proc->exit_watch, proc->response_watch, proc->stdout_watch,
-                     proc->stderr_watch}) {
+  for (auto watch :
+       {proc->exit_watch, proc->response_watch, proc->stdout_watch, proc->stderr_watch}) {
     loop_.unwatch(watch);
   }
   telemetry_.log(LogLevel::kInfo, fmt::format("worker pid {} reaped: {}", worker->pid(), how), id);

@@ -37,10 +37,10 @@
 #include <unordered_map>
 #include <vector>
 
+#include "base/async_executor.h"
 #include "base/event_loop.h"
 #include "bridgepool/clock.h"
 #include "bridgepool/config.h"
-#include "base/async_executor.h"
 #include "process/spawner.h"
 #include "worker/output_capture.h"
 #include "worker/worker.h"
@@ -62,7 +62,7 @@ struct SupervisorConfig {
   std::chrono::milliseconds init_timeout{10'000};  // spawn -> handshake + init commands
   std::chrono::milliseconds kill_grace{1'000};     // SIGTERM -> SIGKILL
   std::size_t max_frame_bytes = 64u * 1024u * 1024u;
-  double output_lines_per_second = 200;            // per stream, burst of twice that
+  double output_lines_per_second = 200;  // per stream, burst of twice that
 };
 
 class WorkerSupervisor {
@@ -71,20 +71,17 @@ class WorkerSupervisor {
    public:
     virtual ~Listener() = default;
     // The worker completed its handshake and init commands: it is `ready` and healthy.
-    virtual void on_ready(const WorkerPtr& worker, std::uint64_t generation,
-                          Duration startup) = 0;
+    virtual void on_ready(const WorkerPtr& worker, std::uint64_t generation, Duration startup) = 0;
     // A launch failed; `error` is classified by the caller (initialization, or resource for
     // descriptor/process limits and for launches refused after close()).
-    virtual void on_start_failed(std::uint64_t number, std::uint64_t generation,
-                                 Error error) = 0;
+    virtual void on_start_failed(std::uint64_t number, std::uint64_t generation, Error error) = 0;
     // A worker reported by on_ready has exited and been reaped; `how` says how it ended.
     virtual void on_exit(const WorkerPtr& worker, const std::string& how) = 0;
   };
 
   // `loop`, `spawner`, `clock`, `telemetry` and `listener` must outlive the supervisor.
   WorkerSupervisor(EventLoop& loop, Spawner& spawner, const Clock& clock,
-                   const WorkerTelemetry& telemetry, Listener& listener,
-                   SupervisorConfig config);
+                   const WorkerTelemetry& telemetry, Listener& listener, SupervisorConfig config);
   ~WorkerSupervisor();
 
   // Starts worker `spec.number` (asynchronously); exactly one of on_ready / on_start_failed

@@ -16,10 +16,10 @@ bool WorkerTelemetry::transit(Worker& worker, WorkerState to, TransitionReason r
   auto t = worker.transition(to, reason, std::move(metadata));
   if (!t) return false;
   if (logger_->enabled(LogLevel::kDebug)) {
-    logger_->log(LogLevel::kDebug, "worker",
-                 fmt::format("{} -> {} ({})", to_string(t->from), to_string(t->to),
-                             to_string(t->reason)),
-                 worker.id());
+    logger_->log(
+        LogLevel::kDebug, "worker",
+        fmt::format("{} -> {} ({})", to_string(t->from), to_string(t->to), to_string(t->reason)),
+        worker.id());
   }
   if (emitting()) {
     std::map<std::string, std::string> meta = t->metadata;

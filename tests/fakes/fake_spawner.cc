@@ -91,7 +91,9 @@ class FakeWorker {
     if (thread_.joinable()) thread_.join();
   }
 
-  void start() { thread_ = std::thread([this] { run(); }); }
+  void start() {
+    thread_ = std::thread([this] { run(); });
+  }
 
   int exit_fd() const { return exited_.get(); }
 
@@ -151,16 +153,15 @@ class FakeWorker {
               {"protocol", 1},
               {"pid", kFirstFakePid},
               {"worker_id", id_},
-              {"commands",
-               Json::array({{{"name", "ping"}, {"idempotent", true}},
-                            {{"name", "health_check"}, {"idempotent", true}},
-                            {{"name", "close_session"}, {"idempotent", true}},
-                            {{"name", "shutdown"}, {"idempotent", false}},
-                            {{"name", "echo"}, {"idempotent", true}},
-                            {{"name", "fail"}, {"idempotent", false}},
-                            {{"name", "crash"}, {"idempotent", false}},
-                            {{"name", "hold"}, {"idempotent", false}},
-                            {{"name", "mark"}, {"idempotent", false}}})}});
+              {"commands", Json::array({{{"name", "ping"}, {"idempotent", true}},
+                                        {{"name", "health_check"}, {"idempotent", true}},
+                                        {{"name", "close_session"}, {"idempotent", true}},
+                                        {{"name", "shutdown"}, {"idempotent", false}},
+                                        {{"name", "echo"}, {"idempotent", true}},
+                                        {{"name", "fail"}, {"idempotent", false}},
+                                        {{"name", "crash"}, {"idempotent", false}},
+                                        {{"name", "hold"}, {"idempotent", false}},
+                                        {{"name", "mark"}, {"idempotent", false}}})}});
     for (;;) {
       std::string body;
       if (auto stopped = read_frame(body)) return *stopped;
@@ -179,8 +180,7 @@ class FakeWorker {
   }
 
   // Answers one request; an exit status when the worker must exit now.
-  std::optional<ExitStatus> answer(std::uint64_t id, const std::string& command,
-                                   const Json& args) {
+  std::optional<ExitStatus> answer(std::uint64_t id, const std::string& command, const Json& args) {
     Json reply = {{"id", id}, {"ok", true}};
     if (command == "ping") {
       reply["result"] = "pong";
@@ -332,8 +332,7 @@ class FakeProcess final : public ChildProcess {
  public:
   FakeProcess(pid_t pid, UniqueFd request, UniqueFd response, UniqueFd out, UniqueFd err,
               std::shared_ptr<FakeWorker> worker)
-      : ChildProcess(pid, std::move(request), std::move(response), std::move(out),
-                     std::move(err)),
+      : ChildProcess(pid, std::move(request), std::move(response), std::move(out), std::move(err)),
         worker_(std::move(worker)) {}
 
   int exit_fd() const override { return worker_->exit_fd(); }

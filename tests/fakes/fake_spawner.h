@@ -65,8 +65,8 @@ class FakeSpawner final : public Spawner {
   // The fake process of this worker id ("w3") exits with `code`, as if it crashed.
   bool crash(std::string_view worker_id, int code = 1);
 
-  std::uint64_t spawns() const;   // spawn() calls that started a fake
-  std::size_t running() const;    // fakes that have not exited
+  std::uint64_t spawns() const;                  // spawn() calls that started a fake
+  std::size_t running() const;                   // fakes that have not exited
   int requests(std::string_view command) const;  // requests received, all fakes
   std::vector<TimePoint> request_times(std::string_view command) const;
   std::vector<std::string> closed_sessions() const;

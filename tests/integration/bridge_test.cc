@@ -4,8 +4,6 @@
 // between a registered pool, a bridge and a clear error.
 #include "bridgepool/bridge.h"
 
-#include <fmt/format.h>
-#include <gtest/gtest.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -14,6 +12,9 @@
 #include <filesystem>
 #include <fstream>
 #include <thread>
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
 
 #include "bridgepool/connect.h"
 #include "integration/test_support.h"

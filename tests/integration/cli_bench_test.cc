@@ -1,8 +1,6 @@
 // `bridgepool bench` end to end: the real binary, real workers; the JSON summary on the last line.
 // Also its exit statuses, its answers to hostile command lines, and SIGINT/SIGTERM (the binary
 // is started with posix_spawn so the test can signal it and see its stdout and stderr apart).
-#include <gtest/gtest.h>
-
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -22,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include "bridgepool/error.h"
@@ -199,8 +198,10 @@ ArgvRun run_argv(std::vector<std::string> args) {
 const std::string kPython = std::string("--python ") + BRIDGEPOOL_TEST_PYTHON;
 
 TEST(CliBench, JsonSummaryOnTheLastLine) {
-  CliRun r = run_cli("bench --workers 2 --concurrency 3 --requests 500 --command echo --args "
-                  "'{\"data\":\"abc\"}' --json " + kPython);
+  CliRun r = run_cli(
+      "bench --workers 2 --concurrency 3 --requests 500 --command echo --args "
+      "'{\"data\":\"abc\"}' --json " +
+      kPython);
   ASSERT_EQ(r.status, 0) << r.output;
   ASSERT_TRUE(r.summary.is_object()) << r.output;
   EXPECT_EQ(r.summary["requests"], 500);
@@ -218,8 +219,10 @@ TEST(CliBench, JsonSummaryOnTheLastLine) {
 }
 
 TEST(CliBench, SessionsAreDrivenRoundRobinAndCounted) {
-  CliRun r = run_cli("bench --workers 2 --concurrency 2 --requests 400 --sessions 10 --command "
-                     "whoami --json " + kPython);
+  CliRun r = run_cli(
+      "bench --workers 2 --concurrency 2 --requests 400 --sessions 10 --command "
+      "whoami --json " +
+      kPython);
   ASSERT_EQ(r.status, 0) << r.output;
   ASSERT_TRUE(r.summary.is_object()) << r.output;
   EXPECT_EQ(r.summary["ok"], 400);
@@ -251,7 +254,7 @@ TEST(CliBench, ErrorsAreCountedByCategoryAndARunWhereEveryRequestFailedExitsWith
 
 TEST(CliBench, APythonErrorOnEveryRequestExitsWith1AndSomeSuccessesExitWith0) {
   ArgvRun all_fail = run_argv({"bench", "--workers", "1", "--requests", "5", "--command", "fail",
-                              "--json", "--python", BRIDGEPOOL_TEST_PYTHON});
+                               "--json", "--python", BRIDGEPOOL_TEST_PYTHON});
   EXPECT_EQ(all_fail.code, 1) << all_fail.err;
   EXPECT_NE(all_fail.err.find("every request failed (5 of 5); first error: python: RuntimeError"),
             std::string::npos)
@@ -260,8 +263,10 @@ TEST(CliBench, APythonErrorOnEveryRequestExitsWith1AndSomeSuccessesExitWith0) {
   ASSERT_TRUE(summary.is_object()) << all_fail.out;
   EXPECT_EQ(summary["errors"]["python"], 5);
   // Half fail, deterministically (one worker, every odd call raises): still exit 0.
-  CliRun some_fail = run_cli("bench --workers 1 --requests 10 --command fail_odd --json "
-                             "--handlers " + data_path("bench_handlers.py") + " " + kPython);
+  CliRun some_fail = run_cli(
+      "bench --workers 1 --requests 10 --command fail_odd --json "
+      "--handlers " +
+      data_path("bench_handlers.py") + " " + kPython);
   EXPECT_EQ(exit_code(some_fail.status), 0) << some_fail.output;
   ASSERT_TRUE(some_fail.summary.is_object()) << some_fail.output;
   EXPECT_EQ(some_fail.summary["ok"], 5);
@@ -272,8 +277,10 @@ TEST(CliBench, APythonErrorOnEveryRequestExitsWith1AndSomeSuccessesExitWith0) {
 // against `flaky`. The SLA numbers themselves are not asserted (a shared, noisy machine); the
 // accounting is: every scheduled request is sent once, and outcomes add up.
 TEST(CliBench, OpenLoopSmokeAgainstFlakyAccountsForEveryRequest) {
-  CliRun r = run_cli("bench --workers 2 --rate 400 --duration 5 --command flaky --args "
-                     "'{\"fail_rate\":0.05,\"crash_share\":0.3}' --json " + kPython);
+  CliRun r = run_cli(
+      "bench --workers 2 --rate 400 --duration 5 --command flaky --args "
+      "'{\"fail_rate\":0.05,\"crash_share\":0.3}' --json " +
+      kPython);
   ASSERT_EQ(r.status, 0) << r.output;  // an SLA FAIL does not fail the run without --sla-strict
   ASSERT_TRUE(r.summary.is_object()) << r.output;
   const auto& j = r.summary;
@@ -323,8 +330,10 @@ TEST(CliBench, OpenLoopSmokeAgainstFlakyAccountsForEveryRequest) {
 TEST(CliBench, OpenLoopSlaStrictExitsWith3OnFail) {
   // No request completes in under a nanosecond: the p99 part fails, and --sla-strict makes the
   // exit status say so.
-  CliRun r = run_cli("bench --workers 1 --rate 100 --duration 0.5 --command echo "
-                     "--sla-p99-ms 0.000001 --sla-strict --json " + kPython);
+  CliRun r = run_cli(
+      "bench --workers 1 --rate 100 --duration 0.5 --command echo "
+      "--sla-p99-ms 0.000001 --sla-strict --json " +
+      kPython);
   ASSERT_TRUE(WIFEXITED(r.status)) << r.output;
   EXPECT_EQ(WEXITSTATUS(r.status), 3) << r.output;
   ASSERT_TRUE(r.summary.is_object()) << r.output;
@@ -358,8 +367,8 @@ TEST(CliBench, BadArgumentsAreRejectedWithAClearMessage) {
 // -- hostile command lines: a clear message and exit status 2, never a crash or a hang ------------
 
 std::vector<std::string> bench_with(std::vector<std::string> extra) {
-  std::vector<std::string> args{"bench", "--workers", "1", "--requests", "1", "--python",
-                                BRIDGEPOOL_TEST_PYTHON};
+  std::vector<std::string> args{"bench",    "--workers",           "1", "--requests", "1",
+                                "--python", BRIDGEPOOL_TEST_PYTHON};
   args.insert(args.end(), extra.begin(), extra.end());
   return args;
 }
@@ -368,7 +377,8 @@ TEST(CliBenchHostileInput, ArgsThatAreNotJsonNameTheProblemAndItsPosition) {
   ArgvRun r = run_argv(bench_with({"--args", "{\"a\": tru}"}));
   EXPECT_EQ(r.code, 2) << r.err;
   EXPECT_NE(r.err.find("--args is not valid JSON: parse error at line 1, column "),
-            std::string::npos) << r.err;
+            std::string::npos)
+      << r.err;
   EXPECT_NE(r.err.find("(input: {\"a\": tru})"), std::string::npos) << r.err;
   ArgvRun empty = run_argv(bench_with({"--args", ""}));
   EXPECT_EQ(empty.code, 2) << empty.err;
@@ -425,8 +435,8 @@ TEST(CliBenchHostileInput, ArgsAtTheDepthLimitAreSentOneLevelMoreIsRefused) {
   };
   // `ping` ignores its arguments: the request (500 levels, the library's limit) is all that is
   // tested here.
-  ArgvRun at_limit = run_argv(bench_with({"--command", "ping", "--json", "--args-file",
-                                           nested(500)}));
+  ArgvRun at_limit =
+      run_argv(bench_with({"--command", "ping", "--json", "--args-file", nested(500)}));
   EXPECT_EQ(at_limit.code, 0) << at_limit.err;
   nlohmann::json summary = last_line_json(at_limit.out);
   ASSERT_TRUE(summary.is_object()) << at_limit.out;
@@ -461,8 +471,7 @@ TEST(CliBenchHostileInput, OutOfRangeNumbersAreUsageErrors) {
       << negative.err;
   ArgvRun timeout = run_argv(bench_with({"--timeout-ms", "0"}));
   EXPECT_EQ(timeout.code, 2) << timeout.err;
-  EXPECT_NE(timeout.err.find("--timeout-ms: Value 0 not in range 1 to 3600000"),
-            std::string::npos)
+  EXPECT_NE(timeout.err.find("--timeout-ms: Value 0 not in range 1 to 3600000"), std::string::npos)
       << timeout.err;
 }
 
@@ -510,9 +519,16 @@ TEST(CliBenchHostileInput, AnInterpreterOrModuleThatCannotStartIsAUsageErrorWith
 
 // A bench whose requests start `sleep 60` helpers and record them (tests/data/bench_handlers.py).
 std::vector<std::string> sleeper_bench(std::vector<std::string> extra) {
-  std::vector<std::string> args{"bench", "--workers", "2", "--command", "spawn_sleeper",
-                                "--handlers", data_path("bench_handlers.py"), "--json",
-                                "--python", BRIDGEPOOL_TEST_PYTHON};
+  std::vector<std::string> args{"bench",
+                                "--workers",
+                                "2",
+                                "--command",
+                                "spawn_sleeper",
+                                "--handlers",
+                                data_path("bench_handlers.py"),
+                                "--json",
+                                "--python",
+                                BRIDGEPOOL_TEST_PYTHON};
   args.insert(args.end(), extra.begin(), extra.end());
   return args;
 }
@@ -524,8 +540,9 @@ std::map<std::string, std::string> pids_env(const std::string& pids) {
 TEST(CliBenchInterrupt, SigintMidRunPrintsTheSummaryExits130AndLeavesNoProcessBehind) {
   TempDir dir;
   std::string pids = dir.file("pids");
-  BenchProcess bench(dir, sleeper_bench({"--concurrency", "2", "--requests", "1000000", "--args",
-                                         R"({"hold_ms": 20})"}),
+  BenchProcess bench(dir,
+                     sleeper_bench({"--concurrency", "2", "--requests", "1000000", "--args",
+                                    R"({"hold_ms": 20})"}),
                      pids_env(pids));
   // Both workers serving: six requests have started (each records its worker and helper).
   ASSERT_TRUE(wait_until([&] { return recorded_lines(pids) >= 6; }, 30s)) << bench.err();
@@ -560,9 +577,10 @@ TEST(CliBenchInterrupt, SigtermCutsOffRequestsStillInFlightAfterTheGraceAndExits
   TempDir dir;
   std::string pids = dir.file("pids");
   // Each request holds its worker for 60 s: both are in flight when SIGTERM arrives.
-  BenchProcess bench(dir, sleeper_bench({"--concurrency", "2", "--requests", "10", "--args",
-                                         R"({"hold_ms": 60000})"}),
-                     pids_env(pids));
+  BenchProcess bench(
+      dir,
+      sleeper_bench({"--concurrency", "2", "--requests", "10", "--args", R"({"hold_ms": 60000})"}),
+      pids_env(pids));
   ASSERT_TRUE(wait_until([&] { return recorded_lines(pids) >= 2; }, 30s)) << bench.err();
   auto signalled = std::chrono::steady_clock::now();
   ASSERT_TRUE(bench.signal(SIGTERM));
@@ -587,9 +605,9 @@ TEST(CliBenchInterrupt, SigtermCutsOffRequestsStillInFlightAfterTheGraceAndExits
 TEST(CliBenchInterrupt, SigintStopsAnOpenLoopRunAndItsSummarySaysWhatWasSent) {
   TempDir dir;
   std::string pids = dir.file("pids");
-  BenchProcess bench(dir, sleeper_bench({"--rate", "100", "--duration", "60", "--args",
-                                         R"({"hold_ms": 5})"}),
-                     pids_env(pids));
+  BenchProcess bench(
+      dir, sleeper_bench({"--rate", "100", "--duration", "60", "--args", R"({"hold_ms": 5})"}),
+      pids_env(pids));
   ASSERT_TRUE(wait_until([&] { return recorded_lines(pids) >= 20; }, 30s)) << bench.err();
   ASSERT_TRUE(bench.signal(SIGINT));
   auto status = bench.wait(20s);  // not the 60 s the schedule has left
@@ -620,9 +638,10 @@ TEST(CliBenchInterrupt, SigintStopsAnOpenLoopRunAndItsSummarySaysWhatWasSent) {
 TEST(CliBenchInterrupt, ASecondSignalExitsAtOnceAfterKillingTheWorkers) {
   TempDir dir;
   std::string pids = dir.file("pids");
-  BenchProcess bench(dir, sleeper_bench({"--concurrency", "2", "--requests", "10", "--args",
-                                         R"({"hold_ms": 60000})"}),
-                     pids_env(pids));
+  BenchProcess bench(
+      dir,
+      sleeper_bench({"--concurrency", "2", "--requests", "10", "--args", R"({"hold_ms": 60000})"}),
+      pids_env(pids));
   ASSERT_TRUE(wait_until([&] { return recorded_lines(pids) >= 2; }, 30s)) << bench.err();
   ASSERT_TRUE(bench.signal(SIGINT));
   // The first signal has been taken (two pending SIGINTs would merge into one).

@@ -69,10 +69,12 @@ TEST(FallbackChainIntegration, OpenPoolBreakerFailsOverToTheBridgeAndTrafficRetu
   }
   c.pool->breaker()->reset();
   // Probe succeeded (the pool answered): traffic ramps back over 300 ms, then stays there.
-  ASSERT_TRUE(wait_until([&] {
-    auto r = c.chain->execute("echo", {{"n", -1}}, options);
-    return r && report.adapter == "pool" && c.chain->stats()[0].ramp >= 1.0;
-  }, 5000ms));
+  ASSERT_TRUE(wait_until(
+      [&] {
+        auto r = c.chain->execute("echo", {{"n", -1}}, options);
+        return r && report.adapter == "pool" && c.chain->stats()[0].ramp >= 1.0;
+      },
+      5000ms));
   int on_pool = 0;
   for (int i = 0; i < 20; ++i) {
     auto r = c.chain->execute("echo", {{"n", i}}, options);
@@ -82,8 +84,8 @@ TEST(FallbackChainIntegration, OpenPoolBreakerFailsOverToTheBridgeAndTrafficRetu
 }
 
 TEST(FallbackChainIntegration, DeadPoolFailsOverToTheMockOnlyWhenAllowed) {
-  auto dir = std::filesystem::path(::testing::TempDir()) /
-             ("bp_fallback_" + std::to_string(::getpid()));
+  auto dir =
+      std::filesystem::path(::testing::TempDir()) / ("bp_fallback_" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   auto pool_config = test_config(1, {data_path("resilience_handlers.py")});
   pool_config.env["RESILIENCE_IMPORT_MARKER"] = (dir / "broken").string();

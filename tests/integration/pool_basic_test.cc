@@ -1,10 +1,10 @@
 // Pool basics against real Python workers running examples/handlers.py: round trips, Python
 // exceptions, request validation, streaming, async, concurrency and queueing.
-#include <gtest/gtest.h>
-
 #include <atomic>
 #include <set>
 #include <thread>
+
+#include <gtest/gtest.h>
 
 #include "integration/test_support.h"
 
@@ -264,7 +264,8 @@ TEST(PoolBasic, EventsAreEmittedForTransitionsAndRequests) {
   ASSERT_TRUE(pool);
   ASSERT_TRUE(pool->execute("ping"));
   std::lock_guard lock(mu);
-  auto count = [&](const std::string& name, const std::string& key = "", const std::string& v = "") {
+  auto count = [&](const std::string& name, const std::string& key = "",
+                   const std::string& v = "") {
     return std::count_if(events.begin(), events.end(), [&](const Event& e) {
       return e.name == name && (key.empty() || e.metadata.at(key) == v);
     });

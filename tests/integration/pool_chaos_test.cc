@@ -3,8 +3,6 @@
 // session_lost / a connection error naming the dead worker; no request is lost or answered
 // twice (a per-session counter in the worker must advance by exactly one per success); no
 // session is silently moved; the pool's counters equal what the clients observed.
-#include <gtest/gtest.h>
-
 #include <signal.h>
 
 #include <atomic>
@@ -17,6 +15,8 @@
 #include <random>
 #include <set>
 #include <thread>
+
+#include <gtest/gtest.h>
 
 #include "integration/test_support.h"
 #include "telemetry/latency_summary.h"
@@ -52,7 +52,8 @@ TEST(Chaos, SessionsUnderRandomWorkerKills) {
     if (e.name == "pool.worker.exited") {
       exits.push_back(now);
     } else if (e.name == "pool.worker.ready" && !exits.empty()) {
-      replacement_ms.push_back(std::chrono::duration<double, std::milli>(now - exits.front()).count());
+      replacement_ms.push_back(
+          std::chrono::duration<double, std::milli>(now - exits.front()).count());
       exits.pop_front();
     }
   });
@@ -84,7 +85,10 @@ TEST(Chaos, SessionsUnderRandomWorkerKills) {
             std::string w = (*r)["worker_id"];
             int n = (*r)["n"];
             if (it == bound.end()) {
-              if (n != 1) { ++tally.skipped_or_repeated; problem(sid + " started at n=" + std::to_string(n)); }
+              if (n != 1) {
+                ++tally.skipped_or_repeated;
+                problem(sid + " started at n=" + std::to_string(n));
+              }
               bound[sid] = {w, n};
             } else if (it->second.first != w) {
               ++tally.moved;
@@ -92,7 +96,8 @@ TEST(Chaos, SessionsUnderRandomWorkerKills) {
             } else {
               if (n != it->second.second + 1) {
                 ++tally.skipped_or_repeated;
-                problem(sid + " n=" + std::to_string(n) + " after " + std::to_string(it->second.second));
+                problem(sid + " n=" + std::to_string(n) + " after " +
+                        std::to_string(it->second.second));
               }
               it->second.second = n;
             }
@@ -127,7 +132,8 @@ TEST(Chaos, SessionsUnderRandomWorkerKills) {
   std::mt19937 rng(12345);
   int kills = 0;
   std::set<pid_t> killed;
-  std::size_t max_live = 0;  // workers in service + starting: never above the size  // a worker killed but not yet reaped is still listed: never count it twice
+  std::size_t max_live = 0;  // workers in service + starting: never above the size  // a worker
+                             // killed but not yet reaped is still listed: never count it twice
   auto end = std::chrono::steady_clock::now() + kDuration;
   while (std::chrono::steady_clock::now() < end) {
     std::this_thread::sleep_for(200ms);
@@ -135,7 +141,8 @@ TEST(Chaos, SessionsUnderRandomWorkerKills) {
     auto ws = pool.workers();
     std::vector<pid_t> alive;
     for (const auto& w : ws) {
-      bool candidate = (w.state == WorkerState::kReady || w.state == WorkerState::kBusy) && !killed.count(w.pid);
+      bool candidate =
+          (w.state == WorkerState::kReady || w.state == WorkerState::kBusy) && !killed.count(w.pid);
       if (candidate && testing::process_running(w.pid)) alive.push_back(w.pid);
     }
     if (alive.empty()) continue;

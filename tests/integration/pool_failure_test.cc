@@ -1,19 +1,18 @@
 // Failure handling with real processes: crashes, kills, hangs, protocol violations, output spam,
 // import errors and spawn failures. Each test asserts the exact error category and what happened
 // to the worker (removed, replaced, kept).
-#include <gtest/gtest.h>
-
 #include <signal.h>
 #include <sys/resource.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-
-#include <algorithm>
-#include <atomic>
 #include <mutex>
 #include <thread>
+
+#include <gtest/gtest.h>
 
 #include "integration/test_support.h"
 
@@ -172,7 +171,8 @@ TEST_P(PoolProtocolViolation, WorkerIsRemovedAndRequestClassified) {
   EXPECT_NE(reply.error().message.find(GetParam().message_fragment), std::string::npos)
       << reply.error().to_string();
   // Delivered to a worker and not idempotent: it may have run, so it is never re-run.
-  EXPECT_EQ(reply.error().strategy, RecoveryStrategy::kAbandon) << reply.error().format_for_logging();
+  EXPECT_EQ(reply.error().strategy, RecoveryStrategy::kAbandon)
+      << reply.error().format_for_logging();
   EXPECT_EQ(reply.error().context.attempt, 1);
   EXPECT_TRUE(wait_until([&] { return !process_running(pid); }, 2000ms));
   auto next = pool->execute("echo", {{"x", 1}});
@@ -180,13 +180,13 @@ TEST_P(PoolProtocolViolation, WorkerIsRemovedAndRequestClassified) {
   EXPECT_EQ(pool->stats().replaced, 1u);
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Frames, PoolProtocolViolation,
-    ::testing::Values(ProtocolCase{"garbage", "invalid reply"},
-                      ProtocolCase{"oversized", "invalid frame"},
-                      ProtocolCase{"wrong_id", "with a frame for id"},
-                      ProtocolCase{"truncated", "in the middle of a reply frame"}),
-    [](const auto& info) { return std::string(info.param.command); });
+INSTANTIATE_TEST_SUITE_P(Frames, PoolProtocolViolation,
+                         ::testing::Values(ProtocolCase{"garbage", "invalid reply"},
+                                           ProtocolCase{"oversized", "invalid frame"},
+                                           ProtocolCase{"wrong_id", "with a frame for id"},
+                                           ProtocolCase{"truncated",
+                                                        "in the middle of a reply frame"}),
+                         [](const auto& info) { return std::string(info.param.command); });
 
 TEST(PoolFailure, OversizedFrameIsACommunicationError) {
   auto pool = start_pool(misbehave_config(1));
@@ -213,8 +213,8 @@ TEST(PoolFailure, StdoutSpamIsCapturedAndNeverCorruptsTheProtocol) {
   EXPECT_EQ(pool->stats().replaced, 0u);
   ASSERT_TRUE(wait_until([&] {
     return capture.count_if([&](const LogRecord& r) {
-             return r.component == "worker.stdout" && r.worker_id == worker_id;
-           }) >= 1000 &&
+      return r.component == "worker.stdout" && r.worker_id == worker_id;
+    }) >= 1000 &&
            capture.count_if([&](const LogRecord& r) {
              return r.component == "worker.stderr" && r.worker_id == worker_id;
            }) >= 1000;
@@ -231,11 +231,12 @@ TEST(PoolFailure, OutputFloodIsRateLimited) {
   auto reply = pool->execute("spam", {{"lines", 5000}});
   ASSERT_TRUE(reply);
   pool->shutdown();
-  auto stdout_lines = capture.count_if([](const LogRecord& r) { return r.component == "worker.stdout"; });
+  auto stdout_lines =
+      capture.count_if([](const LogRecord& r) { return r.component == "worker.stdout"; });
   EXPECT_LT(stdout_lines, 1000u);
   EXPECT_GE(capture.count_if([](const LogRecord& r) {
-              return r.message.find("lines suppressed]") != std::string::npos;
-            }),
+    return r.message.find("lines suppressed]") != std::string::npos;
+  }),
             1u);
 }
 
@@ -384,17 +385,16 @@ TEST(PoolFailure, HandshakeTimeoutKillsTheWorker) {
   EXPECT_EQ(pool.error().category, ErrorCategory::kInitialization);
   EXPECT_NE(pool.error().message.find("did not complete its handshake within 300 ms"),
             std::string::npos);
-  EXPECT_TRUE(wait_until([] { return testing::children_of(::getpid()).empty(); }, 2000ms))
-      << [] {
-           std::string out = "children left:";
-           for (pid_t c : testing::children_of(::getpid())) {
-             std::ifstream stat("/proc/" + std::to_string(c) + "/stat");
-             std::string line;
-             std::getline(stat, line);
-             out += " [" + line.substr(0, 60) + "]";
-           }
-           return out;
-         }();
+  EXPECT_TRUE(wait_until([] { return testing::children_of(::getpid()).empty(); }, 2000ms)) << [] {
+    std::string out = "children left:";
+    for (pid_t c : testing::children_of(::getpid())) {
+      std::ifstream stat("/proc/" + std::to_string(c) + "/stat");
+      std::string line;
+      std::getline(stat, line);
+      out += " [" + line.substr(0, 60) + "]";
+    }
+    return out;
+  }();
   std::remove(module.c_str());
 }
 

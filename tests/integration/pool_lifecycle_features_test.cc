@@ -1,8 +1,6 @@
 // Lifecycle features against real workers: session affinity (stickiness, spread, strict loss,
 // hint rebind, expiry), health probes (degrade, restore, removal, busy workers untouched),
 // recycling without failed requests, init commands reaching replacements, broadcast.
-#include <gtest/gtest.h>
-
 #include <signal.h>
 
 #include <atomic>
@@ -10,11 +8,13 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <map>
 #include <future>
+#include <map>
 #include <mutex>
 #include <set>
 #include <thread>
+
+#include <gtest/gtest.h>
 
 #include "integration/test_support.h"
 
@@ -29,12 +29,15 @@ using testing::test_config;
 using testing::wait_until;
 using namespace std::chrono_literals;
 
-std::string worker_of(const Result<Json>& r) { return r ? (*r)["worker_id"].get<std::string>() : ""; }
+std::string worker_of(const Result<Json>& r) {
+  return r ? (*r)["worker_id"].get<std::string>() : "";
+}
 
 TEST(Sessions, CallsOfASessionStayOnItsWorkerAndKeepState) {
   auto pool = start_pool(test_config(3));
   ASSERT_TRUE(pool);
-  auto created = pool->execute_in_session("s1", "create_program", {{"signature", "question -> answer"}});
+  auto created =
+      pool->execute_in_session("s1", "create_program", {{"signature", "question -> answer"}});
   ASSERT_TRUE(created) << created.error().to_string();
   std::string program = (*created)["program_id"];
   std::string first = worker_of(pool->execute_in_session("s1", "whoami"));
@@ -64,8 +67,9 @@ TEST(Sessions, AffinityOutcomesAreEmittedAndTheBusyWorkerShowsItsSession) {
   ASSERT_TRUE(pool);
   ASSERT_TRUE(pool->execute_in_session("ev", "whoami"));
   // The handler's sleep keeps the worker busy in the session while the test looks at it.
-  auto slow = std::async(std::launch::async,
-                         [&] { return pool->execute_in_session("ev", "sleep", {{"ms", 300}}); });
+  auto slow = std::async(std::launch::async, [&] {
+    return pool->execute_in_session("ev", "sleep", {{"ms", 300}});
+  });
   ASSERT_TRUE(wait_until([&] { return pool->workers().at(0).current_session == "ev"; }));
   EXPECT_TRUE(slow.get());
   EXPECT_EQ(pool->workers().at(0).current_session, "");
@@ -170,10 +174,12 @@ TEST(Sessions, IdleSessionsExpireAndTheirStateIsDroppedInTheWorker) {
   ASSERT_TRUE(wait_until([&] { return pool->stats().session_expirations == 1; }, 3000ms));
   EXPECT_EQ(pool->stats().sessions, 0u);
   // The worker was told to drop the session's state (close_session) once idle.
-  ASSERT_TRUE(wait_until([&] {
-    auto s = pool->execute("get_stats");
-    return s && (*s)["sessions"] == 0;
-  }, 3000ms));
+  ASSERT_TRUE(wait_until(
+      [&] {
+        auto s = pool->execute("get_stats");
+        return s && (*s)["sessions"] == 0;
+      },
+      3000ms));
   auto again = pool->execute_in_session("short", "list_programs");
   ASSERT_TRUE(again);
   EXPECT_EQ((*again)["programs"], Json::array());
@@ -227,8 +233,7 @@ TEST(Health, BusyWorkersAreNeverProbed) {
   ASSERT_TRUE(stats);
   // Every health_check the worker answered came while it was idle: the pool's probe count
   // equals the worker's own count of health_check calls.
-  EXPECT_EQ((*stats)["commands"]["health_check"].get<std::uint64_t>(),
-            pool->stats().health_checks);
+  EXPECT_EQ((*stats)["commands"]["health_check"].get<std::uint64_t>(), pool->stats().health_checks);
 }
 
 TEST(Health, IntervalIsRespected) {
@@ -304,7 +309,7 @@ TEST(Recycling, ByRequestCountWithoutAFailedRequest) {
 
 TEST(Recycling, ByRssWhenIdle) {
   auto config = test_config(1);
-  config.max_rss_mb = 1;  // any Python process is above 1 MiB
+  config.max_rss_mb = 1;                    // any Python process is above 1 MiB
   config.session_cleanup_interval = 100ms;  // also sets the maintenance tick
   auto pool = start_pool(config);
   ASSERT_TRUE(pool);
@@ -370,10 +375,11 @@ TEST(RollingRestart, ReplacesEveryWorkerUnderLoadWithoutAFailedRequest) {
   auto dir = ::testing::TempDir() + "bp_rr_" + std::to_string(::getpid());
   std::filesystem::create_directories(dir);
   auto write_module = [&](const std::string& name, const std::string& version) {
-    std::ofstream(dir + "/" + name) << "from bridgepool_worker import command\n__version__ = '"
-                                    << version << "'\n@command('version', idempotent=True)\n"
-                                    << "def version(args, ctx):\n    return {'version': __version__, "
-                                    << "'worker_id': ctx.worker_id}\n";
+    std::ofstream(dir + "/" + name)
+        << "from bridgepool_worker import command\n__version__ = '" << version
+        << "'\n@command('version', idempotent=True)\n"
+        << "def version(args, ctx):\n    return {'version': __version__, "
+        << "'worker_id': ctx.worker_id}\n";
   };
   write_module("handlers_v1.py", "v1");
   write_module("handlers_v2.py", "v2");

@@ -1,7 +1,5 @@
 // Shutdown and process hygiene: no zombies, no orphans, requests in flight finish, the host
 // dying takes its workers with it.
-#include <gtest/gtest.h>
-
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -10,6 +8,8 @@
 #include <fstream>
 #include <sstream>
 #include <thread>
+
+#include <gtest/gtest.h>
 
 #include "integration/test_support.h"
 
@@ -46,7 +46,10 @@ TEST(PoolLifecycle, ShutdownLeavesNoChildProcesses) {
 }
 
 TEST(PoolLifecycle, DestructorShutsDownToo) {
-  { auto pool = Pool::start(test_config(2)); ASSERT_TRUE(pool); }
+  {
+    auto pool = Pool::start(test_config(2));
+    ASSERT_TRUE(pool);
+  }
   EXPECT_TRUE(children_of(::getpid()).empty());
 }
 
@@ -141,8 +144,8 @@ TEST(PoolLifecycle, HostKilledTakesItsWorkersWithIt) {
 TEST(PoolLifecycle, HostKilledLeavesNoProcessThatAHandlerStarted) {
   // Processes a handler started (fork, subprocess, multiprocessing) outlive their worker unless
   // something ends them: the worker's group sentinel does, even when nobody is left to reap.
-  Host host = start_host({"2", data_path("descendants.py"), "fork_sleeper", "popen_sleeper",
-                          "mp_sleeper"});
+  Host host =
+      start_host({"2", data_path("descendants.py"), "fork_sleeper", "popen_sleeper", "mp_sleeper"});
   ASSERT_GT(host.pid, 0);
   ASSERT_EQ(host.workers.size(), 2u);
   ASSERT_EQ(host.kids.size(), 3u);

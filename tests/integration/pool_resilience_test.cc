@@ -149,7 +149,8 @@ TEST(PoolResilience, OccasionalCrashesOfAUsuallyFineCommandAreNotQuarantined) {
     std::string marker = dir.file("m" + std::to_string(round));
     for (int i = 0; i < 10; ++i) {
       auto r = pool->execute("crash_once", {{"marker", marker}});
-      ASSERT_TRUE(r) << "round " << round << " call " << i << ": " << r.error().format_for_logging();
+      ASSERT_TRUE(r) << "round " << round << " call " << i << ": "
+                     << r.error().format_for_logging();
     }
   }
   EXPECT_EQ(pool->stats().quarantine_refused, 0u);

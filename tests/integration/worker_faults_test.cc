@@ -2,9 +2,9 @@
 // a handler that marks its worker unhealthy (checkin errors: degraded, probed, recycled at
 // max_checkin_failures), BaseExceptions reported like exceptions, SystemExit, the same
 // handlers file listed twice, and requests the pool must refuse before sending.
-#include <gtest/gtest.h>
-
 #include <chrono>
+
+#include <gtest/gtest.h>
 
 #include "bridgepool/pool.h"
 #include "integration/test_support.h"

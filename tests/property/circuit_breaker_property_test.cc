@@ -11,10 +11,6 @@
 // beyond one counter bumped on every new period.
 //
 // <gtest/gtest.h> must come before <rapidcheck/gtest.h> (clang-format's order keeps it there).
-#include <gtest/gtest.h>
-#include <rapidcheck.h>
-#include <rapidcheck/gtest.h>
-
 #include <cmath>
 #include <cstdint>
 #include <deque>
@@ -24,6 +20,10 @@
 #include <string>
 #include <utility>
 #include <vector>
+
+#include <gtest/gtest.h>
+#include <rapidcheck.h>
+#include <rapidcheck/gtest.h>
 
 #include "bridgepool/circuit_breaker.h"
 

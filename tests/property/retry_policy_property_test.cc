@@ -3,14 +3,14 @@
 // included, where naive arithmetic would overflow), the deterministic strategies against a
 // 128-bit model, and with_retry against max_attempts and the deadline, with a ManualClock whose
 // fake sleep advances time.
-#include <gtest/gtest.h>
-#include <rapidcheck/gtest.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
 #include <vector>
+
+#include <gtest/gtest.h>
+#include <rapidcheck/gtest.h>
 
 #include "bridgepool/clock.h"
 #include "bridgepool/retry.h"

@@ -4,8 +4,6 @@
 // minimum_calls, counters and events — and a multi-threaded test meant to run under TSan.
 #include "bridgepool/circuit_breaker.h"
 
-#include <gtest/gtest.h>
-
 #include <algorithm>
 #include <atomic>
 #include <deque>
@@ -18,6 +16,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 namespace bridgepool {
 namespace {

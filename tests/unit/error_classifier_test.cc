@@ -1,11 +1,11 @@
 // ErrorClassifier: the severity and strategy matrices of SPEC §6, cell by cell, and the overrides.
 #include "resilience/error_classifier.h"
 
-#include <gtest/gtest.h>
-
 #include <array>
 #include <tuple>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 namespace bridgepool {
 namespace {
@@ -15,17 +15,17 @@ using S = RecoveryStrategy;
 using V = ErrorSeverity;
 
 constexpr std::array<C, 11> kAllCategories = {
-    C::kInitialization, C::kConnection, C::kCommunication, C::kTimeout,
-    C::kResource,       C::kHealthCheck, C::kSession,      C::kPython,
+    C::kInitialization, C::kConnection,  C::kCommunication, C::kTimeout,
+    C::kResource,       C::kHealthCheck, C::kSession,       C::kPython,
     C::kCircuitOpen,    C::kSystem,      C::kInvalidRequest};
 
 TEST(ErrorClassifierTest, BaseSeverityByCategory) {
   const std::vector<std::pair<C, V>> table = {
-      {C::kInitialization, V::kMajor}, {C::kConnection, V::kMinor},
-      {C::kCommunication, V::kMinor},  {C::kTimeout, V::kMinor},
-      {C::kResource, V::kMajor},       {C::kHealthCheck, V::kMinor},
-      {C::kSession, V::kMajor},        {C::kPython, V::kMinor},
-      {C::kCircuitOpen, V::kMajor},    {C::kSystem, V::kMajor},
+      {C::kInitialization, V::kMajor},  {C::kConnection, V::kMinor},
+      {C::kCommunication, V::kMinor},   {C::kTimeout, V::kMinor},
+      {C::kResource, V::kMajor},        {C::kHealthCheck, V::kMinor},
+      {C::kSession, V::kMajor},         {C::kPython, V::kMinor},
+      {C::kCircuitOpen, V::kMajor},     {C::kSystem, V::kMajor},
       {C::kInvalidRequest, V::kWarning}};
   ASSERT_EQ(table.size(), kAllCategories.size());
   for (const auto& [category, severity] : table) {

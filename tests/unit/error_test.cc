@@ -1,12 +1,12 @@
 // Error: category names round-trip, and the one-line and logging forms show what they promise.
 #include "bridgepool/error.h"
 
-#include <gtest/gtest.h>
-
 #include <algorithm>
 #include <string>
 #include <utility>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 namespace bridgepool {
 namespace {
@@ -160,9 +160,9 @@ TEST(ErrorTest, SeverityAndStrategyNamesRoundTrip) {
                  ErrorSeverity::kCritical}) {
     EXPECT_EQ(severity_from_name(severity_name(s)), s);
   }
-  for (auto s : {RecoveryStrategy::kImmediateRetry, RecoveryStrategy::kBackoffRetry,
-                 RecoveryStrategy::kCircuitBreak, RecoveryStrategy::kFailover,
-                 RecoveryStrategy::kAbandon}) {
+  for (auto s :
+       {RecoveryStrategy::kImmediateRetry, RecoveryStrategy::kBackoffRetry,
+        RecoveryStrategy::kCircuitBreak, RecoveryStrategy::kFailover, RecoveryStrategy::kAbandon}) {
     EXPECT_EQ(strategy_from_name(strategy_name(s)), s);
   }
   EXPECT_EQ(strategy_name(RecoveryStrategy::kImmediateRetry), "immediate_retry");

@@ -1,8 +1,8 @@
 #include "bridgepool/event_bus.h"
 
-#include <gtest/gtest.h>
-
 #include <stdexcept>
+
+#include <gtest/gtest.h>
 
 namespace bridgepool {
 namespace {

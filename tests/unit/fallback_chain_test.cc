@@ -3,11 +3,11 @@
 // back to the primary, sessions.
 #include "bridgepool/fallback_chain.h"
 
-#include <gtest/gtest.h>
-
 #include <atomic>
 #include <functional>
 #include <thread>
+
+#include <gtest/gtest.h>
 
 #include "bridgepool/clock.h"
 
@@ -23,7 +23,8 @@ class ScriptedExecutor final : public Executor {
   explicit ScriptedExecutor(std::string kind, Script script = {})
       : kind_(std::move(kind)), script_(std::move(script)) {}
 
-  Result<Json> execute(std::string_view command, Json args, const ExecuteOptions& options) override {
+  Result<Json> execute(std::string_view command, Json args,
+                       const ExecuteOptions& options) override {
     calls++;
     if (options.report) {
       options.report->attempts = 1;
@@ -303,8 +304,8 @@ TEST(FallbackChainTest, EveryCallIsAnsweredExactlyOnceUnderConcurrentSwitching) 
   std::atomic<bool> pool_down{false};
   std::atomic<int> pool_ok{0}, bridge_ok{0};
   f.pool->set([&](std::string_view, const Json&) -> Result<Json> {
-    if (pool_down) return tl::unexpected(classified(ErrorCategory::kConnection,
-                                                    RecoveryStrategy::kFailover));
+    if (pool_down)
+      return tl::unexpected(classified(ErrorCategory::kConnection, RecoveryStrategy::kFailover));
     pool_ok++;
     return Json{{"from", "pool"}};
   });

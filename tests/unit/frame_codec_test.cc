@@ -2,12 +2,12 @@
 // size limit enforced on both sides without allocating what a header merely declares.
 #include "wire/frame_codec.h"
 
-#include <gtest/gtest.h>
-
 #include <algorithm>
 #include <cstring>
 #include <string>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 namespace bridgepool::wire {
 namespace {

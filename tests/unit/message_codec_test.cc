@@ -2,9 +2,9 @@
 // and every malformed one is a communication error (never an exception).
 #include "wire/message_codec.h"
 
-#include <gtest/gtest.h>
-
 #include <string>
+
+#include <gtest/gtest.h>
 
 namespace bridgepool::wire {
 namespace {

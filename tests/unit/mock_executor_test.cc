@@ -6,8 +6,6 @@
 // tests/integration/mock_executor_test.cc.
 #include "bridgepool/mock_executor.h"
 
-#include <gtest/gtest.h>
-
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -15,6 +13,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 namespace bridgepool {
 namespace {

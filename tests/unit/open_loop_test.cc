@@ -3,11 +3,11 @@
 // SIGTERM stop a bench's load (plain threads; nothing waits on a timer to pass).
 #include "cli/open_loop.h"
 
-#include <gtest/gtest.h>
-
 #include <atomic>
 #include <future>
 #include <thread>
+
+#include <gtest/gtest.h>
 
 #include "cli/stop_flag.h"
 
@@ -226,8 +226,8 @@ TEST(StopFlag, WaitReturnsOnDoneOrOnStop) {
   EXPECT_FALSE(waiter.get());  // returned because done() held, not because of a stop
 
   StopFlag stopped_first;
-  auto stopped = std::async(std::launch::async,
-                            [&] { return stopped_first.wait([] { return false; }); });
+  auto stopped =
+      std::async(std::launch::async, [&] { return stopped_first.wait([] { return false; }); });
   stopped_first.request(2);
   EXPECT_TRUE(stopped.get());
 }

@@ -4,13 +4,13 @@
 // bounded memory with LRU eviction, and concurrent use (clean under -fsanitize=thread).
 #include "resilience/poison_quarantine.h"
 
-#include <fmt/format.h>
-#include <gtest/gtest.h>
-
 #include <random>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
 
 namespace bridgepool {
 namespace {

@@ -9,8 +9,6 @@
 // every new time and settle() waits for the round stamped with it. The monitor loop had run
 // every timer due by then (its tick is one of them), so "no probe yet" after settle() means no
 // probe was due: negative checks hold at tick granularity.
-#include <gtest/gtest.h>
-
 #include <atomic>
 #include <future>
 #include <limits>
@@ -19,6 +17,8 @@
 #include <set>
 #include <thread>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "bridgepool/circuit_breaker.h"
 #include "bridgepool/clock.h"
@@ -44,7 +44,8 @@ class PoolLogic : public ::testing::Test {
     c.clock = clock_;
     c.spawner = spawner_;
     c.events = events_;
-    c.logger = std::make_shared<Logger>(std::getenv("FAKE_POOL_LOG") ? LogLevel::kDebug : LogLevel::kOff);
+    c.logger =
+        std::make_shared<Logger>(std::getenv("FAKE_POOL_LOG") ? LogLevel::kDebug : LogLevel::kOff);
     c.random = [this] {
       std::lock_guard lock(mu_);
       double u = randoms_.empty() ? 0.5 : randoms_.front();
@@ -174,8 +175,9 @@ TEST_F(PoolLogic, RespawnBackoffDoublesWhileStartsFailAndResetsOnSuccess) {
   PoolStats st = pool->stats();
   EXPECT_EQ(st.init_failures, 3u);
   EXPECT_EQ(st.live, 1u);
-  EXPECT_EQ(st.last_init_error, "worker w4 failed to load its handlers: ImportError: "
-                                "ImportError: scripted");
+  EXPECT_EQ(st.last_init_error,
+            "worker w4 failed to load its handlers: ImportError: "
+            "ImportError: scripted");
   // After a success, the next replacement starts at once again (no clock move needed).
   ASSERT_TRUE(spawner_->crash("w5"));
   ASSERT_TRUE(spawner_->wait_for([&] { return spawner_->spawns() == 6u; }));
@@ -233,8 +235,8 @@ TEST_F(PoolLogic, OverflowWorkersAbsorbABurstAndRetireAfterTheirIdleTimeout) {
   auto c = config(1);
   c.max_overflow = 1;
   c.overflow_idle_timeout = 30s;
-  c.health_check_interval = 0ms;          // no probes: they would take the idle workers first
-  c.session_cleanup_interval = 100ms;     // keeps the maintenance tick at 100 ms
+  c.health_check_interval = 0ms;       // no probes: they would take the idle workers first
+  c.session_cleanup_interval = 100ms;  // keeps the maintenance tick at 100 ms
   auto pool = start(c);
   ASSERT_TRUE(pool);
   auto held = std::async(std::launch::async, [&] { return pool->execute("hold"); });
@@ -397,8 +399,8 @@ TEST_F(PoolLogic, InvalidUtf8NanAndDeepArgsAreRefusedNotChanged) {
             "args contain a string that is not valid UTF-8");
   EXPECT_EQ(pool->execute("echo", {{std::string("k\xff"), 1}}).error().message,
             "args contain a key that is not valid UTF-8");
-  for (double bad : {std::numeric_limits<double>::quiet_NaN(),
-                     std::numeric_limits<double>::infinity()}) {
+  for (double bad :
+       {std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::infinity()}) {
     auto r = pool->execute("echo", {{"x", Json::array({1, bad})}});
     ASSERT_FALSE(r);
     EXPECT_EQ(r.error().category, ErrorCategory::kInvalidRequest);

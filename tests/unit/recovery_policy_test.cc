@@ -3,12 +3,12 @@
 // What happens to the *request* is the retry engine's (retry_engine_test.cc), not this table's.
 #include "pool/recovery_policy.h"
 
-#include <gtest/gtest.h>
-
 #include <ostream>
 #include <string>
 #include <tuple>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 namespace bridgepool {
 namespace {

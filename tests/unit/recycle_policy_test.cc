@@ -2,8 +2,6 @@
 // exact limits without jitter, the request and RSS limits, and the size - 1 capacity rule.
 #include "pool/recycle_policy.h"
 
-#include <gtest/gtest.h>
-
 #include <algorithm>
 #include <cstdint>
 #include <limits>
@@ -11,6 +9,8 @@
 #include <random>
 #include <set>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 namespace bridgepool {
 namespace {

@@ -3,14 +3,14 @@
 // -fsanitize=thread).
 #include "bridgepool/retry_budget.h"
 
-#include <gtest/gtest.h>
-
 #include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <limits>
 #include <thread>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 namespace bridgepool {
 namespace {

@@ -2,8 +2,6 @@
 // ranges at the ends of the random source, validation naming each bad field, and with_retry
 // driven by a ManualClock whose fake sleep advances time: attempts, deadline, events, the
 // circuit breaker and the retry budget. No test sleeps for real.
-#include <gtest/gtest.h>
-
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -12,8 +10,10 @@
 #include <string>
 #include <vector>
 
-#include "bridgepool/clock.h"
+#include <gtest/gtest.h>
+
 #include "bridgepool/circuit_breaker.h"
+#include "bridgepool/clock.h"
 #include "bridgepool/retry.h"
 #include "bridgepool/retry_budget.h"
 

@@ -3,8 +3,6 @@
 // invariants.
 #include "pool/session_affinity.h"
 
-#include <gtest/gtest.h>
-
 #include <algorithm>
 #include <array>
 #include <map>
@@ -13,6 +11,8 @@
 #include <thread>
 #include <tuple>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 namespace bridgepool {
 namespace {

@@ -2,13 +2,13 @@
 // (reason, metadata, time in the previous state) under a manual clock, and the derived predicates.
 #include "worker/worker_state_machine.h"
 
-#include <gtest/gtest.h>
-
 #include <set>
 #include <string>
 #include <tuple>
 #include <utility>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 namespace bridgepool {
 namespace {
