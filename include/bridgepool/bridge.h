@@ -57,7 +57,11 @@ class Bridge final : public Executor {
   // As Pool::shutdown. Idempotent; later calls fail with a resource error.
   void shutdown(std::optional<milliseconds> grace = std::nullopt);
 
-  PoolStats stats() const;                  // the same table as a pool's
+  PoolStats stats() const;  // the same table as a pool's
+  // Its circuit breaker ("bridge:<name>"), for inspection, reset() and force_open(); null when
+  // resilience or the breaker is disabled. In a FallbackChain, mark the bridge's adapter
+  // guards_itself so the chain does not wrap it in a second breaker.
+  std::shared_ptr<CircuitBreaker> breaker() const;
   std::vector<WorkerInfo> workers() const;  // its worker (and a replacement being started)
   EventBus& events();
   const PoolConfig& config() const;

@@ -2,9 +2,9 @@
 //
 // BRIDGEPOOL_EVENTS lists each event with its id, its dotted name (what handlers attach to by
 // prefix) and what it means, with its measurements (m:) and metadata (d:). The EventId enum, the
-// name lookup and the reference table in docs/ are all generated from this one list, so an event
-// cannot be emitted under a name that is not documented here. Every pool event also carries the
-// metadata "pool" (the pool's name).
+// name lookup and the reference in docs/telemetry.md are all generated from this one list (a unit
+// test fails when the document differs from it), so an event cannot be emitted under a name that
+// is not documented. Every pool event also carries the metadata "pool" (the pool's name).
 // Thread-safety: constants and pure functions.
 #pragma once
 
@@ -49,7 +49,8 @@
   X(kRetryRecovered, "retry.recovered",                                                          \
     "A call succeeded after failed attempts. m: attempts, elapsed_us; d: name, command")         \
   X(kBreakerTransition, "breaker.transition",                                                    \
-    "A circuit breaker changed state. d: name, from, to")                                        \
+    "A circuit breaker changed state. m: failure_rate, consecutive_failures, epoch; "            \
+    "d: breaker, from, to, reason")                                                              \
   X(kFallbackServed, "fallback.served", "A fallback chain answered. d: adapter, ...")            \
   X(kFallbackFailover, "fallback.failover", "A fallback chain moved to its next adapter.")       \
   X(kFallbackRecovered, "fallback.recovered", "An adapter of a chain serves again.")             \

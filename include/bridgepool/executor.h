@@ -44,6 +44,10 @@ struct ExecuteOptions {
   std::optional<bool> allow_mock;
   // If set, filled with what served the call (also on failure).
   CallReport* report = nullptr;
+  // Pools and bridges: check the worker in with `close` after this call (SPEC §4) — it is
+  // removed and replaced once the reply is in, e.g. after a call that left process-wide state
+  // the caller knows must not be shared. The reply is returned as usual.
+  bool close_worker = false;
 };
 
 class Executor {

@@ -28,8 +28,8 @@
 // Calls: a request is validated like the pool's (command 1..256 bytes, no NUL; args an object;
 // session id 1..256 bytes) and, since the mock never re-encodes names the way the wire does,
 // command names and session ids must also be valid UTF-8 — otherwise invalid_request, and no
-// handler runs. An unknown command is the invalid_request error the runtime's UnknownCommand
-// reply becomes ("UnknownCommand: unknown command 'x'; available commands: ..."). A handler's
+// handler runs. An unknown command is the invalid_request error every executor gives ("unknown
+// command 'x'; available commands: ..."). A handler's
 // error is returned with its context filled in (command, session, worker, adapter "mock",
 // elapsed) and classified as the bridge classifies a worker's reply (it may have run; retried
 // only if the handler was registered idempotent). An exception thrown by a handler becomes a

@@ -2,9 +2,10 @@
 //
 // BRIDGEPOOL_POOL_STATS lists each statistic with its kind — COUNTER (only grows, from the
 // pool's start; rolling restarts do not reset it) or GAUGE (a level now) —, its field name, its
-// unit and what it means. The PoolStats fields, PoolStats::for_each (what exporters and the
-// status page iterate) and the metrics reference are all generated from this list, in the spirit
-// of Envoy's ALL_*_STATS macros: a statistic cannot exist in one place and be missing in another.
+// unit and what it means. The PoolStats fields, PoolStats::for_each (what exporters iterate) and
+// the reference in docs/telemetry.md (a unit test fails when the document differs) are all
+// generated from this list, in the spirit of Envoy's ALL_*_STATS macros: a statistic cannot
+// exist in one place and be missing in another.
 // A Bridge (bridge.h) is a pool of one and reports the same PoolStats.
 // Thread-safety: plain data.
 #pragma once

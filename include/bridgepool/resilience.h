@@ -64,7 +64,7 @@ struct ResilienceConfig {
   bool breaker_enabled = true;
   CircuitBreakerConfig breaker = default_pool_breaker();
   // Where the pool's breaker lives; null: a registry of the pool's own. Share one registry to
-  // see every breaker of a process in one place (the server's status page does).
+  // see every breaker of a process in one place.
   std::shared_ptr<BreakerRegistry> breakers;
   double retry_budget_ratio = 0.2;
   std::uint32_t retry_budget_min = 3;

@@ -44,7 +44,8 @@ lead its own group: killing the group would then hit whoever started us.
 It holds no descriptor but the pidfd (the protocol pipes are close-on-exec, the rest it closes),
 so the pool's EOF detection is unaffected and it can never be taken for a protocol peer. It
 ignores SIGINT, SIGTERM and SIGHUP: its life is tied to the worker's, not to terminal or group
-signals. In `ps` it shows as `python3 -I -S .../bridgepool_worker/sentinel.py <worker pid>`.
+signals. In `ps` it shows as `python3 -I -S .../bridgepool_worker/sentinel.py --launch <worker
+pid>` (it is the launcher's forked child).
 
 Limits: a process that leaves the group (setsid(), setpgid(), a daemonising double fork) is not
 covered. A sentinel killed from outside (e.g. by the OOM killer) leaves no guard. Needs Linux

@@ -46,6 +46,8 @@ void Bridge::shutdown(std::optional<milliseconds> grace) { pool_->shutdown(grace
 
 PoolStats Bridge::stats() const { return pool_->stats(); }
 
+std::shared_ptr<CircuitBreaker> Bridge::breaker() const { return pool_->breaker(); }
+
 std::vector<WorkerInfo> Bridge::workers() const { return pool_->workers(); }
 
 EventBus& Bridge::events() { return pool_->events(); }

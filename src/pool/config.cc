@@ -60,6 +60,12 @@ Result<void> PoolConfig::resolve() {
   }
   if (max_checkin_failures == 0)
     return tl::unexpected(config_error("max_checkin_failures must be >= 1"));
+  if (max_health_failures == 0)
+    return tl::unexpected(config_error("max_health_failures must be >= 1"));
+  if (health_recheck_interval.count() <= 0 || health_check_timeout.count() <= 0) {
+    return tl::unexpected(
+        config_error("health_recheck_interval and health_check_timeout must be > 0"));
+  }
   if (!events) events = std::make_shared<EventBus>();
   if (!logger) logger = std::make_shared<Logger>(LogLevel::kWarn);
   return {};

@@ -26,7 +26,7 @@
 #include <cstdint>
 
 #include "bridgepool/clock.h"
-#include "pool/recovery_policy.h"
+#include "worker/recovery_policy.h"
 #include "worker/worker_state_machine.h"
 
 namespace bridgepool {

@@ -12,10 +12,10 @@ std::chrono::milliseconds Maintenance::tick_for(
     std::chrono::milliseconds health_interval, std::chrono::milliseconds recheck_interval,
     std::chrono::milliseconds session_cleanup_interval) {
   using std::chrono::milliseconds;
-  milliseconds tick = std::min(milliseconds(1000), session_cleanup_interval);
-  if (health_interval.count() > 0) {
-    tick = std::min({tick, health_interval / 2, recheck_interval / 2});
-  }
+  // The recheck counts even with health checks off: degraded workers are probed regardless.
+  milliseconds tick =
+      std::min({milliseconds(1000), session_cleanup_interval, recheck_interval / 2});
+  if (health_interval.count() > 0) tick = std::min(tick, health_interval / 2);
   return std::clamp(tick, milliseconds(10), milliseconds(1000));
 }
 

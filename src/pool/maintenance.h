@@ -5,8 +5,8 @@
 // only owns the thread and the pacing.
 //
 // Tick: often enough to honour the shortest configured period (a degraded worker's recheck),
-// never a busy loop: min(1 s, session_cleanup_interval, health interval / 2, recheck / 2),
-// clamped to [10 ms, 1 s].
+// never a busy loop: min(1 s, session_cleanup_interval, recheck / 2, and health interval / 2 when
+// health checks are on), clamped to [10 ms, 1 s].
 // Thread-safety: start/stop from the pool's owner thread; rounds on the maintenance thread.
 #pragma once
 

@@ -62,8 +62,8 @@ Pool::Impl::Impl(PoolConfig cfg, std::string kind_name)
                               config.session_mode == SessionMode::kStrict ? AffinityMode::kStrict
                                                                           : AffinityMode::kHint,
                               64}),
-      resilience(config, clock),
-      supervisor(loop, *spawner, clock, telemetry, *this,
+      resilience(config, kind, clock),
+      supervisor(loop, *spawner, clock, telemetry, recovery, *this,
                  SupervisorConfig{config.init_timeout, config.kill_grace, config.max_frame_bytes,
                                   config.output_lines_per_second}),
       maintenance(loop, maintenance_tick(), [this] { maintenance_round(); }) {}

@@ -42,12 +42,12 @@
 #include "pool/maintenance.h"
 #include "pool/pending_closes.h"
 #include "pool/pool_resilience.h"
-#include "pool/recovery_policy.h"
 #include "pool/recycle_policy.h"
 #include "pool/session_affinity.h"
 #include "pool/worker_registry.h"
 #include "process/spawner.h"
 #include "resilience/error_classifier.h"
+#include "worker/recovery_policy.h"
 #include "worker/worker.h"
 #include "worker/worker_supervisor.h"
 #include "worker/worker_telemetry.h"
@@ -93,6 +93,7 @@ struct Pool::Impl final : WorkerSupervisor::Listener {
 
   // The command table from the first handshake (read on every request: lock-free).
   struct CommandTable {
+    std::uint64_t generation = 0;  // of the worker whose handshake it holds
     std::vector<CommandSpec> commands;
     std::unordered_map<std::string, bool> idempotent;  // name -> idempotent
   };
@@ -142,13 +143,14 @@ struct Pool::Impl final : WorkerSupervisor::Listener {
     Result<Json> result;
     WorkerFault fault = WorkerFault::kNone;
   };
-  // One round trip on a checked-out worker, then its checkin by RecoveryPolicy.
+  // One round trip on a checked-out worker, then its checkin by RecoveryPolicy (`close`: the
+  // caller asked for the worker to be removed after a good round trip).
   Attempt attempt_on(const WorkerPtr& worker, wire::Request& request, TimePoint deadline,
-                     const ChunkCallback& on_chunk);
+                     const ChunkCallback& on_chunk, bool close = false);
   // One sessionless attempt: checkout (avoiding `avoid_worker` when another is idle), round
   // trip, re-routing what was provably not delivered (it never ran: not a retry).
   PoolResilience::Once run_once(wire::Request& request, TimePoint checkout_deadline,
-                                TimePoint deadline, const ChunkCallback& on_chunk,
+                                TimePoint deadline, const ExecuteOptions& options,
                                 const std::string& avoid_worker, Duration& queue_wait);
   // Validation, deadlines, the resilient call and the accounting of one call.
   Result<Json> execute(std::optional<std::string_view> session, std::string_view command, Json args,

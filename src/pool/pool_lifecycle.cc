@@ -59,8 +59,11 @@ void Pool::Impl::on_ready(const WorkerPtr& worker, std::uint64_t generation, Dur
     registry.notify();
     return;
   }
-  if (!command_table.load()) {
+  // Requests are validated against the commands of the newest generation in service: after a
+  // rolling restart that adds a command, it is accepted as soon as a new worker serves.
+  if (auto current = command_table.load(); !current || current->generation < generation) {
     auto table = std::make_shared<CommandTable>();
+    table->generation = generation;
     for (const auto& c : worker->handshake().commands) {
       table->commands.push_back(CommandSpec{c.name, c.idempotent});
       table->idempotent[c.name] = c.idempotent;

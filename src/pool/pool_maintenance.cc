@@ -53,13 +53,15 @@ void Pool::Impl::maintenance_round() {
   // One decision pass under the registry's lock: who is probed, recycled or retired.
   std::vector<std::pair<WorkerPtr, bool>> to_probe;
   WorkerPtr to_recycle, to_retire;
+  // Routine probes only when health checking is on; a degraded worker (a failed probe, or a
+  // handler's checkin error) is probed in any case: a probe is its only way back into service.
   const bool probing = config.health_check_interval.count() > 0;
   const std::size_t live = registry.counts().live;
   const bool overflowing = live > config.size;
   WorkerPtr oldest_idle;
   TimePoint oldest_use = TimePoint::max();
   registry.take_idle([&](const WorkerPtr& w, Tracking& t, bool degraded) {
-    if (probing && t.health.due(now, true)) {
+    if ((probing || degraded) && t.health.due(now, true)) {
       t.health.begin_probe();
       to_probe.emplace_back(w, degraded);
       return true;

@@ -39,7 +39,8 @@ Result<void> Pool::Impl::validate(std::optional<std::string_view> session, std::
 }
 
 Pool::Impl::Attempt Pool::Impl::attempt_on(const WorkerPtr& w, wire::Request& request,
-                                           TimePoint deadline, const ChunkCallback& on_chunk) {
+                                           TimePoint deadline, const ChunkCallback& on_chunk,
+                                           bool close) {
   std::optional<std::string> unusable = w->check_usable();
   if (!unusable && !telemetry.transit(*w, WorkerState::kBusy, TransitionReason::kCheckout)) {
     unusable = "it is no longer in service";
@@ -67,6 +68,9 @@ Pool::Impl::Attempt Pool::Impl::attempt_on(const WorkerPtr& w, wire::Request& re
     // is no longer trustworthy, which is a checkin error.
     if (outcome.unhealthy) {
       checkin_error(w, *outcome.unhealthy);
+    } else if (close) {
+      w->reset_failures();
+      checkin_remove(w, TransitionReason::kClosed, false, "checked in with close by the caller");
     } else {
       checkin_ok(w);
     }
@@ -103,7 +107,7 @@ void Pool::Impl::checkin_error(const WorkerPtr& w, const std::string& reason) {
 }
 
 PoolResilience::Once Pool::Impl::run_once(wire::Request& request, TimePoint checkout_deadline,
-                                          TimePoint deadline, const ChunkCallback& on_chunk,
+                                          TimePoint deadline, const ExecuteOptions& options,
                                           const std::string& avoid_worker, Duration& queue_wait) {
   // A worker found dead before it read the request is replaced and the request goes to another
   // one at once (it never ran: always safe, and not a retry); bounded so a pool whose workers
@@ -122,7 +126,7 @@ PoolResilience::Once Pool::Impl::run_once(wire::Request& request, TimePoint chec
       return once;
     }
     once.worker_id = (*worker)->id();
-    Attempt a = attempt_on(*worker, request, deadline, on_chunk);
+    Attempt a = attempt_on(*worker, request, deadline, options.on_chunk, options.close_worker);
     if (a.fault == WorkerFault::kNotDelivered && reroute < max_reroutes && !capacity.closed()) {
       counters.rerouted.fetch_add(1, std::memory_order_relaxed);
       avoid.clear();
@@ -140,6 +144,8 @@ Result<Json> Pool::Impl::execute(std::optional<std::string_view> session, std::s
   const TimePoint started_at = clock.now();
   if (options.report) *options.report = CallReport{kind, "", 0, {}};
   Duration queue_wait{0};
+  std::uint32_t attempts = 0;
+  std::string served_by;
   // What logs and events may say about the command (it may be the invalid input refused here).
   const std::string command_label =
       is_valid_utf8(command) ? std::string(command) : std::string("<invalid UTF-8>");
@@ -165,7 +171,7 @@ Result<Json> Pool::Impl::execute(std::optional<std::string_view> session, std::s
           {{"duration_us", double(elapsed.count())},
            {"queue_wait_us",
             double(std::chrono::duration_cast<std::chrono::microseconds>(queue_wait).count())},
-           {"attempts", double(options.report ? options.report->attempts : 0)}},
+           {"attempts", double(attempts)}},
           {{"command", command_label},
            {"result", result ? "ok" : std::string(category_name(result.error().category))}});
     }
@@ -196,14 +202,12 @@ Result<Json> Pool::Impl::execute(std::optional<std::string_view> session, std::s
     if (session) {
       return run_session_once(*session, request, options, checkout_deadline, deadline, queue_wait);
     }
-    return run_once(request, checkout_deadline, deadline, options.on_chunk, avoid, queue_wait);
+    return run_once(request, checkout_deadline, deadline, options, avoid, queue_wait);
   };
   PoolResilience::Facts facts;
   facts.idempotent = is_idempotent(command);
   facts.all_down = [this] { return capacity.all_down(); };
   facts.stopping = [this] { return capacity.closed(); };
-  std::uint32_t attempts = 0;
-  std::string served_by;
   Result<Json> result =
       resilience.run(command, request.args, options, deadline, facts, once, attempts, served_by);
   if (options.report) {

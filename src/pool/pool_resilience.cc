@@ -1,17 +1,20 @@
 #include "pool/pool_resilience.h"
 
+#include <fmt/format.h>
+
 #include "resilience/error_classifier.h"
 
 namespace bridgepool {
 
-PoolResilience::PoolResilience(const PoolConfig& config, const Clock& clock)
+PoolResilience::PoolResilience(const PoolConfig& config, std::string_view kind, const Clock& clock)
     : config_(config),
       clock_(clock),
+      name_(fmt::format("{}:{}", kind, config.name)),
       budget_(config.resilience.retry_budget_ratio, config.resilience.retry_budget_min) {
   const ResilienceConfig& r = config.resilience;
   if (!r.enabled) return;
   breakers_ = r.breakers ? r.breakers : std::make_shared<BreakerRegistry>(clock, config.events);
-  if (r.breaker_enabled) breaker_ = breakers_->get_or_create("pool:" + config.name, r.breaker);
+  if (r.breaker_enabled) breaker_ = breakers_->get_or_create(name_, r.breaker);
   if (r.quarantine.enabled) quarantine_ = std::make_unique<PoisonQuarantine>(r.quarantine, clock);
 }
 
@@ -50,7 +53,7 @@ Result<Json> PoolResilience::run(std::string_view command, const Json& args,
   }
   RetryBudget::RequestScope in_flight(budget_);
   RetryHooks hooks;
-  hooks.name = "pool:" + config_.name;
+  hooks.name = name_;
   hooks.command = std::string(command);
   hooks.clock = &clock_;
   hooks.events = config_.events;

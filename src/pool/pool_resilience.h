@@ -49,7 +49,8 @@ class PoolResilience {
     std::function<bool()> stopping;  // the pool shuts down
   };
 
-  PoolResilience(const PoolConfig& config, const Clock& clock);
+  // `kind` names the breaker and the retry events: "pool:<name>", or "bridge:<name>".
+  PoolResilience(const PoolConfig& config, std::string_view kind, const Clock& clock);
 
   // Runs one call: the engine with the pool's hooks, or one classified attempt. Fills
   // `attempts` and `served_by` (the worker of the last attempt). Caller's thread.
@@ -63,6 +64,7 @@ class PoolResilience {
  private:
   const PoolConfig& config_;
   const Clock& clock_;
+  const std::string name_;
   std::shared_ptr<BreakerRegistry> breakers_;
   std::shared_ptr<CircuitBreaker> breaker_;  // null when disabled
   RetryBudget budget_;

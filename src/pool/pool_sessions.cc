@@ -93,7 +93,7 @@ PoolResilience::Once Pool::Impl::run_session_once(std::string_view session_id,
     }
     queue_wait += clock.now() - checkout_start;
     if (!worker) return fail(worker.error());
-    Attempt a = attempt_on(*worker, request, deadline, options.on_chunk);
+    Attempt a = attempt_on(*worker, request, deadline, options.on_chunk, options.close_worker);
     if (a.fault == WorkerFault::kNotDelivered) {
       // The session's worker died before it got the request: its state died with it — unless
       // this call had just bound it, in which case there was no state yet: bind afresh.

@@ -18,8 +18,9 @@ Error WorkerRegistry::refusal(ErrorCategory category, std::string message) const
 }
 
 std::string WorkerRegistry::describe_load_locked() const {
-  return fmt::format("{} of {} workers busy, {} starting, {} callers queued", borrowed_,
-                     live_.size(), hooks_.starting ? hooks_.starting() : 0, queue_.size());
+  return fmt::format("{} of {} workers busy, {} degraded, {} starting, {} callers queued",
+                     borrowed_, live_.size(), degraded_.size(),
+                     hooks_.starting ? hooks_.starting() : 0, queue_.size());
 }
 
 RegistryCounts WorkerRegistry::counts_locked() const {

@@ -126,6 +126,19 @@ Result<Json> FallbackChain::run(std::optional<std::string_view> session, std::st
     e.context.adapter = "chain";
     return tl::unexpected(std::move(e));
   }
+  if (session) {
+    std::lock_guard lock(mu_);
+    if (!session_pins_.contains(std::string(*session)) &&
+        session_pins_.size() >= config_.max_sessions) {
+      Error e(ErrorCategory::kResource,
+              fmt::format("fallback chain holds {} sessions (max_sessions); close some first",
+                          session_pins_.size()));
+      e.context.command = command;
+      e.context.session_id = *session;
+      e.strategy = RecoveryStrategy::kBackoffRetry;
+      return tl::unexpected(std::move(e));
+    }
+  }
   std::vector<std::size_t> order;
   if (session) {
     std::lock_guard lock(mu_);
@@ -239,20 +252,6 @@ Result<Json> FallbackChain::execute(std::string_view command, Json args,
 Result<Json> FallbackChain::execute_in_session(std::string_view session_id,
                                                std::string_view command, Json args,
                                                const ExecuteOptions& options) {
-  {
-    std::lock_guard lock(mu_);
-    if (!session_pins_.contains(std::string(session_id)) &&
-        session_pins_.size() >= config_.max_sessions) {
-      if (options.report) *options.report = CallReport{};
-      Error e(ErrorCategory::kResource,
-              fmt::format("fallback chain holds {} sessions (max_sessions); close some first",
-                          session_pins_.size()));
-      e.context.command = command;
-      e.context.session_id = session_id;
-      e.strategy = RecoveryStrategy::kBackoffRetry;
-      return tl::unexpected(std::move(e));
-    }
-  }
   return run(session_id, command, std::move(args), options);
 }
 

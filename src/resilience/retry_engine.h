@@ -2,8 +2,7 @@
 // runs again (SPEC §6). The pool's request path and with_retry (bridgepool/retry.h) both run
 // it; they differ only in the hooks they give it.
 //
-//   before attempt n    stop?          (the owner is shutting down)        -> the last error
-//                       quarantined?   (poison request: abandon)           -> refusal
+//   before attempt n    quarantined?   (poison request: abandon)           -> refusal
 //                       breaker open?  (circuit_open: failover)            -> refusal
 //   attempt n           run it, avoiding the worker that failed attempt n-1
 //   after attempt n     breaker.record, quarantine kill/survival
@@ -11,7 +10,8 @@
 //                       classify the error (severity, strategy)
 //                       should it retry? the strategy allows it (or a custom rule says so),
 //                         n < min(max_attempts, strategy budget: immediate 3, backoff 5),
-//                         the attempt did not use up its own time budget, not stopping
+//                         the attempt did not use up its own time budget, and the owner is
+//                         not stopping (hooks.stop: the pool shuts down)
 //                       delay: 0 for immediate_retry, else the policy's backoff
 //                       deadline: elapsed + delay > min(request deadline, policy.deadline)
 //                         -> stop ("no time left for a retry before the deadline")

@@ -37,12 +37,13 @@ Error start_error(std::string message, std::string_view operation) {
 }  // namespace
 
 WorkerSupervisor::WorkerSupervisor(EventLoop& loop, Spawner& spawner, const Clock& clock,
-                                   const WorkerTelemetry& telemetry, Listener& listener,
-                                   SupervisorConfig config)
+                                   const WorkerTelemetry& telemetry, const RecoveryPolicy& recovery,
+                                   Listener& listener, SupervisorConfig config)
     : loop_(loop),
       spawner_(spawner),
       clock_(clock),
       telemetry_(telemetry),
+      recovery_(recovery),
       listener_(listener),
       config_(config) {}
 
@@ -249,11 +250,18 @@ void WorkerSupervisor::finish_start(const std::string& id, const Result<void>& i
 
 void WorkerSupervisor::fail_start(Proc& proc, Error error) {
   // Reported once the process is gone (on_exit_readable), so the error can carry its last
-  // stderr lines — usually the reason (a traceback, a missing module). SIGKILL makes that a
-  // matter of microseconds; a worker without a handshake cannot be asked to stop.
+  // stderr lines — usually the reason (a traceback, a missing module). The policy's answer is
+  // SIGKILL (a worker without a handshake cannot be asked to stop), which also makes that wait
+  // a matter of microseconds.
   proc.phase = Phase::kFailed;
   proc.failure = std::move(error);
-  proc.worker->process().signal(SIGKILL);
+  FailureReport report;
+  report.kind = FailureKind::kInitFailed;
+  if (recovery_.decide(report).worker == WorkerAction::kKill) {
+    kill(proc.worker);
+  } else {
+    terminate(proc.worker, std::chrono::milliseconds(0));
+  }
 }
 
 void WorkerSupervisor::on_init_timeout(const std::string& id) {

@@ -43,6 +43,7 @@
 #include "bridgepool/config.h"
 #include "process/spawner.h"
 #include "worker/output_capture.h"
+#include "worker/recovery_policy.h"
 #include "worker/worker.h"
 #include "worker/worker_telemetry.h"
 
@@ -79,9 +80,11 @@ class WorkerSupervisor {
     virtual void on_exit(const WorkerPtr& worker, const std::string& how) = 0;
   };
 
-  // `loop`, `spawner`, `clock`, `telemetry` and `listener` must outlive the supervisor.
+  // `loop`, `spawner`, `clock`, `telemetry`, `recovery` and `listener` must outlive the
+  // supervisor. A start failure is handled as `recovery` decides (FailureKind::kInitFailed).
   WorkerSupervisor(EventLoop& loop, Spawner& spawner, const Clock& clock,
-                   const WorkerTelemetry& telemetry, Listener& listener, SupervisorConfig config);
+                   const WorkerTelemetry& telemetry, const RecoveryPolicy& recovery,
+                   Listener& listener, SupervisorConfig config);
   ~WorkerSupervisor();
 
   // Starts worker `spec.number` (asynchronously); exactly one of on_ready / on_start_failed
@@ -134,6 +137,7 @@ class WorkerSupervisor {
   Spawner& spawner_;
   const Clock& clock_;
   const WorkerTelemetry& telemetry_;
+  const RecoveryPolicy& recovery_;
   Listener& listener_;
   const SupervisorConfig config_;
   AsyncExecutor init_thread_{1};

@@ -6,6 +6,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <thread>
@@ -148,20 +149,24 @@ class FakeWorker {
       case FakeScript::Start::kReady:
         break;
     }
+    Json commands = Json::array({{{"name", "ping"}, {"idempotent", true}},
+                                 {{"name", "health_check"}, {"idempotent", true}},
+                                 {{"name", "close_session"}, {"idempotent", true}},
+                                 {{"name", "shutdown"}, {"idempotent", false}},
+                                 {{"name", "echo"}, {"idempotent", true}},
+                                 {{"name", "fail"}, {"idempotent", false}},
+                                 {{"name", "crash"}, {"idempotent", false}},
+                                 {{"name", "hold"}, {"idempotent", false}},
+                                 {{"name", "mark"}, {"idempotent", false}}});
+    for (const auto& name : script_.extra_commands) {
+      commands.push_back({{"name", name}, {"idempotent", true}});
+    }
     send(Json{{"id", 0},
               {"event", "ready"},
               {"protocol", 1},
               {"pid", kFirstFakePid},
               {"worker_id", id_},
-              {"commands", Json::array({{{"name", "ping"}, {"idempotent", true}},
-                                        {{"name", "health_check"}, {"idempotent", true}},
-                                        {{"name", "close_session"}, {"idempotent", true}},
-                                        {{"name", "shutdown"}, {"idempotent", false}},
-                                        {{"name", "echo"}, {"idempotent", true}},
-                                        {{"name", "fail"}, {"idempotent", false}},
-                                        {{"name", "crash"}, {"idempotent", false}},
-                                        {{"name", "hold"}, {"idempotent", false}},
-                                        {{"name", "mark"}, {"idempotent", false}}})}});
+              {"commands", std::move(commands)}});
     for (;;) {
       std::string body;
       if (auto stopped = read_frame(body)) return *stopped;
@@ -214,6 +219,9 @@ class FakeWorker {
     } else if (command == "mark") {
       reply["result"] = Json::object();
       reply["worker_unhealthy"] = args.value("reason", "scripted");
+    } else if (std::find(script_.extra_commands.begin(), script_.extra_commands.end(), command) !=
+               script_.extra_commands.end()) {
+      reply["result"] = {{"command", command}};
     } else {
       reply["ok"] = false;
       reply["error"] = {{"type", "UnknownCommand"},

@@ -44,6 +44,8 @@ struct FakeScript {
   enum class Start { kReady, kInitFailed, kSilent };
   Start start = Start::kReady;
   std::string init_failure = "ImportError: scripted";  // kInitFailed: the error message
+  // More commands to announce (answered with {"command": name}), e.g. a new handler version.
+  std::vector<std::string> extra_commands;
 };
 
 class FakeSpawner final : public Spawner {

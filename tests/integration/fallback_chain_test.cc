@@ -39,7 +39,7 @@ struct RealChain {
     bridge = std::shared_ptr<Bridge>(b->release());
     std::vector<FallbackAdapter> adapters;
     adapters.push_back({"pool", pool, nullptr, true, false});
-    adapters.push_back({"bridge", bridge, nullptr, false, false});
+    adapters.push_back({"bridge", bridge, nullptr, true, false});  // a pool of one: own breaker
     adapters.push_back({"mock", mock, nullptr, false, true});
     chain = std::make_unique<FallbackChain>(std::move(adapters), config);
   }

@@ -291,6 +291,56 @@ TEST_F(PoolLogic, CheckinErrorsDegradeThenRecycleAtTheLimit) {
   EXPECT_EQ(spawner_->spawns(), 2u);
 }
 
+TEST_F(PoolLogic, ADegradedWorkerIsProbedBackEvenWithRoutineHealthChecksOff) {
+  auto c = config(1);
+  c.health_check_interval = 0ms;  // no routine probes
+  c.health_recheck_interval = 200ms;
+  auto pool = start(c);
+  ASSERT_TRUE(pool);
+  ASSERT_TRUE(pool->execute("mark"));
+  EXPECT_EQ(state_of(*pool, "w1"), WorkerState::kDegraded);
+  advance(200ms);
+  ASSERT_TRUE(spawner_->wait_for([&] { return state_of(*pool, "w1") == WorkerState::kReady; }));
+  EXPECT_EQ(spawner_->requests("health_check"), 1);
+  EXPECT_TRUE(pool->execute("echo"));
+}
+
+TEST_F(PoolLogic, ACallerCanCheckAWorkerInWithClose) {
+  auto pool = start(config(1));
+  ASSERT_TRUE(pool);
+  ExecuteOptions close;
+  close.close_worker = true;
+  CallReport report;
+  close.report = &report;
+  auto r = pool->execute("echo", {{"x", 1}}, close);
+  ASSERT_TRUE(r) << r.error().to_string();  // the reply is returned as usual
+  EXPECT_EQ(*r, (Json{{"x", 1}}));
+  EXPECT_EQ(report.worker_id, "w1");
+  ASSERT_TRUE(spawner_->wait_for([&] { return spawner_->spawns() == 2u; }));
+  EXPECT_EQ(spawner_->requests("shutdown"), 1);  // ended gracefully
+  ExecuteOptions next;
+  next.report = &report;
+  ASSERT_TRUE(pool->execute("echo", Json::object(), next));
+  EXPECT_EQ(report.worker_id, "w2");
+  EXPECT_EQ(pool->stats().replaced, 1u);
+}
+
+TEST_F(PoolLogic, ACommandAddedByARollingRestartIsAcceptedOnceTheNewWorkersServe) {
+  auto pool = start(config(1));
+  ASSERT_TRUE(pool);
+  auto before = pool->execute("summarize");
+  ASSERT_FALSE(before);
+  EXPECT_EQ(before.error().category, ErrorCategory::kInvalidRequest);
+  FakeScript v2;
+  v2.extra_commands = {"summarize"};
+  spawner_->script(2, v2);
+  ASSERT_TRUE(pool->rolling_restart(config(1)));
+  auto after = pool->execute("summarize");
+  ASSERT_TRUE(after) << after.error().to_string();
+  EXPECT_EQ(*after, (Json{{"command", "summarize"}}));
+  EXPECT_EQ(pool->stats().generation, 2u);
+}
+
 TEST_F(PoolLogic, ARequestThatKeepsKillingWorkersIsQuarantined) {
   auto pool = start(config(2));
   ASSERT_TRUE(pool);

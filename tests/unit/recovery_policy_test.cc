@@ -1,7 +1,7 @@
 // RecoveryPolicy: the SPEC §4 recovery table, row by row (every failure kind below and at its
 // limit, shutting down or not), then invariants checked over the whole cross product of inputs.
 // What happens to the *request* is the retry engine's (retry_engine_test.cc), not this table's.
-#include "pool/recovery_policy.h"
+#include "worker/recovery_policy.h"
 
 #include <ostream>
 #include <string>

@@ -1,5 +1,5 @@
 // RecoveryPolicy: the SPEC §4 recovery table as code; see the header for the table itself.
-#include "pool/recovery_policy.h"
+#include "worker/recovery_policy.h"
 
 #include <fmt/format.h>
 
