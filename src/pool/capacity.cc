@@ -108,12 +108,7 @@ void Capacity::restore_generation(GenerationPtr previous) {
 
 void Capacity::close() {
   std::lock_guard lock(mu_);
-  closed_ = true;
-}
-
-bool Capacity::closed() const {
-  std::lock_guard lock(mu_);
-  return closed_;
+  closed_.store(true, std::memory_order_release);
 }
 
 CapacitySnapshot Capacity::snapshot() const {

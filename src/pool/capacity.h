@@ -19,6 +19,7 @@
 // Thread-safety: every method from any thread; one mutex, a leaf in the pool's lock order.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -89,7 +90,8 @@ class Capacity {
   void restore_generation(GenerationPtr previous);
 
   void close();
-  bool closed() const;
+  // Lock-free: read on every request.
+  bool closed() const { return closed_.load(std::memory_order_acquire); }
   CapacitySnapshot snapshot() const;
 
  private:
@@ -103,7 +105,7 @@ class Capacity {
   CapacitySnapshot counts_;
   GenerationPtr generation_;
   std::uint64_t next_number_ = 1;
-  bool closed_ = false;
+  std::atomic<bool> closed_{false};  // written under mu_, read without it
 };
 
 }  // namespace bridgepool

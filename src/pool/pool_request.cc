@@ -196,13 +196,24 @@ Result<Json> Pool::Impl::execute(std::optional<std::string_view> session, std::s
   wire::Request request{0, std::string(command), std::move(args),
                         session ? std::optional<std::string>(*session) : std::nullopt,
                         std::nullopt};
-  PoolResilience::OnceFn once = [&](std::uint32_t, const std::string& avoid) {
+  // Everything an attempt needs, behind one pointer: the std::function below then stores its
+  // callable in place (no allocation on the request path).
+  struct Call {
+    std::optional<std::string_view> session;
+    wire::Request& request;
+    const ExecuteOptions& options;
+    TimePoint checkout_deadline, deadline;
+    Duration& queue_wait;
+  } call{session, request, options, checkout_deadline, deadline, queue_wait};
+  PoolResilience::OnceFn once = [this, &call](std::uint32_t, const std::string& avoid) {
     // A session's calls go to its own worker, so a retry goes there too (no avoid); a session
     // whose worker died fails with session_lost, which the classifier never retries.
-    if (session) {
-      return run_session_once(*session, request, options, checkout_deadline, deadline, queue_wait);
+    if (call.session) {
+      return run_session_once(*call.session, call.request, call.options, call.checkout_deadline,
+                              call.deadline, call.queue_wait);
     }
-    return run_once(request, checkout_deadline, deadline, options, avoid, queue_wait);
+    return run_once(call.request, call.checkout_deadline, call.deadline, call.options, avoid,
+                    call.queue_wait);
   };
   PoolResilience::Facts facts;
   facts.idempotent = is_idempotent(command);

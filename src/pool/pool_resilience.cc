@@ -22,15 +22,22 @@ Result<Json> PoolResilience::run(std::string_view command, const Json& args,
                                  const ExecuteOptions& options, TimePoint deadline,
                                  const Facts& facts, const OnceFn& once, std::uint32_t& attempts,
                                  std::string& served_by) {
-  // The attempt's result lives here between the engine's looks at it.
-  Result<Json> last = tl::unexpected(Error());
-  auto attempt = [&](std::uint32_t n, const std::string& avoid) {
-    attempts = n;
-    Once o = once(n, avoid);
-    served_by = o.worker_id;
-    last = std::move(o.result);
+  // The attempt's result lives here between the engine's looks at it. One pointer is captured
+  // so that the AttemptFn stores its callable in place (no allocation per call).
+  struct State {
+    const OnceFn& once;
+    std::uint32_t& attempts;
+    std::string& served_by;
+    Result<Json> last = tl::unexpected(Error());
+  } state{once, attempts, served_by};
+  Result<Json>& last = state.last;
+  auto attempt = [&state](std::uint32_t n, const std::string& avoid) {
+    state.attempts = n;
+    Once o = state.once(n, avoid);
+    state.served_by = o.worker_id;
+    state.last = std::move(o.result);
     AttemptReport report;
-    report.error = last ? nullptr : &last.error();
+    report.error = state.last ? nullptr : &state.last.error();
     report.worker_id = std::move(o.worker_id);
     report.may_have_run = o.may_have_run;
     report.killed_worker = o.killed_worker;
@@ -56,7 +63,7 @@ Result<Json> PoolResilience::run(std::string_view command, const Json& args,
   hooks.name = name_;
   hooks.command = std::string(command);
   hooks.clock = &clock_;
-  hooks.events = config_.events;
+  hooks.events = config_.events.get();
   hooks.deadline = deadline;
   hooks.breaker = breaker_.get();
   hooks.budget = &budget_;

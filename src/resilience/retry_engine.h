@@ -82,7 +82,7 @@ struct RetryHooks {
   UniformRandom random;          // default thread_local_uniform
   // Waits a delay > 0; default: sleep on `clock`.
   std::function<void(std::chrono::microseconds)> sleep;
-  std::shared_ptr<EventBus> events;
+  EventBus* events = nullptr;  // must outlive run()
   // The request's own deadline; retries also stop at start + policy.deadline.
   std::optional<TimePoint> deadline;
   CircuitBreaker* breaker = nullptr;

@@ -204,7 +204,7 @@ std::optional<Error> run_retry_loop(const RetryPolicy& policy, const RetryAttemp
   hooks.clock = options.clock;
   hooks.random = options.random;
   hooks.sleep = options.sleep;
-  hooks.events = options.events;
+  hooks.events = options.events.get();
   hooks.breaker = options.breaker;
   hooks.budget = options.budget;
   hooks.should_retry = options.should_retry;

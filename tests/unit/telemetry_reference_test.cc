@@ -3,13 +3,13 @@
 // document from the tables and fails when the file differs, so the reference cannot drift from
 // the code. To regenerate it after changing a table:
 //   BRIDGEPOOL_UPDATE_DOCS=1 build/tests/unit_tests --gtest_filter='TelemetryReference.*'
-#include <gtest/gtest.h>
-
 #include <cstdlib>
 #include <fstream>
 #include <set>
 #include <sstream>
 #include <string>
+
+#include <gtest/gtest.h>
 
 #include "bridgepool/event_names.h"
 #include "bridgepool/pool_stats.h"
