@@ -37,7 +37,8 @@
     "worker (m: lost) or expired (m: expired)")                                                  \
   X(kBroadcast, "pool.broadcast", "A broadcast ended. m: succeeded, failed; d: command")         \
   X(kMaintenanceRound, "pool.maintenance.round",                                                 \
-    "A maintenance round ended (probes, recycling, session expiry). m: probes, duration_us")     \
+    "A maintenance round ended (probes, recycling, session expiry); stamped with the time it "   \
+    "began. m: probes, duration_us")                                                             \
   X(kRollingRestart, "pool.rolling_restart",                                                     \
     "Rolling restart progress. m: generation; d: phase started|finished|failed")                 \
   X(kRetryAttempt, "retry.attempt",                                                              \

@@ -61,9 +61,13 @@ void EventLoop::post(Task task) {
 }
 
 void EventLoop::post_after(std::chrono::nanoseconds delay, Task task) {
+  post_at(clock_.now() + delay, std::move(task));
+}
+
+void EventLoop::post_at(TimePoint when, Task task) {
   {
     std::lock_guard lock(mu_);
-    timers_.push(Timer{clock_.now() + delay, seq_++, std::move(task)});
+    timers_.push(Timer{when, seq_++, std::move(task)});
   }
   wake();
 }

@@ -46,6 +46,9 @@ class EventLoop {
 
   void post(Task task);
   void post_after(std::chrono::nanoseconds delay, Task task);
+  // Runs `task` once the clock reaches `when` (at once if it has).
+  void post_at(TimePoint when, Task task);
+  const Clock& clock() const { return clock_; }
 
   // Loop thread only. `events` are EPOLLIN etc.; the callback gets the ready events.
   WatchId watch(int fd, std::uint32_t events, FdCallback callback);

@@ -19,26 +19,62 @@ std::chrono::milliseconds Maintenance::tick_for(
   return std::clamp(tick, milliseconds(10), milliseconds(1000));
 }
 
-void Maintenance::start() { schedule(); }
+void Maintenance::start() { schedule(loop_.clock().now() + tick_); }
 
 void Maintenance::stop() {
-  stopped_ = true;
+  {
+    std::lock_guard lock(mu_);
+    stopped_ = true;
+  }
   thread_.stop();
 }
 
-void Maintenance::schedule() {
-  loop_.post_after(tick_, [this] {
-    if (stopped_) return;
-    // One round at a time: a slow probe must not pile rounds up behind it.
-    if (!running_.exchange(true)) {
-      bool queued = thread_.submit([this] {
-        if (!stopped_) round_();
-        running_ = false;
-      });
-      if (!queued) return;  // stopping
+void Maintenance::schedule(TimePoint due) {
+  loop_.post_at(due, [this, due] {
+    {
+      std::lock_guard lock(mu_);
+      if (stopped_) return;
     }
-    schedule();
+    request_round();
+    // The next grid point, or the latest one already passed (which then fires at once).
+    const TimePoint now = loop_.clock().now();
+    const auto passed = (now - due) / tick_;
+    schedule(std::max(due + tick_, due + passed * tick_));
   });
+}
+
+void Maintenance::request_round() {
+  {
+    std::lock_guard lock(mu_);
+    if (running_) {
+      pending_ = true;
+      return;
+    }
+    running_ = true;
+  }
+  if (!thread_.submit([this] { run_rounds(); })) {
+    std::lock_guard lock(mu_);
+    running_ = false;  // stopping
+  }
+}
+
+void Maintenance::run_rounds() {
+  for (;;) {
+    {
+      std::lock_guard lock(mu_);
+      if (stopped_) {
+        running_ = false;
+        return;
+      }
+      pending_ = false;
+    }
+    round_();
+    std::lock_guard lock(mu_);
+    if (!pending_ || stopped_) {
+      running_ = false;
+      return;
+    }
+  }
 }
 
 }  // namespace bridgepool

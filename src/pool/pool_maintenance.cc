@@ -40,6 +40,7 @@ std::chrono::milliseconds Pool::Impl::maintenance_tick() const {
 void Pool::Impl::maintenance_round() {
   if (capacity.closed()) return;
   const TimePoint now = clock.now();
+  const auto began = clock.wall_now();
   // RSS first (it may make a worker due for recycling below).
   if (config.max_rss_mb > 0) {
     for (const WorkerPtr& w : registry.in_service()) {
@@ -103,7 +104,7 @@ void Pool::Impl::maintenance_round() {
       {{"probes", double(to_probe.size())},
        {"duration_us",
         double(std::chrono::duration_cast<std::chrono::microseconds>(clock.now() - now).count())}},
-      {});
+      {}, began);
 }
 
 void Pool::Impl::probe(const WorkerPtr& w, bool was_degraded) {

@@ -298,7 +298,16 @@ void WorkerSupervisor::on_exit_readable(const std::string& id) {
   std::unique_ptr<Proc> proc = std::move(it->second);
   procs_.erase(it);
   WorkerPtr worker = proc->worker;
-  // The last words first: they are what explains a crash.
+  // The last words first: they are what explains a crash. A worker that wrote its init_failed
+  // frame (the import error's traceback) and exited may be seen exiting before its response
+  // pipe is read, in the same batch of events: read that frame now.
+  if (proc->phase == Phase::kStarting && !proc->handshaken) {
+    auto handshake = worker->read_handshake();
+    if (!handshake && handshake.error().python) {  // an init_failed frame, with its traceback
+      proc->phase = Phase::kFailed;
+      proc->failure = std::move(handshake.error());
+    }
+  }
   drain_output(*proc, false);
   drain_output(*proc, true);
   auto status = worker->process().reap();

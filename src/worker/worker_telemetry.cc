@@ -36,14 +36,15 @@ bool WorkerTelemetry::transit(Worker& worker, WorkerState to, TransitionReason r
 }
 
 void WorkerTelemetry::emit(EventId id, std::map<std::string, double> measurements,
-                           std::map<std::string, std::string> metadata) const {
+                           std::map<std::string, std::string> metadata,
+                           std::optional<std::chrono::system_clock::time_point> wall_time) const {
   if (!events_->has_handlers()) return;
   Event e;
   e.name = std::string(event_name(id));
   e.measurements = std::move(measurements);
   e.metadata = std::move(metadata);
   e.metadata.emplace("pool", pool_name_);
-  e.time = clock_.wall_now();
+  e.time = wall_time ? *wall_time : clock_.wall_now();
   events_->emit(e);
 }
 

@@ -9,8 +9,10 @@
 // a Worker's state machine has its own mutex).
 #pragma once
 
+#include <chrono>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -34,8 +36,11 @@ class WorkerTelemetry {
 
   // True when a handler is attached: build measurements only then.
   bool emitting() const { return events_->has_handlers(); }
+  // Stamped now, or at `wall_time` when given (e.g. when what it reports began).
   void emit(EventId id, std::map<std::string, double> measurements,
-            std::map<std::string, std::string> metadata) const;
+            std::map<std::string, std::string> metadata,
+            std::optional<std::chrono::system_clock::time_point> wall_time = std::nullopt) const;
+  const Clock& clock() const { return clock_; }
 
   void log(LogLevel level, std::string message, std::string_view worker_id = {}) const;
   Logger& logger() const { return *logger_; }
