@@ -46,7 +46,8 @@ struct ExecuteOptions {
   CallReport* report = nullptr;
   // Pools and bridges: check the worker in with `close` after this call (SPEC §4) — it is
   // removed and replaced once the reply is in, e.g. after a call that left process-wide state
-  // the caller knows must not be shared. The reply is returned as usual.
+  // the caller knows must not be shared. The reply is returned as usual. In a session, the
+  // session's state goes with the worker (strict mode: its next call fails with session_lost).
   bool close_worker = false;
 };
 

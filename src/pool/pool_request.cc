@@ -83,7 +83,10 @@ Pool::Impl::Attempt Pool::Impl::attempt_on(const WorkerPtr& w, wire::Request& re
   return Attempt{std::move(outcome.result), outcome.fault};
 }
 
-void Pool::Impl::checkin_error(const WorkerPtr& w, const std::string& reason) {
+void Pool::Impl::checkin_error(const WorkerPtr& w, const std::string& marked) {
+  // The runtime caps reasons at 1,024 characters; a worker that does not is cut here, so one
+  // reply cannot flood the log (at a character boundary: the text is valid UTF-8).
+  const std::string reason(valid_utf8_prefix(std::string_view(marked).substr(0, 4096)));
   counters.checkin_errors.fetch_add(1, std::memory_order_relaxed);
   const auto failures = static_cast<std::uint32_t>(w->increment_failures());
   FailureReport report;
