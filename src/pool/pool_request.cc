@@ -196,6 +196,7 @@ Result<Json> Pool::Impl::execute(std::optional<std::string_view> session, std::s
   const TimePoint checkout_deadline = std::min(
       deadline,
       deadline_after(started_at, options.checkout_timeout.value_or(config.checkout_timeout)));
+  if (args.is_null()) args = Json::object();  // `execute("ping", {})`: no arguments
   wire::Request request{0, std::string(command), std::move(args),
                         session ? std::optional<std::string>(*session) : std::nullopt,
                         std::nullopt};

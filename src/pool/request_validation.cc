@@ -86,7 +86,7 @@ Result<void> validate_request(std::optional<std::string_view> session, std::stri
           session);
     }
   }
-  if (!args.is_object()) {
+  if (!args.is_object() && !args.is_null()) {
     return invalid(command, fmt::format("args must be a JSON object, got {}", args.type_name()));
   }
   if (auto problem = check_args(args)) return invalid(command, std::move(*problem));

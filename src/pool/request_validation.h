@@ -5,7 +5,9 @@
 //   command     1..256 bytes of valid UTF-8, no NUL
 //   session id  1..256 bytes of valid UTF-8 (two different invalid ids must never be encoded
 //               into one, both as "u\ufffd", and share one Python session)
-//   args        a JSON object, nested at most kMaxArgsDepth levels (the object itself is level
+//   args        a JSON object (null, e.g. `execute("ping", {})`, reads as an empty one: every
+//               executor sends or hands {} instead), nested at most kMaxArgsDepth levels (the
+//               object itself is level
 //               1): deeper input would exhaust the worker's JSON parser (~990 levels) and, far
 //               deeper, the host's own stack in the encoder; every string and key valid UTF-8;
 //               every number finite (NaN and Infinity are not JSON). Checked iteratively, so

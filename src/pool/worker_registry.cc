@@ -85,12 +85,6 @@ bool WorkerRegistry::remove(const WorkerPtr& worker, const Error& gone) {
   return true;
 }
 
-bool WorkerRegistry::contains(const WorkerPtr& worker) const {
-  std::lock_guard lock(mu_);
-  auto it = live_.find(worker->id());
-  return it != live_.end() && it->second.worker == worker;
-}
-
 WorkerPtr WorkerRegistry::find(std::uint64_t number) const {
   std::lock_guard lock(mu_);
   auto it = live_.find(fmt::format("w{}", number));

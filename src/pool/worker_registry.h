@@ -85,7 +85,6 @@ class WorkerRegistry {
   // The worker leaves service (false if it was not in it). Callers waiting for this worker in
   // particular fail with `gone`. A borrowed worker stays borrowed until release().
   bool remove(const WorkerPtr& worker, const Error& gone);
-  bool contains(const WorkerPtr& worker) const;
   WorkerPtr find(std::uint64_t number) const;  // in service, or null
   std::vector<WorkerPtr> in_service() const;
 

@@ -364,11 +364,13 @@ MockExecutor::~MockExecutor() = default;
 
 Result<Json> MockExecutor::execute(std::string_view command, Json args,
                                    const ExecuteOptions& options) {
+  if (args.is_null()) args = Json::object();  // `execute("ping", {})`: no arguments
   return impl_->run(std::nullopt, command, args, options);
 }
 
 Result<Json> MockExecutor::execute_in_session(std::string_view session_id, std::string_view command,
                                               Json args, const ExecuteOptions& options) {
+  if (args.is_null()) args = Json::object();
   return impl_->run(session_id, command, args, options);
 }
 

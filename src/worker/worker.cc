@@ -322,19 +322,9 @@ WorkerState Worker::state() const {
   return machine_.state();
 }
 
-WorkerHealth Worker::health() const {
-  std::lock_guard lock(mu_);
-  return machine_.health();
-}
-
 void Worker::set_health(WorkerHealth health) {
   std::lock_guard lock(mu_);
   machine_.set_health(health);
-}
-
-bool Worker::can_accept_work() const {
-  std::lock_guard lock(mu_);
-  return machine_.can_accept_work();
 }
 
 void Worker::note_ready(TimePoint at) {

@@ -104,9 +104,7 @@ class Worker {
   Result<Transition> transition(WorkerState to, TransitionReason reason,
                                 std::map<std::string, std::string> metadata = {});
   WorkerState state() const;
-  WorkerHealth health() const;
   void set_health(WorkerHealth health);
-  bool can_accept_work() const;
 
   // Counters.
   void note_ready(TimePoint at);

@@ -146,7 +146,15 @@ class FakeWorker {
                     {"traceback", nullptr},
                     {"retryable", nullptr}}}});
         return ExitStatus{false, 3, 0};
+      case FakeScript::Start::kGarbage:
+        send_raw("this is not JSON");
+        return wait_for_stop();
+      case FakeScript::Start::kSpeaksFirst:
+        send(Json{{"id", 0}, {"ok", true}, {"result", "hello"}});
+        return wait_for_stop();
       case FakeScript::Start::kReady:
+      case FakeScript::Start::kWrongProtocol:
+      case FakeScript::Start::kStall:
         break;
     }
     Json commands = Json::array({{{"name", "ping"}, {"idempotent", true}},
@@ -163,10 +171,11 @@ class FakeWorker {
     }
     send(Json{{"id", 0},
               {"event", "ready"},
-              {"protocol", 1},
+              {"protocol", script_.start == FakeScript::Start::kWrongProtocol ? 2 : 1},
               {"pid", kFirstFakePid},
               {"worker_id", id_},
               {"commands", std::move(commands)}});
+    if (script_.start == FakeScript::Start::kStall) return wait_for_stop();
     for (;;) {
       std::string body;
       if (auto stopped = read_frame(body)) return *stopped;
@@ -286,8 +295,9 @@ class FakeWorker {
     return requested_status_;
   }
 
-  void send(const Json& message) {
-    const std::string body = message.dump();
+  void send(const Json& message) { send_raw(message.dump()); }
+
+  void send_raw(const std::string& body) {
     std::string frame(4, '\0');
     for (int i = 0; i < 4; ++i) frame[i] = char((body.size() >> (8 * (3 - i))) & 0xff);
     frame += body;

@@ -41,7 +41,9 @@ namespace bridgepool::fakes {
 
 // How one fake worker starts.
 struct FakeScript {
-  enum class Start { kReady, kInitFailed, kSilent };
+  // kGarbage: a first frame that is not JSON; kWrongProtocol: a handshake for protocol 2;
+  // kSpeaksFirst: a reply before any handshake; kStall: ready, then never reads a request.
+  enum class Start { kReady, kInitFailed, kSilent, kGarbage, kWrongProtocol, kSpeaksFirst, kStall };
   Start start = Start::kReady;
   std::string init_failure = "ImportError: scripted";  // kInitFailed: the error message
   // More commands to announce (answered with {"command": name}), e.g. a new handler version.

@@ -344,6 +344,71 @@ TEST_F(PoolLogic, ACommandAddedByARollingRestartIsAcceptedOnceTheNewWorkersServe
   EXPECT_EQ(pool->stats().generation, 2u);
 }
 
+TEST_F(PoolLogic, ABadHandshakeIsAStartFailureThatSaysWhatWasWrong) {
+  const std::pair<FakeScript::Start, std::string> cases[] = {
+      {FakeScript::Start::kGarbage, "worker w1 sent an invalid handshake: "},
+      {FakeScript::Start::kWrongProtocol, "worker w1 speaks protocol 2, expected 1"},
+      {FakeScript::Start::kSpeaksFirst, "worker w1 spoke before its handshake"},
+  };
+  for (const auto& [start, message] : cases) {
+    SCOPED_TRACE(message);
+    spawner_ = std::make_shared<FakeSpawner>(clock_);
+    FakeScript script;
+    script.start = start;
+    spawner_->set_default_script(script);
+    auto c = config(1);
+    c.respawn_backoff_initial = 10s;  // one start only
+    auto pool = Pool::start(c);
+    ASSERT_FALSE(pool);
+    EXPECT_EQ(pool.error().category, ErrorCategory::kInitialization);
+    EXPECT_NE(pool.error().message.find(message), std::string::npos) << pool.error().message;
+    EXPECT_EQ(pool.error().context.operation, "handshake");
+    EXPECT_EQ(spawner_->running(), 0u);  // killed, not left behind
+  }
+}
+
+TEST_F(PoolLogic, AWorkerThatStopsReadingTimesOutTheWriteAndIsKilled) {
+  FakeScript stall;
+  stall.start = FakeScript::Start::kStall;
+  spawner_->script(1, stall);
+  auto pool = start(config(1));
+  ASSERT_TRUE(pool);
+  ExecuteOptions options;
+  options.timeout = 5s;
+  options.retry = RetryPolicy::none();
+  // 1 MiB does not fit in the 64 KiB pipe of a worker that does not read.
+  auto call = std::async(std::launch::async, [&] {
+    return pool->execute("echo", {{"data", std::string(1 << 20, 'x')}}, options);
+  });
+  while (call.wait_for(1ms) != std::future_status::ready) clock_->advance(100ms);
+  auto r = call.get();
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().category, ErrorCategory::kTimeout);
+  EXPECT_EQ(r.error().message, "worker w1 did not accept the request before the deadline");
+  ASSERT_TRUE(spawner_->wait_for([&] { return spawner_->spawns() == 2u; }));  // killed, replaced
+}
+
+TEST_F(PoolLogic, ASessionCallWaitsForItsBusyWorkerThenTimesOut) {
+  auto pool = start(config(2));
+  ASSERT_TRUE(pool);
+  ASSERT_TRUE(pool->execute_in_session("s1", "echo"));
+  auto held =
+      std::async(std::launch::async, [&] { return pool->execute_in_session("s1", "hold"); });
+  ASSERT_TRUE(spawner_->wait_for([&] { return spawner_->requests("hold") == 1; }));
+  ExecuteOptions options;
+  options.checkout_timeout = 300ms;
+  auto waiting = std::async(std::launch::async,
+                            [&] { return pool->execute_in_session("s1", "echo", {}, options); });
+  while (waiting.wait_for(1ms) != std::future_status::ready) clock_->advance(100ms);
+  auto r = waiting.get();
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().category, ErrorCategory::kTimeout);
+  EXPECT_NE(r.error().message.find("stayed busy for"), std::string::npos) << r.error().message;
+  EXPECT_NE(r.error().message.find("bound to this call's session"), std::string::npos);
+  spawner_->release_holds();
+  ASSERT_TRUE(held.get());
+}
+
 TEST_F(PoolLogic, ARequestThatKeepsKillingWorkersIsQuarantined) {
   auto pool = start(config(2));
   ASSERT_TRUE(pool);
@@ -478,6 +543,14 @@ TEST_F(PoolLogic, InvalidUtf8NanAndDeepArgsAreRefusedNotChanged) {
   EXPECT_EQ(st.live, 1u);
   EXPECT_EQ(st.exits, 0u);
   EXPECT_EQ(pool->breaker()->state(), CircuitState::kClosed);
+}
+
+TEST_F(PoolLogic, NullArgsAreNoArguments) {
+  auto pool = start(config(1));
+  ASSERT_TRUE(pool);
+  auto r = pool->execute("echo", {});  // {} is a null Json: it reads as an empty object
+  ASSERT_TRUE(r) << r.error().to_string();
+  EXPECT_EQ(*r, Json::object());
 }
 
 TEST_F(PoolLogic, EveryStatisticOfTheTableIsNamedOnce) {
