@@ -128,9 +128,9 @@ class CircuitBreaker {
   // `config` should have passed validate(); out-of-range fields are clamped to the nearest valid
   // value (half_open_max_calls 0 -> 1, success_threshold 5 with 3 trial calls -> 3) so the breaker
   // still works. config() returns the clamped values.
-  CircuitBreaker(std::string name, CircuitBreakerConfig config = {},
-                 const Clock& clock = SteadyClock::instance(),
-                 std::shared_ptr<EventBus> events = nullptr);
+  explicit CircuitBreaker(std::string name, CircuitBreakerConfig config = {},
+                          const Clock& clock = SteadyClock::instance(),
+                          std::shared_ptr<EventBus> events = nullptr);
   ~CircuitBreaker();
   CircuitBreaker(const CircuitBreaker&) = delete;
   CircuitBreaker& operator=(const CircuitBreaker&) = delete;

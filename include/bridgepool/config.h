@@ -70,7 +70,7 @@ struct PoolConfig {
   milliseconds kill_grace{1'000};        // SIGTERM -> SIGKILL
 
   std::size_t max_queue = 1024;  // waiting callers beyond this fail fast (resource error)
-  std::size_t max_frame_bytes = 64u * 1024u * 1024u;
+  std::size_t max_frame_bytes = std::size_t{64} * 1024 * 1024;
   // Checkin `error`s in a row (a handler calling ctx.mark_unhealthy(reason), or raising an
   // exception with `worker_unhealthy`) before the worker is recycled; below it the worker is
   // degraded until a health probe passes. A normal reply resets the count.

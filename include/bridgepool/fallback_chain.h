@@ -80,9 +80,9 @@ struct AdapterStats {
 class FallbackChain final : public Executor {
  public:
   // `adapters` in order of preference; at least one. Any thread.
-  FallbackChain(std::vector<FallbackAdapter> adapters, FallbackConfig config = {},
-                const Clock& clock = SteadyClock::instance(),
-                std::shared_ptr<EventBus> events = nullptr, UniformRandom random = {});
+  explicit FallbackChain(std::vector<FallbackAdapter> adapters, FallbackConfig config = {},
+                         const Clock& clock = SteadyClock::instance(),
+                         std::shared_ptr<EventBus> events = nullptr, UniformRandom random = {});
   ~FallbackChain() override;
 
   // The first answer an adapter gives; on failure the last adapter's error, with context.adapter

@@ -71,7 +71,7 @@ struct MockExecutorConfig {
   std::optional<std::string> handlers_version;
   // A result whose JSON encoding is longer is a SerializationError, as a worker's reply would be
   // (the pool's default max_frame_bytes).
-  std::size_t max_result_bytes = 64u * 1024u * 1024u;
+  std::size_t max_result_bytes = std::size_t{64} * 1024 * 1024;
 };
 
 class MockExecutor final : public Executor {

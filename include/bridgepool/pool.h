@@ -69,7 +69,7 @@ class Pool final : public Executor {
   // Starts the workers and waits (up to startup_timeout) until min_ready are ready. Returns an
   // initialization error carrying the Python traceback when workers cannot start at all.
   static Result<std::unique_ptr<Pool>> start(PoolConfig config);
-  ~Pool();  // shutdown(config.shutdown_grace) if not done
+  ~Pool() override;  // shutdown(config.shutdown_grace) if not done
   Pool(const Pool&) = delete;
   Pool& operator=(const Pool&) = delete;
 
@@ -111,7 +111,7 @@ class Pool final : public Executor {
   // request fails; at least size - batch workers stay in service. Returns once every worker runs
   // the new generation, or the first initialization error of a new worker (the pool then goes
   // back to the previous generation for further starts). Counters are not reset.
-  Result<void> rolling_restart(PoolConfig new_config, std::size_t batch = 1,
+  Result<void> rolling_restart(const PoolConfig& new_config, std::size_t batch = 1,
                                milliseconds timeout = milliseconds(120'000));
 
   // Stops accepting work, lets requests in flight finish within `grace`, ends every worker

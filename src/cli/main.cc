@@ -1,11 +1,16 @@
 // The `bridgepool` command. Thin: parses arguments and hands over to one function per
 // subcommand; errors become exit codes here. A command line CLI11 rejects exits with 2 (the
 // message on stderr), like every other unusable option; --help and --version exit with 0.
+#include <cstdio>
+#include <exception>
+
 #include <CLI/CLI.hpp>
 
 #include "cli/bench_command.h"
 
-int main(int argc, char** argv) {
+namespace {
+
+int run(int argc, char** argv) {
   CLI::App app{"bridgepool: a pool of long-lived Python worker processes"};
   app.set_version_flag("--version", "bridgepool 0.1.0");
   app.require_subcommand(1);
@@ -61,4 +66,19 @@ int main(int argc, char** argv) {
   }
   if (b->parsed()) return bridgepool::cli::run_bench(bench);
   return bridgepool::cli::kExitUsage;
+}
+
+}  // namespace
+
+// Nothing escapes main as an exception: the library reports errors as values, and anything
+// thrown by the parser or the standard library (std::bad_alloc) becomes a message and exit 1.
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bridgepool: %s\n", e.what());
+  } catch (...) {
+    std::fprintf(stderr, "bridgepool: unknown exception\n");
+  }
+  return 1;
 }

@@ -159,20 +159,23 @@ std::future<Result<Json>> Pool::submit_async(std::optional<std::string> session,
     }
     executor = s.async.get();
   }
-  auto run = [&s, promise](const std::optional<std::string>& session, const std::string& command,
-                           Json args, const ExecuteOptions& options) {
+  // The call's inputs travel behind one shared pointer, moved once, never copied.
+  struct Job {
+    std::optional<std::string> session;
+    std::string command;
+    Json args;
+    ExecuteOptions options;
+  };
+  auto job = std::make_shared<Job>(
+      Job{std::move(session), std::move(command), std::move(args), std::move(options)});
+  auto run = [&s, promise, job] {
     std::optional<std::string_view> sid;
-    if (session) sid = *session;
-    promise->set_value(s.execute(sid, command, std::move(args), options));
+    if (job->session) sid = *job->session;
+    promise->set_value(s.execute(sid, job->command, std::move(job->args), job->options));
   };
-  auto task = [run, session, command, args = std::move(args),
-               options = std::move(options)]() mutable {
-    run(session, command, std::move(args), options);
-  };
-  if (!executor || !executor->submit(task)) {
-    // Refused like a synchronous call after shutdown (classified, counted; no breaker touched).
-    run(session, command, Json::object(), {});
-  }
+  // Refused (shutting down): answered here like a synchronous call (classified, counted; no
+  // breaker touched).
+  if (!executor || !executor->submit(run)) run();
   return future;
 }
 

@@ -10,7 +10,8 @@
 
 namespace bridgepool {
 
-Result<void> Pool::rolling_restart(PoolConfig new_config, std::size_t batch, milliseconds timeout) {
+Result<void> Pool::rolling_restart(const PoolConfig& new_config, std::size_t batch,
+                                   milliseconds timeout) {
   Impl& s = *impl_;
   batch = std::max<std::size_t>(1, batch);
   // Only how workers are started changes; sizing, timeouts and telemetry stay the pool's.

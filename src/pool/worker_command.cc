@@ -24,7 +24,13 @@ std::vector<std::string> build_worker_env(const PoolConfig& config) {
   env["BRIDGEPOOL_PARENT_PID"] = std::to_string(::getpid());
   for (const auto& [k, v] : config.env) env[k] = v;
   std::vector<std::string> out;
-  for (auto& [k, v] : env) out.push_back(k + "=" + v);
+  out.reserve(env.size());
+  for (auto& [k, v] : env) {
+    std::string entry = k;
+    entry += '=';
+    entry += v;
+    out.push_back(std::move(entry));
+  }
   return out;
 }
 

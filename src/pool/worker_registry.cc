@@ -56,7 +56,7 @@ void WorkerRegistry::admit(const WorkerPtr& worker, Tracking tracking) {
   WaiterPtr wake;
   {
     std::lock_guard lock(mu_);
-    live_.emplace(worker->id(), Slot{worker, std::move(tracking)});
+    live_.emplace(worker->id(), Slot{worker, tracking});
     wake = give_back_locked(worker);
   }
   state_cv_.notify_all();

@@ -28,7 +28,7 @@ struct FallbackChain::Slot {
 FallbackChain::FallbackChain(std::vector<FallbackAdapter> adapters, FallbackConfig config,
                              const Clock& clock, std::shared_ptr<EventBus> events,
                              UniformRandom random)
-    : config_(std::move(config)),
+    : config_(config),
       clock_(clock),
       events_(std::move(events)),
       random_(random ? std::move(random) : UniformRandom(thread_local_uniform)) {
@@ -179,7 +179,9 @@ Result<Json> FallbackChain::run(std::optional<std::string_view> session, std::st
     ExecuteOptions sub_options = options;
     sub_options.report = &sub;
     sub_options.adapters.clear();
-    Json call_args = pos + 1 < order.size() ? args : std::move(args);
+    // Copied for every adapter but the last, which may have them: after it, nothing reads args.
+    Json call_args =
+        pos + 1 < order.size() ? args : std::move(args);  // NOLINT(bugprone-use-after-move)
     Result<Json> r =
         session ? slot.adapter.executor->execute_in_session(*session, command, std::move(call_args),
                                                             sub_options)

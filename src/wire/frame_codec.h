@@ -18,7 +18,7 @@
 namespace bridgepool::wire {
 
 inline constexpr std::size_t kFrameHeaderSize = 4;
-inline constexpr std::size_t kDefaultMaxFrameSize = 64u * 1024u * 1024u;  // 64 MiB
+inline constexpr std::size_t kDefaultMaxFrameSize = std::size_t{64} * 1024 * 1024;  // 64 MiB
 
 // Appends header + payload to `out`. Returns a communication error (and leaves `out` unchanged)
 // when payload.size() > max_frame_size.

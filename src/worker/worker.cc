@@ -16,7 +16,7 @@ namespace bridgepool {
 namespace {
 
 // Bytes read per read(2): large enough that a typical reply arrives in one call.
-constexpr std::size_t kReadChunk = 64 * 1024;
+constexpr std::size_t kReadChunk = std::size_t{64} * 1024;
 
 enum class Ready { kFirst, kSecond, kTimeout };
 
@@ -88,14 +88,16 @@ Result<std::optional<wire::Handshake>> Worker::read_handshake() {
   };
   for (;;) {
     auto frame = decoder_.next();
-    if (!frame)
+    if (!frame) {
       return init_error(
           fmt::format("worker {} sent an invalid first frame: {}", id_, frame.error().message));
+    }
     if (*frame) {
       auto msg = wire::decode_worker_message(**frame);
-      if (!msg)
+      if (!msg) {
         return init_error(
             fmt::format("worker {} sent an invalid handshake: {}", id_, msg.error().message));
+      }
       if (msg->kind == wire::WorkerMessage::Kind::kInitFailed) {
         const auto& pe = *msg->error;
         auto err = init_error(

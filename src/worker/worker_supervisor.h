@@ -62,7 +62,7 @@ struct LaunchSpec {
 struct SupervisorConfig {
   std::chrono::milliseconds init_timeout{10'000};  // spawn -> handshake + init commands
   std::chrono::milliseconds kill_grace{1'000};     // SIGTERM -> SIGKILL
-  std::size_t max_frame_bytes = 64u * 1024u * 1024u;
+  std::size_t max_frame_bytes = std::size_t{64} * 1024 * 1024;
   double output_lines_per_second = 200;  // per stream, burst of twice that
 };
 
