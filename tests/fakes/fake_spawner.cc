@@ -122,6 +122,9 @@ class FakeWorker {
     if (thread_.joinable()) thread_.join();
   }
 
+  // Whether the worker has begun to exit: its request pipe is closed.
+  bool request_closed() const { return request_closed_.load(); }
+
  private:
   void run() {
     {
@@ -314,7 +317,11 @@ class FakeWorker {
 
   void exit_with(ExitStatus status) {
     // As the kernel does: the descriptors close first, then the exit becomes visible.
+    // The request pipe first: during an exit lag the pool can still write, get EPIPE, and must
+    // wait for the exit status before it describes what happened.
     requests_.reset();
+    request_closed_ = true;
+    if (script_.exit_lag.count() > 0) std::this_thread::sleep_for(script_.exit_lag);
     replies_.reset();
     out_.reset();
     err_.reset();
@@ -344,6 +351,7 @@ class FakeWorker {
   ExitStatus requested_status_;
   bool exited_flag_ = false;
   ExitStatus status_;
+  std::atomic<bool> request_closed_{false};
 };
 
 class FakeProcess final : public ChildProcess {
@@ -416,7 +424,13 @@ Result<std::unique_ptr<ChildProcess>> FakeSpawner::spawn(const SpawnSpec& spec) 
     std::weak_ptr<FakeWorker> weak = worker;
     shared_->crashers[id] = [weak](int code) {
       auto w = weak.lock();
-      return w && w->stop(ExitStatus{false, code, 0});
+      if (!w || !w->stop(ExitStatus{false, code, 0})) return false;
+      // Returns once the exit has begun (the request pipe is closed), like a crash already
+      // under way when the pool next looks; bounded in case the thread is stuck elsewhere.
+      for (int i = 0; i < 10'000 && !w->request_closed(); ++i) {
+        std::this_thread::sleep_for(std::chrono::microseconds(100));
+      }
+      return true;
     };
   }
   worker->start();

@@ -48,6 +48,10 @@ struct FakeScript {
   std::string init_failure = "ImportError: scripted";  // kInitFailed: the error message
   // More commands to announce (answered with {"command": name}), e.g. a new handler version.
   std::vector<std::string> extra_commands;
+  // Real time between the worker's request pipe closing and its exit becoming visible (its other
+  // pipes close at the end of it), as a process that is still tearing down shows: its status
+  // read too early says "still running".
+  std::chrono::milliseconds exit_lag{0};
 };
 
 class FakeSpawner final : public Spawner {
@@ -66,7 +70,8 @@ class FakeSpawner final : public Spawner {
 
   void set_healthy(bool healthy);  // how health_check answers from now on
   void release_holds();            // every `hold` in progress (and later ones) replies
-  // The fake process of this worker id ("w3") exits with `code`, as if it crashed.
+  // The fake process of this worker id ("w3") exits with `code`, as if it crashed. Returns once
+  // its exit has begun (its request pipe is closed).
   bool crash(std::string_view worker_id, int code = 1);
 
   std::uint64_t spawns() const;                  // spawn() calls that started a fake

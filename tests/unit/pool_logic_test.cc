@@ -409,6 +409,38 @@ TEST_F(PoolLogic, ASessionCallWaitsForItsBusyWorkerThenTimesOut) {
   ASSERT_TRUE(held.get());
 }
 
+TEST_F(PoolLogic, AWorkerThatDiedIsDescribedByItsExitStatusNotAsStillRunning) {
+  // w1 dies while idle; its request pipe closes 50 ms before its exit is visible. The next call
+  // passes the checkout check, gets EPIPE on the write, and is re-routed to the replacement; the
+  // removal must name the exit status, not call a dead process "still running".
+  std::mutex log_mu;
+  std::vector<std::string> lines;
+  auto c = config(1);
+  c.logger = std::make_shared<Logger>(LogLevel::kWarn, [&](const LogRecord& r) {
+    std::lock_guard lock(log_mu);
+    lines.push_back(r.message);
+  });
+  FakeScript lagging;
+  lagging.exit_lag = 50ms;
+  spawner_->script(1, lagging);
+  auto pool = start(c);
+  ASSERT_TRUE(pool);
+  ASSERT_TRUE(spawner_->crash("w1", 9));
+  auto r = pool->execute("echo", {{"x", 1}});
+  ASSERT_TRUE(r) << r.error().to_string();  // re-routed: it never ran on w1
+  // Whoever retires w1 first — this call (EPIPE) or the exit watcher — says how it ended.
+  std::lock_guard lock(log_mu);
+  int named = 0;
+  for (const auto& line : lines) {
+    EXPECT_EQ(line.find("still running"), std::string::npos) << line;
+    if (line.find("worker removed") != std::string::npos) {
+      EXPECT_NE(line.find("exit code 9"), std::string::npos) << line;
+      ++named;
+    }
+  }
+  EXPECT_EQ(named, 1);
+}
+
 TEST_F(PoolLogic, ARequestThatKeepsKillingWorkersIsQuarantined) {
   auto pool = start(config(2));
   ASSERT_TRUE(pool);
