@@ -62,6 +62,11 @@ Result<void> PoolConfig::resolve() {
     return tl::unexpected(config_error("max_checkin_failures must be >= 1"));
   if (max_health_failures == 0)
     return tl::unexpected(config_error("max_health_failures must be >= 1"));
+  // A zero backoff would respawn a crash-looping module as fast as it can fail.
+  if (respawn_backoff_initial.count() <= 0 || respawn_backoff_max < respawn_backoff_initial) {
+    return tl::unexpected(config_error(
+        "respawn_backoff_initial must be > 0 and respawn_backoff_max >= respawn_backoff_initial"));
+  }
   if (health_recheck_interval.count() <= 0 || health_check_timeout.count() <= 0) {
     return tl::unexpected(
         config_error("health_recheck_interval and health_check_timeout must be > 0"));

@@ -577,6 +577,35 @@ TEST_F(PoolLogic, InvalidUtf8NanAndDeepArgsAreRefusedNotChanged) {
   EXPECT_EQ(pool->breaker()->state(), CircuitState::kClosed);
 }
 
+TEST_F(PoolLogic, AConfigurationThatCannotWorkIsRefusedBeforeAnyWorkerStarts) {
+  struct Case {
+    const char* what;
+    std::function<void(PoolConfig&)> spoil;
+  };
+  const Case cases[] = {
+      {"max_queue must be >= 1", [](PoolConfig& c) { c.max_queue = 0; }},
+      {"request_timeout must be > 0", [](PoolConfig& c) { c.request_timeout = 0ms; }},
+      {"checkout_timeout must be > 0", [](PoolConfig& c) { c.checkout_timeout = -1ms; }},
+      {"max_checkin_failures must be >= 1", [](PoolConfig& c) { c.max_checkin_failures = 0; }},
+      {"max_health_failures must be >= 1", [](PoolConfig& c) { c.max_health_failures = 0; }},
+      {"health_recheck_interval", [](PoolConfig& c) { c.health_recheck_interval = 0ms; }},
+      {"respawn_backoff_initial must be > 0",
+       [](PoolConfig& c) { c.respawn_backoff_initial = 0ms; }},
+      {"respawn_backoff_max >= ", [](PoolConfig& c) { c.respawn_backoff_max = 1ms; }},
+      {"max_frame_bytes", [](PoolConfig& c) { c.max_frame_bytes = 10; }},
+  };
+  for (const auto& [what, spoil] : cases) {
+    SCOPED_TRACE(what);
+    auto c = config(1);
+    spoil(c);
+    auto pool = Pool::start(c);
+    ASSERT_FALSE(pool);
+    EXPECT_EQ(pool.error().category, ErrorCategory::kInvalidRequest);
+    EXPECT_NE(pool.error().message.find(what), std::string::npos) << pool.error().message;
+  }
+  EXPECT_EQ(spawner_->spawns(), 0u);
+}
+
 TEST_F(PoolLogic, NullArgsAreNoArguments) {
   auto pool = start(config(1));
   ASSERT_TRUE(pool);
