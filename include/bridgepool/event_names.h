@@ -31,7 +31,8 @@
     "A handler said its worker is no longer trustworthy. m: failures; d: worker_id, reason, "    \
     "action")                                                                                    \
   X(kRequest, "pool.request",                                                                    \
-    "A call ended. m: duration_us, queue_wait_us, attempts; d: command, result")                 \
+    "A call ended. m: duration_us, queue_wait_us, attempts; d: command, result (ok or the "    \
+    "error category), severity (failed calls)")                 \
   X(kSessionAffinity, "pool.session.affinity",                                                   \
     "Session routing: a call's lookup (d: outcome hit|miss|lost|rebind), bindings lost with a "  \
     "worker (m: lost) or expired (m: expired)")                                                  \

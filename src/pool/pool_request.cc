@@ -175,8 +175,11 @@ Result<Json> Pool::Impl::execute(std::optional<std::string_view> session, std::s
            {"queue_wait_us",
             double(std::chrono::duration_cast<std::chrono::microseconds>(queue_wait).count())},
            {"attempts", double(attempts)}},
-          {{"command", command_label},
-           {"result", result ? "ok" : std::string(category_name(result.error().category))}});
+          result ? std::map<std::string, std::string>{{"command", command_label}, {"result", "ok"}}
+                 : std::map<std::string, std::string>{
+                       {"command", command_label},
+                       {"result", std::string(category_name(result.error().category))},
+                       {"severity", std::string(severity_name(result.error().severity))}});
     }
     return result;
   };
