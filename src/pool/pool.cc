@@ -299,6 +299,7 @@ std::vector<WorkerInfo> Pool::workers() const {
     info.uptime_s = std::chrono::duration<double>(snap.uptime).count();
     info.handlers_version = snap.handlers_version;
     info.current_session = snap.current_session;
+    info.rss_bytes = w->process().resident_bytes().value_or(0);
     s.registry.read_tracking(snap.id, [&](const Tracking& t) { info.generation = t.generation; });
     for (const auto& t : snap.history) {
       info.history.push_back(TransitionInfo{

@@ -18,6 +18,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <string>
 
@@ -71,6 +72,9 @@ class ChildProcess {
   // (SIGKILL)", or "still running after N ms" when it really is still alive.
   std::string describe_exit(
       std::chrono::milliseconds patience = std::chrono::milliseconds(200)) const;
+  // Resident memory of the process now, in bytes; nullopt once reaped (its pid may belong to
+  // someone else by then) or where the platform cannot tell (fakes).
+  virtual std::optional<std::uint64_t> resident_bytes() const { return std::nullopt; }
 
  protected:
   // For reap(): publishes the status (exit_status(), reaped()).

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 
 #include "process/pidfd.h"
 
@@ -50,6 +51,21 @@ std::optional<ExitStatus> PidfdProcess::reap() {
   ExitStatus status = status_of(info);
   record_exit(status);
   return status;
+}
+
+std::optional<std::uint64_t> PidfdProcess::resident_bytes() const {
+  // Not after reap: the pid may have been reused. A zombie (exited, not yet reaped) reads 0.
+  if (reaped()) return std::nullopt;
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d/statm", static_cast<int>(pid()));
+  std::FILE* f = std::fopen(path, "re");
+  if (f == nullptr) return std::nullopt;
+  unsigned long long size_pages = 0, resident_pages = 0;
+  const int fields = std::fscanf(f, "%llu %llu", &size_pages, &resident_pages);
+  std::fclose(f);
+  if (fields != 2) return std::nullopt;
+  return static_cast<std::uint64_t>(resident_pages) *
+         static_cast<std::uint64_t>(sysconf(_SC_PAGESIZE));
 }
 
 std::optional<ExitStatus> PidfdProcess::peek_exit_status() const {

@@ -19,6 +19,8 @@ class PidfdProcess final : public ChildProcess {
   bool signal(int sig) const override;
   std::optional<ExitStatus> reap() override;
   std::optional<ExitStatus> peek_exit_status() const override;
+  // From /proc/PID/statm (resident pages x page size); nullopt once reaped.
+  std::optional<std::uint64_t> resident_bytes() const override;
 
  private:
   UniqueFd pidfd_;

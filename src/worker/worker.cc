@@ -152,7 +152,7 @@ CallOutcome Worker::fail(ErrorCategory category, WorkerFault fault, std::string 
   e.context.operation = "execute";
   e.context.command = command;
   e.context.worker_id = id_;
-  return CallOutcome{tl::unexpected(std::move(e)), fault};
+  return CallOutcome{tl::unexpected(std::move(e)), fault, std::nullopt};
 }
 
 CallOutcome Worker::exited_outcome(std::string_view command, bool partial_reply) const {

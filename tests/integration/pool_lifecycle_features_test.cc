@@ -475,5 +475,18 @@ TEST(Overflow, ExtraWorkersStartUnderQueueingAndRetireWhenIdle) {
   EXPECT_EQ(most_processes, 3);  // never more than size + max_overflow processes
 }
 
+// WorkerInfo::rss_bytes is the process's resident memory now: a Python interpreter's few MiB, and
+// more once its handlers hold more.
+TEST(WorkerInfo, ReportsTheResidentMemoryOfEachWorkerProcess) {
+  auto pool = testing::start_pool(testing::test_config(1));
+  ASSERT_TRUE(pool);
+  const std::uint64_t before = pool->workers().at(0).rss_bytes;
+  EXPECT_GT(before, 1u << 20);
+  // `configure` keeps its arguments in the worker's process-wide configuration.
+  ASSERT_TRUE(pool->execute("configure", {{"blob", std::string(16u << 20, 'x')}}));
+  const std::uint64_t after = pool->workers().at(0).rss_bytes;
+  EXPECT_GE(after, before + (8u << 20)) << "before " << before << ", after " << after;
+}
+
 }  // namespace
 }  // namespace bridgepool
