@@ -61,28 +61,25 @@ tl::expected<void, Error> validate_windows(const ErrorReporterConfig& c) {
   return {};
 }
 
+struct RuleNames {
+  std::string_view name;
+  std::string_view value;
+};
+
+constexpr RuleNames kRuleNames[] = {
+#define BRIDGEPOOL_ALERT_RULE_NAMES(id, name, value) {name, value},
+    BRIDGEPOOL_ALERT_RULES(BRIDGEPOOL_ALERT_RULE_NAMES)
+#undef BRIDGEPOOL_ALERT_RULE_NAMES
+};
+
 }  // namespace
 
 std::string_view alert_rule_name(AlertRule rule) {
-  switch (rule) {
-#define BRIDGEPOOL_ALERT_RULE_NAME(id, name, value) \
-  case AlertRule::id:                               \
-    return name;
-    BRIDGEPOOL_ALERT_RULES(BRIDGEPOOL_ALERT_RULE_NAME)
-#undef BRIDGEPOOL_ALERT_RULE_NAME
-  }
-  return "unknown";
+  return kRuleNames[static_cast<std::size_t>(rule)].name;
 }
 
 std::string_view alert_rule_value(AlertRule rule) {
-  switch (rule) {
-#define BRIDGEPOOL_ALERT_RULE_VALUE(id, name, value) \
-  case AlertRule::id:                                \
-    return value;
-    BRIDGEPOOL_ALERT_RULES(BRIDGEPOOL_ALERT_RULE_VALUE)
-#undef BRIDGEPOOL_ALERT_RULE_VALUE
-  }
-  return "unknown";
+  return kRuleNames[static_cast<std::size_t>(rule)].value;
 }
 
 std::string_view alert_severity_name(AlertSeverity severity) {
