@@ -1,11 +1,12 @@
 // ErrorReporter: error counts over sliding windows and alerts with hysteresis (SPEC §7).
 //
 // Inputs: the events of an EventBus (attach(): `pool.request` counts every call and its error
-// category and severity; `breaker.transition` tracks breakers) and the pool's statistics, which
-// the reporter's owner samples periodically (sample(), then evaluate(), or tick() for both):
-// queue length against size, and the growth of the `exits`, `init_failures` and `replaced`
-// counters. evaluate() runs the alert rules at the clock's time; an alert that changes state goes
-// to every sink (add_sink(): log_sink() writes through a Logger, any std::function is a
+// category and severity; `breaker.transition` tracks breakers; `pool.worker.init_failed` and
+// `pool.worker.transition` to terminating for reason exited count workers lost without the pool
+// asking) and the pool's statistics, which the reporter's owner samples periodically (sample(),
+// then evaluate(), or tick() for both): queue length against size, growth of `replaced`, and
+// the breaker state. evaluate() runs the alert rules at the clock's time; an alert that changes
+// state goes to every sink (add_sink(): log_sink() writes through a Logger, any std::function is a
 // webhook-style callback) and is emitted as `alert.raised` / `alert.cleared` on the attached bus.
 // The service's `GET /v1/status` reads active_alerts() and status_json().
 //
@@ -48,7 +49,8 @@ using Json = nlohmann::json;
 #define BRIDGEPOOL_ALERT_RULES(X)                                                                \
   X(kErrorRate, "error_rate", "errors / requests over error_rate_window")                        \
   X(kBreakerOpen, "breaker_open", "seconds a circuit breaker has not been closed")               \
-  X(kCrashLoop, "crash_loop", "worker exits + failed starts over crash_loop_window")             \
+  X(kCrashLoop, "crash_loop",                                                                    \
+    "workers lost (exits in service, failed starts) over crash_loop_window")                     \
   X(kQueueSaturation, "queue_saturation", "callers waiting / configured workers (queue / size)") \
   X(kReplacementStorm, "replacement_storm", "worker replacements over the last minute")
 
@@ -160,6 +162,7 @@ class ErrorReporter {
   // Inputs without a bus (what attach() feeds in).
   void record_request(std::string_view result, std::string_view severity);
   void record_breaker(const std::string& breaker, std::string_view state);
+  void record_worker_loss();  // a failed start, or a worker in service whose process exited
   void sample(const PoolStats& stats);
 
   // Runs the rules at the clock's time; delivers and returns the alerts that changed state.

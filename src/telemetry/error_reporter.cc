@@ -34,12 +34,24 @@ const ErrorReporterConfig& checked(const ErrorReporterConfig& config) {
   return config;
 }
 
-// The last counter values seen for one pool, and its queue against its size.
+// The last `replaced` seen for one pool, and its queue against its size.
 struct PoolSample {
-  std::uint64_t losses = 0;  // exits + init_failures
   std::uint64_t replaced = 0;
   double queue_ratio = 0;
 };
+
+// A worker lost without the pool asking (crash_loop): a failed start, or a worker in service
+// leaving it because its process exited (`pool.worker.transition` to terminating, reason
+// exited). Planned exits (recycling, rolling restart, shutdown) leave with other reasons, and
+// the exit of a worker already terminating is not a transition to terminating.
+bool is_worker_loss(const Event& e) {
+  if (e.name == event_name(EventId::kWorkerInitFailed)) return true;
+  if (e.name != event_name(EventId::kWorkerTransition)) return false;
+  auto to = e.metadata.find("to");
+  auto reason = e.metadata.find("reason");
+  return to != e.metadata.end() && to->second == "terminating" && reason != e.metadata.end() &&
+         reason->second == "exited";
+}
 
 // Growth of a counter since the last sample; a counter that went back (a new pool under the same
 // name) grew by its whole value.
@@ -182,6 +194,13 @@ void ErrorReporter::attach(std::shared_ptr<EventBus> bus) {
                         severity == e.metadata.end() ? std::string_view() : severity->second, true);
     }
   };
+  auto on_worker = [weak](const Event& e) {
+    if (!is_worker_loss(e)) return;
+    if (auto s = weak.lock()) {
+      std::lock_guard lock(s->mu);
+      if (s->bus) s->losses.add(s->clock.now(), 1);
+    }
+  };
   auto on_breaker = [weak](const Event& e) {
     auto name = e.metadata.find("breaker");
     auto to = e.metadata.find("to");
@@ -193,7 +212,8 @@ void ErrorReporter::attach(std::shared_ptr<EventBus> bus) {
   };
   std::vector<EventBus::HandlerId> ids = {
       bus->attach(std::string(event_name(EventId::kRequest)), on_request),
-      bus->attach(std::string(event_name(EventId::kBreakerTransition)), on_breaker)};
+      bus->attach(std::string(event_name(EventId::kBreakerTransition)), on_breaker),
+      bus->attach("pool.worker.", on_worker)};
   std::lock_guard lock(state_->mu);
   state_->bus = std::move(bus);
   state_->handlers = std::move(ids);
@@ -231,22 +251,24 @@ void ErrorReporter::record_breaker(const std::string& breaker, std::string_view 
   state_->record_breaker_locked(breaker, state, state_->clock.now());
 }
 
+void ErrorReporter::record_worker_loss() {
+  std::lock_guard lock(state_->mu);
+  state_->losses.add(state_->clock.now(), 1);
+}
+
 void ErrorReporter::sample(const PoolStats& stats) {
   std::lock_guard lock(state_->mu);
   State& s = *state_;
   const TimePoint now = s.clock.now();
   auto it = s.pools.find(stats.name);
-  const std::uint64_t losses = stats.exits + stats.init_failures;
   if (it == s.pools.end()) {
     if (s.pools.size() >= kMaxTracked) return;
     // The first sample is the baseline: what a pool lost before the reporter watched it is not
     // a storm now.
-    it = s.pools.emplace(stats.name, PoolSample{losses, stats.replaced, 0}).first;
+    it = s.pools.emplace(stats.name, PoolSample{stats.replaced, 0}).first;
   }
   PoolSample& p = it->second;
-  s.losses.add(now, growth(losses, p.losses));
   s.replacements.add(now, growth(stats.replaced, p.replaced));
-  p.losses = losses;
   p.replaced = stats.replaced;
   // A pool of size 0 (all overflow) is judged against one worker.
   p.queue_ratio = static_cast<double>(stats.queue_length) /

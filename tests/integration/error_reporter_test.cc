@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "bridgepool/event_names.h"
 #include "test_support.h"
 
 namespace bridgepool {
@@ -62,6 +63,58 @@ TEST(ErrorReporterPool, FailedCallsRaiseTheErrorRateAlertAndSuccessfulCallsClear
   EXPECT_EQ(minute.requests, 50u);
   EXPECT_EQ(minute.errors, 10u);
   EXPECT_EQ(minute.by_category, (std::map<std::string, std::uint64_t>{{"python", 10}}));
+}
+
+// Counts the events of `bus` that tell a worker left service, by reason.
+class LeaveCounter {
+ public:
+  explicit LeaveCounter(std::shared_ptr<EventBus> bus) : bus_(std::move(bus)) {
+    id_ = bus_->attach(std::string(event_name(EventId::kWorkerTransition)), [this](const Event& e) {
+      if (e.metadata.at("to") != "terminating") return;
+      std::lock_guard lock(mu_);
+      ++by_reason_[e.metadata.at("reason")];
+    });
+  }
+  ~LeaveCounter() { bus_->detach(id_); }  // the pool, shut down later, still emits
+  std::size_t count(const std::string& reason) const {
+    std::lock_guard lock(mu_);
+    auto it = by_reason_.find(reason);
+    return it == by_reason_.end() ? 0 : it->second;
+  }
+
+ private:
+  std::shared_ptr<EventBus> bus_;
+  EventBus::HandlerId id_ = 0;
+  mutable std::mutex mu_;
+  std::map<std::string, std::size_t> by_reason_;
+};
+
+TEST(ErrorReporterPool, KilledWorkersRaiseCrashLoopButARollingRestartDoesNot) {
+  auto config = test_config(5);
+  config.events = std::make_shared<EventBus>();
+  config.respawn_backoff_initial = std::chrono::milliseconds(10);
+  config.respawn_backoff_max = std::chrono::milliseconds(50);
+  auto pool = start_pool(config);
+  ASSERT_TRUE(pool);
+  ManualClock clock;
+  ErrorReporter reporter(ErrorReporterConfig{}, clock);
+  reporter.attach(config.events);
+  LeaveCounter left(config.events);
+
+  // Five planned exits (crash_loop's raise threshold): none is a loss.
+  ASSERT_TRUE(pool->rolling_restart(config, 5));
+  ASSERT_EQ(left.count("replaced"), 5u);
+  EXPECT_TRUE(reporter.tick(pool->stats()).empty());
+
+  for (std::size_t killed = 1; killed <= 5; ++killed) {
+    ASSERT_EQ(::kill(pool->workers().at(0).pid, SIGKILL), 0);
+    ASSERT_TRUE(wait_until([&] { return left.count("exited") == killed; }));
+    ASSERT_TRUE(wait_until([&] { return pool->stats().live == 5; }));
+  }
+  const auto changed = reporter.tick(pool->stats());
+  ASSERT_EQ(changed.size(), 1u);
+  EXPECT_EQ(changed[0].rule, AlertRule::kCrashLoop);
+  EXPECT_DOUBLE_EQ(changed[0].value, 5);
 }
 
 TEST(ErrorReporterPool, RequestPathLogLinesCarryPoolWorkerSessionAndRequestIds) {

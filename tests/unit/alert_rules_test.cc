@@ -105,7 +105,8 @@ TEST(AlertRules, EachRuleRaisesAndClearsWithItsOwnThresholds) {
   EXPECT_EQ(cleared[2].state, Alert::State::kCleared);
   EXPECT_DOUBLE_EQ(cleared[2].threshold, 1);
   EXPECT_EQ(cleared[2].message,
-            "crash_loop cleared: worker exits + failed starts over crash_loop_window = 1 <= 1");
+            "crash_loop cleared: workers lost (exits in service, failed starts) over "
+            "crash_loop_window = 1 <= 1");
   EXPECT_TRUE(rules.active().empty());
 }
 

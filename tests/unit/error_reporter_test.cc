@@ -144,25 +144,40 @@ TEST(ErrorReporter, BreakerOpenFromEventsAndSamples) {
   EXPECT_EQ(only(f.reporter.tick(s)).state, Alert::State::kCleared);
 }
 
-TEST(ErrorReporter, CrashLoopCountsExitsAndFailedStartsSinceTheFirstSample) {
+Event worker_event(EventId id, std::map<std::string, std::string> metadata) {
+  Event e;
+  e.name = std::string(event_name(id));
+  e.metadata = std::move(metadata);
+  e.metadata["worker_id"] = "w1";
+  return e;
+}
+
+TEST(ErrorReporter, CrashLoopCountsUnplannedExitsAndFailedStarts) {
   Fixture f;
-  PoolStats s = stats();
-  s.exits = 100;  // before the reporter watched: the baseline, not a crash loop
-  EXPECT_TRUE(f.reporter.tick(s).empty());
+  const Event crashed = worker_event(
+      EventId::kWorkerTransition, {{"from", "busy"}, {"to", "terminating"}, {"reason", "exited"}});
+  const Event init_failed = worker_event(EventId::kWorkerInitFailed, {{"error", "ImportError"}});
+  // Planned exits are not losses: recycling, a rolling restart, shutdown, and the exit of a
+  // worker already terminating.
+  for (const char* reason : {"recycled", "replaced", "shutdown", "timeout"}) {
+    f.bus->emit(
+        worker_event(EventId::kWorkerTransition, {{"to", "terminating"}, {"reason", reason}}));
+  }
+  f.bus->emit(
+      worker_event(EventId::kWorkerTransition, {{"to", "terminated"}, {"reason", "exited"}}));
+  f.bus->emit(worker_event(EventId::kWorkerExited, {{"status", "exit code 0"}}));
+  for (int i = 0; i < 4; ++i) f.bus->emit(i % 2 ? crashed : init_failed);
+  EXPECT_TRUE(f.reporter.evaluate().empty());  // 4 < 5
   f.clock.advance(seconds(30));
-  s.exits = 103;
-  s.init_failures = 1;
-  EXPECT_TRUE(f.reporter.tick(s).empty());  // 4 < 5
-  f.clock.advance(seconds(30));
-  s.init_failures = 2;
-  const Alert raised = only(f.reporter.tick(s));
+  f.reporter.record_worker_loss();  // the same input without a bus
+  const Alert raised = only(f.reporter.evaluate());
   EXPECT_EQ(raised.rule, AlertRule::kCrashLoop);
   EXPECT_DOUBLE_EQ(raised.value, 5);
   // Nothing more: after crash_loop_window (5 min) the count is 0 <= 1, then clear_hold (5 min).
   f.clock.advance(minutes(5));
-  EXPECT_TRUE(f.reporter.tick(s).empty());
+  EXPECT_TRUE(f.reporter.evaluate().empty());
   f.clock.advance(minutes(5));
-  EXPECT_EQ(only(f.reporter.tick(s)).state, Alert::State::kCleared);
+  EXPECT_EQ(only(f.reporter.evaluate()).state, Alert::State::kCleared);
 }
 
 TEST(ErrorReporter, QueueSaturationNeedsTheQueueHeldAboveTwiceTheSize) {
