@@ -185,6 +185,8 @@ class ErrorReporter {
 
  private:
   struct State;
+  void detach_locked();
+
   std::shared_ptr<State> state_;
 };
 

@@ -1,6 +1,7 @@
 // ErrorReporter: measures the rules' values (request windows, counter growth between samples,
 // breaker times, queue against size) and hands the alerts that change state to sinks and the bus.
-// Lock order: deliver_mu (one evaluation's delivery at a time) before mu (the counts and rules).
+// Lock order: attach_mu (attach/detach) before mu; deliver_mu (one evaluation's delivery at a
+// time) before mu (the counts and rules).
 #include "bridgepool/error_reporter.h"
 
 #include <algorithm>
@@ -8,6 +9,7 @@
 #include <cstdlib>
 #include <exception>
 #include <mutex>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -108,8 +110,10 @@ struct ErrorReporter::State {
   std::map<std::string, std::optional<TimePoint>> breakers;  // name -> not closed since
   std::map<std::string, PoolSample> pools;                   // by pool name
   internal::AlertRules rules;
-  std::shared_ptr<EventBus> bus;
-  std::vector<EventBus::HandlerId> handlers;
+  std::shared_ptr<EventBus> bus;  // the attached bus, null when detached
+
+  std::mutex attach_mu;                       // attach() and detach() one at a time
+  std::vector<EventBus::HandlerId> handlers;  // under attach_mu
 
   std::mutex deliver_mu;
   std::vector<Sink> sinks;  // under deliver_mu
@@ -182,8 +186,13 @@ ErrorReporter::ErrorReporter(ErrorReporterConfig config, const Clock& clock)
 ErrorReporter::~ErrorReporter() { detach(); }
 
 void ErrorReporter::attach(std::shared_ptr<EventBus> bus) {
-  detach();
+  std::lock_guard attach_lock(state_->attach_mu);
+  detach_locked();
   if (!bus) return;
+  {
+    std::lock_guard lock(state_->mu);
+    state_->bus = bus;  // before the handlers: their first events count
+  }
   std::weak_ptr<State> weak = state_;
   auto on_request = [weak](const Event& e) {
     auto it = e.metadata.find("result");
@@ -210,26 +219,24 @@ void ErrorReporter::attach(std::shared_ptr<EventBus> bus) {
       if (s->bus) s->record_breaker_locked(name->second, to->second, s->clock.now());
     }
   };
-  std::vector<EventBus::HandlerId> ids = {
-      bus->attach(std::string(event_name(EventId::kRequest)), on_request),
-      bus->attach(std::string(event_name(EventId::kBreakerTransition)), on_breaker),
-      bus->attach("pool.worker.", on_worker)};
-  std::lock_guard lock(state_->mu);
-  state_->bus = std::move(bus);
-  state_->handlers = std::move(ids);
+  state_->handlers = {bus->attach(std::string(event_name(EventId::kRequest)), on_request),
+                      bus->attach(std::string(event_name(EventId::kBreakerTransition)), on_breaker),
+                      bus->attach(std::string(event_name(EventId::kWorkerInitFailed)), on_worker),
+                      bus->attach(std::string(event_name(EventId::kWorkerTransition)), on_worker)};
 }
 
 void ErrorReporter::detach() {
+  std::lock_guard attach_lock(state_->attach_mu);
+  detach_locked();
+}
+
+void ErrorReporter::detach_locked() {
   std::shared_ptr<EventBus> bus;
-  std::vector<EventBus::HandlerId> ids;
   {
     std::lock_guard lock(state_->mu);
-    bus = std::move(state_->bus);
-    ids = std::move(state_->handlers);
-    state_->bus.reset();
-    state_->handlers.clear();
+    bus = std::exchange(state_->bus, nullptr);
   }
-  for (auto id : ids) bus->detach(id);
+  for (auto id : std::exchange(state_->handlers, {})) bus->detach(id);
 }
 
 void ErrorReporter::State::record_request(std::string_view result, std::string_view severity,

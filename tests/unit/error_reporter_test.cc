@@ -3,6 +3,8 @@
 // configuration errors (error_reporter.h). No sleeps: time moves only with clock.advance().
 #include "bridgepool/error_reporter.h"
 
+#include <thread>
+
 #include <gtest/gtest.h>
 
 #include "bridgepool/event_names.h"
@@ -290,6 +292,30 @@ TEST(ErrorReporter, StatusJsonHasActiveAlertsAndWindowSummaries) {
   EXPECT_EQ(status["windows"][0]["requests"], 20);
   EXPECT_EQ(status["windows"][0]["errors"], 5);
   EXPECT_EQ(status["windows"][0]["by_category_severity"]["timeout"]["major"], 5);
+}
+
+TEST(ErrorReporter, EventsFromManyThreadsAreAllCountedWhileEvaluationsRun) {
+  Fixture f;
+  constexpr int kThreads = 4;
+  constexpr int kPerThread = 5000;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&f] {
+      for (int i = 0; i < kPerThread; ++i) f.request(i % 4 == 0 ? "timeout" : "ok", "critical");
+    });
+  }
+  for (int i = 0; i < 200; ++i) {
+    f.reporter.evaluate();
+    (void)f.reporter.status_json();
+  }
+  for (auto& t : threads) t.join();
+  const WindowSummary minute = f.reporter.summaries()[0];
+  EXPECT_EQ(minute.requests, std::uint64_t{kThreads * kPerThread});
+  EXPECT_EQ(minute.errors, std::uint64_t{kThreads * kPerThread / 4});
+  EXPECT_EQ(minute.by_category_severity.at("timeout").at("critical"), minute.errors);
+  f.reporter.evaluate();
+  EXPECT_EQ(only(f.reporter.active_alerts()).rule, AlertRule::kErrorRate);  // 25 %
+  EXPECT_EQ(f.delivered.size(), 1u);  // raised once, by whichever evaluation saw it first
 }
 
 TEST(ErrorReporter, InvalidConfigurationsAreRefusedWithTheField) {
