@@ -31,8 +31,8 @@
     "A handler said its worker is no longer trustworthy. m: failures; d: worker_id, reason, "    \
     "action")                                                                                    \
   X(kRequest, "pool.request",                                                                    \
-    "A call ended. m: duration_us, queue_wait_us, attempts; d: command, result (ok or the "    \
-    "error category), severity (failed calls)")                 \
+    "A call ended. m: duration_us, queue_wait_us, attempts; d: command, result (ok or the "      \
+    "error category), severity (failed calls)")                                                  \
   X(kSessionAffinity, "pool.session.affinity",                                                   \
     "Session routing: a call's lookup (d: outcome hit|miss|lost|rebind), bindings lost with a "  \
     "worker (m: lost) or expired (m: expired)")                                                  \
@@ -56,7 +56,13 @@
   X(kFallbackServed, "fallback.served", "A fallback chain answered. d: adapter, ...")            \
   X(kFallbackFailover, "fallback.failover", "A fallback chain moved to its next adapter.")       \
   X(kFallbackRecovered, "fallback.recovered", "An adapter of a chain serves again.")             \
-  X(kHandlerFailed, "telemetry.handler_failed", "An event handler threw and was detached.")
+  X(kHandlerFailed, "telemetry.handler_failed", "An event handler threw and was detached.")      \
+  X(kAlertRaised, "alert.raised",                                                                \
+    "An ErrorReporter alert was raised (docs/alerts.md). m: value, threshold (raise); "          \
+    "d: rule, severity (warning|critical), message")                                             \
+  X(kAlertCleared, "alert.cleared",                                                              \
+    "An ErrorReporter alert was cleared. m: value, threshold (clear); d: rule, severity, "       \
+    "message")
 
 namespace bridgepool {
 

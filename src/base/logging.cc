@@ -62,12 +62,19 @@ void Logger::log(LogLevel level, std::string_view component, std::string message
   log(std::move(r));
 }
 
+std::string format_rfc3339(std::chrono::system_clock::time_point time) {
+  const auto ms = std::chrono::floor<std::chrono::milliseconds>(time);
+  const auto secs = std::chrono::floor<std::chrono::seconds>(ms);
+  return fmt::format("{:%Y-%m-%dT%H:%M:%S}.{:03d}Z", secs, static_cast<int>((ms - secs).count()));
+}
+
 std::string Logger::format_text(const LogRecord& r) {
-  auto ms = std::chrono::time_point_cast<std::chrono::milliseconds>(r.time);
-  std::string out = fmt::format("{:%Y-%m-%dT%H:%M:%S}.{:03d}Z {:5} [{}]", ms,
-                                static_cast<int>(ms.time_since_epoch().count() % 1000),
-                                level_name(r.level), r.component);
-  if (!r.worker_id.empty()) out += fmt::format(" [{}]", r.worker_id);
+  std::string out =
+      fmt::format("{} {:5} [{}]", format_rfc3339(r.time), level_name(r.level), r.component);
+  if (!r.pool.empty() || !r.worker_id.empty()) {
+    out += fmt::format(" [{}{}{}]", r.pool, !r.pool.empty() && !r.worker_id.empty() ? "/" : "",
+                       r.worker_id);
+  }
   if (!r.session_id.empty()) out += fmt::format(" session={}", r.session_id);
   if (r.request_id != 0) out += fmt::format(" request={}", r.request_id);
   out += ' ';
@@ -77,11 +84,13 @@ std::string Logger::format_text(const LogRecord& r) {
 
 std::string Logger::format_json(const LogRecord& r) {
   nlohmann::json j = {
+      {"time", format_rfc3339(r.time)},
       {"time_ms",
        std::chrono::duration_cast<std::chrono::milliseconds>(r.time.time_since_epoch()).count()},
       {"level", level_name(r.level)},
       {"component", r.component},
       {"message", r.message}};
+  if (!r.pool.empty()) j["pool"] = r.pool;
   if (!r.worker_id.empty()) j["worker_id"] = r.worker_id;
   if (!r.session_id.empty()) j["session_id"] = r.session_id;
   if (r.request_id != 0) j["request_id"] = r.request_id;

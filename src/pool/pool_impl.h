@@ -132,7 +132,9 @@ struct Pool::Impl final : WorkerSupervisor::Listener {
   void worker_failed(const WorkerPtr& worker, FailureKind kind, std::uint32_t consecutive,
                      const std::string& detail, bool borrowed);
   // The handler marked the worker unhealthy (its reply is good): a checkin `error`.
-  void checkin_error(const WorkerPtr& worker, const std::string& reason);
+  // `request`: the call whose reply marked the worker (its ids go into the log line).
+  void checkin_error(const WorkerPtr& worker, const std::string& reason,
+                     const wire::Request& request);
   // Gives back a worker taken out of rotation without a request (probe, lost bind).
   void return_unused(const WorkerPtr& worker);
   void shutdown(std::optional<std::chrono::milliseconds> grace);
@@ -155,6 +157,11 @@ struct Pool::Impl final : WorkerSupervisor::Listener {
   // Validation, deadlines, the resilient call and the accounting of one call.
   Result<Json> execute(std::optional<std::string_view> session, std::string_view command, Json args,
                        const ExecuteOptions& options);
+  // The log line of a call that ended (debug if it succeeded, info if not), with its pool,
+  // worker, session and wire request id.
+  void log_call_end(const Result<Json>& result, std::string_view command,
+                    std::optional<std::string_view> session, std::string_view worker_id,
+                    std::uint64_t request_id, std::chrono::microseconds elapsed) const;
   // Shape of the request (UTF-8, depth, numbers, timeouts), then the command's existence.
   Result<void> validate(std::optional<std::string_view> session, std::string_view command,
                         const Json& args, const ExecuteOptions& options) const;

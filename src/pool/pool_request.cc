@@ -67,7 +67,7 @@ Pool::Impl::Attempt Pool::Impl::attempt_on(const WorkerPtr& w, wire::Request& re
     // (RecoveryPolicy: kPythonException keeps the worker) — unless the handler said its worker
     // is no longer trustworthy, which is a checkin error.
     if (outcome.unhealthy) {
-      checkin_error(w, *outcome.unhealthy);
+      checkin_error(w, *outcome.unhealthy, request);
     } else if (close) {
       w->reset_failures();
       checkin_remove(w, TransitionReason::kClosed, false, "checked in with close by the caller");
@@ -83,7 +83,8 @@ Pool::Impl::Attempt Pool::Impl::attempt_on(const WorkerPtr& w, wire::Request& re
   return Attempt{std::move(outcome.result), outcome.fault};
 }
 
-void Pool::Impl::checkin_error(const WorkerPtr& w, const std::string& marked) {
+void Pool::Impl::checkin_error(const WorkerPtr& w, const std::string& marked,
+                               const wire::Request& request) {
   // The runtime caps reasons at 1,024 characters; a worker that does not is cut here, so one
   // reply cannot flood the log (at a character boundary: the text is valid UTF-8).
   const std::string reason(valid_utf8_prefix(std::string_view(marked).substr(0, 4096)));
@@ -95,8 +96,8 @@ void Pool::Impl::checkin_error(const WorkerPtr& w, const std::string& marked) {
   const RecoveryDecision decision = recovery.decide(report);
   telemetry.log(
       LogLevel::kWarn,
-      fmt::format("handler marked the worker unhealthy: {} ({})", reason, decision.reason),
-      w->id());
+      fmt::format("handler marked the worker unhealthy: {} ({})", reason, decision.reason), w->id(),
+      valid_utf8_prefix(request.session_id.value_or("")), request.id);
   telemetry.emit(EventId::kWorkerCheckinError, {{"failures", double(failures)}},
                  {{"worker_id", w->id()},
                   {"reason", reason},
@@ -107,6 +108,21 @@ void Pool::Impl::checkin_error(const WorkerPtr& w, const std::string& marked) {
                     ? fmt::format("{} checkin errors in a row, the last: {}", failures, reason)
                     : reason,
                 true);
+}
+
+void Pool::Impl::log_call_end(const Result<Json>& result, std::string_view command,
+                              std::optional<std::string_view> session, std::string_view worker_id,
+                              std::uint64_t request_id, std::chrono::microseconds elapsed) const {
+  // Failures at info, successes at debug: a log at info shows what went wrong, and with which
+  // ids, without one line per successful call.
+  const LogLevel level = result ? LogLevel::kDebug : LogLevel::kInfo;
+  if (!config.logger->enabled(level)) return;
+  const std::string outcome = result ? std::string("ok") : result.error().to_string();
+  std::string_view worker = worker_id;
+  if (!result && worker.empty()) worker = result.error().context.worker_id;
+  telemetry.log(level,
+                fmt::format("call '{}' ended in {} us: {}", command, elapsed.count(), outcome),
+                worker, session ? valid_utf8_prefix(*session) : std::string_view(), request_id);
 }
 
 PoolResilience::Once Pool::Impl::run_once(wire::Request& request, TimePoint checkout_deadline,
@@ -149,6 +165,7 @@ Result<Json> Pool::Impl::execute(std::optional<std::string_view> session, std::s
   Duration queue_wait{0};
   std::uint32_t attempts = 0;
   std::string served_by;
+  std::uint64_t request_id = 0;  // the wire id of the last attempt, once one was sent
   // What logs and events may say about the command (it may be the invalid input refused here).
   const std::string command_label =
       is_valid_utf8(command) ? std::string(command) : std::string("<invalid UTF-8>");
@@ -168,6 +185,7 @@ Result<Json> Pool::Impl::execute(std::optional<std::string_view> session, std::s
         e.context.operation = session ? "execute_in_session" : "execute";
       count_error(e);
     }
+    log_call_end(result, command_label, session, served_by, request_id, elapsed);
     if (telemetry.emitting()) {
       telemetry.emit(
           EventId::kRequest,
@@ -228,6 +246,7 @@ Result<Json> Pool::Impl::execute(std::optional<std::string_view> session, std::s
   facts.stopping = [this] { return capacity.closed(); };
   Result<Json> result =
       resilience.run(command, request.args, options, deadline, facts, once, attempts, served_by);
+  request_id = request.id;
   if (options.report) {
     options.report->worker_id = served_by;
     options.report->attempts = attempts;

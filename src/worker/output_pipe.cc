@@ -31,16 +31,22 @@ bool drain_output_pipe(int fd, OutputCapture& capture, std::vector<std::string>&
   }
 }
 
-void log_output_lines(Logger& logger, const std::string& worker_id, bool is_stderr,
-                      std::vector<std::string> lines, std::deque<std::string>& stderr_tail,
-                      std::size_t tail_limit) {
+void log_output_lines(Logger& logger, const std::string& pool, const std::string& worker_id,
+                      bool is_stderr, std::vector<std::string> lines,
+                      std::deque<std::string>& stderr_tail, std::size_t tail_limit) {
   for (auto& line : lines) {
     if (is_stderr) {
       stderr_tail.push_back(line);
       if (stderr_tail.size() > tail_limit) stderr_tail.pop_front();
     }
-    logger.log(LogLevel::kInfo, is_stderr ? "worker.stderr" : "worker.stdout", std::move(line),
-               worker_id);
+    if (!logger.enabled(LogLevel::kInfo)) continue;
+    LogRecord r;
+    r.level = LogLevel::kInfo;
+    r.pool = pool;
+    r.component = is_stderr ? "worker.stderr" : "worker.stdout";
+    r.message = std::move(line);
+    r.worker_id = worker_id;
+    logger.log(std::move(r));
   }
 }
 

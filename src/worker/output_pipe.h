@@ -18,11 +18,12 @@ namespace bridgepool {
 // tail and returns true: the caller stops watching and closes the pipe.
 bool drain_output_pipe(int fd, OutputCapture& capture, std::vector<std::string>& lines);
 
-// Logs captured lines at info level as "worker.stdout"/"worker.stderr", tagged with the worker
-// id; stderr lines are also kept in `stderr_tail` (at most `tail_limit`), which explains a worker
-// that dies before its handshake.
-void log_output_lines(Logger& logger, const std::string& worker_id, bool is_stderr,
-                      std::vector<std::string> lines, std::deque<std::string>& stderr_tail,
-                      std::size_t tail_limit);
+// Logs captured lines at info level as "worker.stdout"/"worker.stderr", tagged with the pool's
+// name and the worker id (the bytes as the worker wrote them: a JSON-lines sink replaces invalid
+// UTF-8); stderr lines are also kept in `stderr_tail` (at most `tail_limit`), which explains a
+// worker that dies before its handshake.
+void log_output_lines(Logger& logger, const std::string& pool, const std::string& worker_id,
+                      bool is_stderr, std::vector<std::string> lines,
+                      std::deque<std::string>& stderr_tail, std::size_t tail_limit);
 
 }  // namespace bridgepool

@@ -288,8 +288,8 @@ void WorkerSupervisor::drain_output(Proc& proc, bool is_stderr) {
     watch = 0;
     fd.reset();
   }
-  log_output_lines(telemetry_.logger(), proc.worker->id(), is_stderr, std::move(lines),
-                   proc.stderr_tail, kStderrTailLines);
+  log_output_lines(telemetry_.logger(), telemetry_.pool_name(), proc.worker->id(), is_stderr,
+                   std::move(lines), proc.stderr_tail, kStderrTailLines);
 }
 
 void WorkerSupervisor::on_exit_readable(const std::string& id) {

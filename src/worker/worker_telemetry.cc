@@ -16,10 +16,14 @@ bool WorkerTelemetry::transit(Worker& worker, WorkerState to, TransitionReason r
   auto t = worker.transition(to, reason, std::move(metadata));
   if (!t) return false;
   if (logger_->enabled(LogLevel::kDebug)) {
-    logger_->log(
-        LogLevel::kDebug, "worker",
-        fmt::format("{} -> {} ({})", to_string(t->from), to_string(t->to), to_string(t->reason)),
-        worker.id());
+    LogRecord r;
+    r.level = LogLevel::kDebug;
+    r.pool = pool_name_;
+    r.component = "worker";
+    r.message =
+        fmt::format("{} -> {} ({})", to_string(t->from), to_string(t->to), to_string(t->reason));
+    r.worker_id = worker.id();
+    logger_->log(std::move(r));
   }
   if (emitting()) {
     std::map<std::string, std::string> meta = t->metadata;
@@ -48,8 +52,18 @@ void WorkerTelemetry::emit(EventId id, std::map<std::string, double> measurement
   events_->emit(e);
 }
 
-void WorkerTelemetry::log(LogLevel level, std::string message, std::string_view worker_id) const {
-  if (logger_->enabled(level)) logger_->log(level, "pool", std::move(message), worker_id);
+void WorkerTelemetry::log(LogLevel level, std::string message, std::string_view worker_id,
+                          std::string_view session_id, std::uint64_t request_id) const {
+  if (!logger_->enabled(level)) return;
+  LogRecord r;
+  r.level = level;
+  r.pool = pool_name_;
+  r.component = "pool";
+  r.message = std::move(message);
+  r.worker_id = worker_id;
+  r.session_id = session_id;
+  r.request_id = request_id;
+  logger_->log(std::move(r));
 }
 
 }  // namespace bridgepool

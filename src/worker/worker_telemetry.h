@@ -10,6 +10,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <optional>
@@ -42,7 +43,10 @@ class WorkerTelemetry {
             std::optional<std::chrono::system_clock::time_point> wall_time = std::nullopt) const;
   const Clock& clock() const { return clock_; }
 
-  void log(LogLevel level, std::string message, std::string_view worker_id = {}) const;
+  // Logs as component "pool" with the pool's name; on the request path also with the session and
+  // the wire request id (0: none).
+  void log(LogLevel level, std::string message, std::string_view worker_id = {},
+           std::string_view session_id = {}, std::uint64_t request_id = 0) const;
   Logger& logger() const { return *logger_; }
   const std::string& pool_name() const { return pool_name_; }
 
