@@ -58,7 +58,7 @@
   COUNTER(breaker_transitions, "bridgepool_breaker_transitions_total", "pool,breaker,from,to",    \
           "breaker.transition",                                                                   \
           "Circuit breaker state changes on the pool's bus; the pool's own breaker is "           \
-          "`pool:<name>`")                                                                        \
+          "`pool:<name>` (`bridge:<name>` for a bridge)")                                         \
   GAUGE(workers, "bridgepool_workers", "pool,state", "workers()",                                 \
         "Workers by state now (every state listed, 0 included)")                                  \
   GAUGE(breaker_state, "bridgepool_breaker_state", "pool,state", "stats()",                       \

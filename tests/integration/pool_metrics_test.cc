@@ -14,6 +14,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "bridgepool/bridge.h"
 #include "integration/test_support.h"
 
 extern char** environ;
@@ -116,6 +117,21 @@ TEST(PoolMetricsIntegration, CheckerRefusesMalformedScrapesAndWrongValues) {
   EXPECT_EQ(check_metrics("# TYPE x_total counter\nx_total 2\n",
                           Json::array({expect("x_total", Json::object(), 2)})),
             0);
+}
+
+// A Bridge is a pool of one: the same metrics, labelled with its name.
+TEST(PoolMetricsIntegration, BridgeMetrics) {
+  auto bridge = Bridge::start(test_config(1));
+  ASSERT_TRUE(bridge) << bridge.error().to_string();
+  MetricsRegistry registry;
+  PoolMetrics metrics(**bridge, registry);
+  for (int i = 0; i < 2; ++i) ASSERT_TRUE((*bridge)->execute("echo"));
+  const Json expectations = {
+      expect("bridgepool_requests_total",
+             {{"pool", "test"}, {"command", "echo"}, {"outcome", "ok"}}, 2),
+      expect("bridgepool_workers", {{"pool", "test"}, {"state", "ready"}}, 1),
+      expect("bridgepool_pool_size", {{"pool", "test"}}, 1)};
+  EXPECT_EQ(check_metrics(registry.render_prometheus(), expectations), 0);
 }
 
 // Command names are whatever callers send: an invalid UTF-8 name is refused by the pool and still
