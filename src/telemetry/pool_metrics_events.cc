@@ -19,15 +19,21 @@ const std::string* metadata(const Event& event, const std::string& key) {
 
 const PoolMetrics::State::CommandSeries& PoolMetrics::State::command_series(
     std::string_view command) {
+  // Most calls repeat the previous call's command: one atomic load and a compare, no lock.
+  const CommandMap::value_type* last = last_command_.load(std::memory_order_acquire);
+  if (last != nullptr && last->first == command) return last->second;
   std::lock_guard lock(mu_);
   auto it = commands_.find(command);
-  if (it != commands_.end()) return it->second;
-  // Only admitted commands are cached, so the cache is bounded by the command limit.
-  const std::string label = registry.admit_label_value("command", std::string(command));
-  if (label == LabelLimits::kOther) return other_;
-  CommandSeries series{families.requests->counter({pool, label, "ok"}),
-                       families.request_duration->histogram({pool, label})};
-  return commands_.emplace(label, std::move(series)).first->second;
+  if (it == commands_.end()) {
+    // Only admitted commands are cached, so the cache is bounded by the command limit.
+    const std::string label = registry.admit_label_value("command", std::string(command));
+    if (label == LabelLimits::kOther) return other_;
+    CommandSeries series{families.requests->counter({pool, label, "ok"}),
+                         families.request_duration->histogram({pool, label})};
+    it = commands_.emplace(label, std::move(series)).first;
+  }
+  last_command_.store(&*it, std::memory_order_release);
+  return it->second;
 }
 
 void PoolMetrics::State::on_call(const CallObservation& call) {
@@ -53,14 +59,15 @@ const Counter& PoolMetrics::State::transition_counter(const TransitionObservatio
   const std::size_t slot =
       (static_cast<std::size_t>(t.from) * kStates + static_cast<std::size_t>(t.to)) * kReasons +
       static_cast<std::size_t>(t.reason);
+  std::atomic<const Counter*>& cached = transitions_.at(slot);
+  if (const Counter* c = cached.load(std::memory_order_acquire)) return *c;
   std::lock_guard lock(mu_);
-  Counter& counter = transitions_.at(slot);
-  if (!counter.bound()) {
-    counter = families.worker_transitions->counter({pool, std::string(to_string(t.from)),
-                                                    std::string(to_string(t.to)),
-                                                    std::string(to_string(t.reason))});
-  }
-  return counter;
+  if (const Counter* c = cached.load(std::memory_order_relaxed)) return *c;  // raced: made
+  const Counter& made = transition_store_.emplace_back(families.worker_transitions->counter(
+      {pool, std::string(to_string(t.from)), std::string(to_string(t.to)),
+       std::string(to_string(t.reason))}));
+  cached.store(&made, std::memory_order_release);
+  return made;
 }
 
 void PoolMetrics::State::on_transition(const TransitionObservation& t) {

@@ -5,11 +5,15 @@
 // and every handler hold, so one still running on another thread when PoolMetrics detaches never
 // sees freed memory.
 // Thread-safety: on_*() from any thread; collect() from the registry's scrape (one at a time);
-// the handle caches are guarded by mu_.
+// the handle caches are filled under mu_ and read through atomic pointers: a call whose command
+// is the previous call's, and every transition seen before, takes no lock (entries are never
+// removed or moved while the State lives).
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstddef>
+#include <deque>
 #include <mutex>
 #include <set>
 #include <string>
@@ -66,11 +70,13 @@ struct PoolMetrics::State final : CallObserver {
   void collect_workers(const std::vector<WorkerInfo>& list);
   void collect_breaker(const std::string& state);
 
+  using CommandMap = std::unordered_map<std::string, CommandSeries, NameHash, std::equal_to<>>;
   std::mutex mu_;
-  std::unordered_map<std::string, CommandSeries, NameHash, std::equal_to<>>
-      commands_;         // admitted commands only
+  CommandMap commands_;  // admitted commands only (node-based: entries never move)
   CommandSeries other_;  // every command past the limit
-  std::array<Counter, kStates * kStates * kReasons> transitions_;
+  std::atomic<const CommandMap::value_type*> last_command_{nullptr};
+  std::deque<Counter> transition_store_;  // the counters transitions_ points to
+  std::array<std::atomic<const Counter*>, kStates * kStates * kReasons> transitions_{};
   std::set<std::string> rss_workers_;  // collector only
 };
 
