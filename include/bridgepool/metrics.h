@@ -80,7 +80,7 @@ class Gauge {
 };
 
 // A histogram series. observe(v) counts v in the first bucket whose upper bound is >= v
-// (Prometheus `le`: less than or equal), or in +Inf.
+// (Prometheus `le`: less than or equal), or in +Inf; NaN only in +Inf (and the sum becomes NaN).
 class Histogram {
  public:
   Histogram() = default;

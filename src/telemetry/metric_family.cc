@@ -1,6 +1,7 @@
 // MetricFamily and its series handles (metrics.h): lookup by label values, atomic updates,
 // rendering in text format 0.0.4.
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 
@@ -45,10 +46,14 @@ void Gauge::add(double delta) const {
 
 void Histogram::observe(double value) const {
   if (!cell_) return;
-  // First bound >= value: `le` buckets. NaN lands in +Inf (every comparison is false).
-  const auto at = std::lower_bound(bounds_->begin(), bounds_->end(), value);
-  cell_->counts[static_cast<std::size_t>(at - bounds_->begin())].fetch_add(
-      1, std::memory_order_relaxed);
+  // First bound >= value: `le` buckets. NaN is no number of seconds: it is counted in +Inf only
+  // (lower_bound would put it in the first bucket, since every comparison with NaN is false).
+  const std::size_t bucket =
+      std::isnan(value)
+          ? bounds_->size()
+          : static_cast<std::size_t>(std::lower_bound(bounds_->begin(), bounds_->end(), value) -
+                                     bounds_->begin());
+  cell_->counts[bucket].fetch_add(1, std::memory_order_relaxed);
   atomic_add(cell_->sum, value);
 }
 

@@ -47,6 +47,23 @@ TEST(MetricsRegistry, HistogramBucketsAreLessOrEqualAndCumulative) {
             "demo_seconds_count 5\n");
 }
 
+TEST(MetricsRegistry, InvalidUtf8LabelValuesRenderAsReplacementCharacters) {
+  MetricsRegistry registry;
+  registry.counter_family({"demo_total", "c", {"command"}, {}}).counter({"a\xFF\"b"}).inc();
+  EXPECT_NE(registry.render_prometheus().find("demo_total{command=\"a\xEF\xBF\xBD\\\"b\"} 1\n"),
+            std::string::npos);
+}
+
+TEST(MetricsRegistry, NanIsCountedInInfOnly) {
+  MetricsRegistry registry;
+  Histogram h = registry.histogram_family({"demo_seconds", "h", {}, {1}}).histogram({});
+  h.observe(std::nan(""));
+  const std::string text = registry.render_prometheus();
+  EXPECT_EQ(sample(text, "demo_seconds_bucket{le=\"1\"}"), 0);
+  EXPECT_EQ(sample(text, "demo_seconds_bucket{le=\"+Inf\"}"), 1);
+  EXPECT_NE(text.find("demo_seconds_sum NaN\n"), std::string::npos);
+}
+
 TEST(MetricsRegistry, DefaultLatencyBucketsSpan50MicrosecondsTo60Seconds) {
   MetricsRegistry registry;
   auto& family = registry.histogram_family({"demo_latency_seconds", "h", {"pool"}, {}});
