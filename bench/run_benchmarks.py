@@ -12,6 +12,9 @@ both sides of a ratio alike):
      ... each pair pinned       pipe_floor --mode throughput --pairs 2 --pin-pairs   (info)
   6. bridgepool echo            bridgepool bench --workers 2 --concurrency {2,4,8} --command echo
   7. Python peers               bench/peers.py (ProcessPoolExecutor, multiprocessing.Pool.imap)
+  8. resilience overhead        resilience_overhead_bench, pinned and unpinned
+  9. metrics                    metrics_bench --mode overhead (pinned, unpinned), --mode scrape
+ 10. open loop                  bridgepool bench --rate 1000 (the SLA row)
 
 Pinning uses `taskset -c 0`; the CPU affinity is inherited, so the Python processes spawned by the
 pinned program run on the same CPU.
@@ -43,6 +46,7 @@ PPE_GOAL = 4.0           # echo throughput >= 4x ProcessPoolExecutor
 IMAP_GOAL = 1.2          # echo throughput >= 1.2x multiprocessing imap
 FLOOR_AIM = 0.5          # aim: >= 50% of the two-pair floor
 OVERHEAD_GOAL = 1.02     # resilience layer: < 2% added latency on a successful call
+METRICS_GOAL = 1.03      # metrics on the request path: < 3% added latency
 SLA_P99_MS = 20.0        # 1000 req/s with 5% injected failures: p99 < 20 ms ...
 SLA_SUCCESS = 0.9999     # ... and success after retries >= 99.99%
 
@@ -50,10 +54,10 @@ SLA_SUCCESS = 0.9999     # ... and success after retries >= 99.99%
 #  peer throughput requests, peer latency requests, peer warm-up)
 FULL = dict(latency=20000, warmup=500, floor_tp=200000, echo=100000,
             peers=20000, peers_latency=5000, peers_warmup=500, timeout=900,
-            overhead_rounds=40, sla_duration=60)
+            overhead_rounds=40, sla_duration=60, metrics_rounds=40, metrics_scrapes=50)
 SMOKE = dict(latency=300, warmup=50, floor_tp=2000, echo=1000,
              peers=300, peers_latency=100, peers_warmup=50, timeout=60,
-             overhead_rounds=2, sla_duration=2)
+             overhead_rounds=2, sla_duration=2, metrics_rounds=2, metrics_scrapes=3)
 
 
 class Run:
@@ -205,6 +209,13 @@ def build_table(R: dict[str, Run], echo_runs: list[Run]) -> list[dict]:
         row(f"resilience layer, ping p50, {where}", fmt_us(num(get(res, "with_us", "p50"))),
             f"{fmt_us(num(get(res, 'without_us', 'p50')))} (same pool, layer disabled)", ratio,
             "< 1.02× (2% added)", verdict)
+    for key, where in (("metrics_pinned", "pinned"), ("metrics_unpinned", "unpinned")):
+        res = R[key].result
+        ratio = num(get(res, "p50_ratio"))
+        verdict = "n/a" if ratio is None else ("met" if ratio < METRICS_GOAL else "NOT met")
+        row(f"metrics on, ping p50, {where}", fmt_us(num(get(res, "on_us", "p50"))),
+            f"{fmt_us(num(get(res, 'off_us', 'p50')))} (same pool, metrics detached)", ratio,
+            "< 1.03× (3% added)", verdict)
     sla = R["sla"].result
     p99 = num(get(sla, "latency_us", "p99"))
     success = num(get(sla, "success_ratio"))
@@ -227,6 +238,11 @@ def build_table(R: dict[str, Run], echo_runs: list[Run]) -> list[dict]:
         ratio = bp_p50 / peer_p50 if bp_p50 is not None and peer_p50 else None
         row("ping p50, unpinned (info)", fmt_us(bp_p50), f"{fmt_us(peer_p50)} ({name})", ratio,
             "—", "info")
+    for key, label in (("default_limit", "command limit 100"), ("all_commands", "limit 1000")):
+        res = get(R["metrics_scrape"].result, key)
+        ms, size = num(get(res, "median_ms")), num(get(res, "bytes"))
+        text = "n/a" if ms is None or size is None else f"{ms:.2f} ms, {size / 1024:.0f} KiB"
+        row(f"scrape, 64 workers, 1000 commands, {label} (info)", text, "—", None, "—", "info")
     return rows
 
 
@@ -302,6 +318,12 @@ def sanity(R: dict[str, Run], echo_runs: list[Run]) -> list[str]:
         if not isinstance(req, int) or req <= 0 or ok != req:
             problems.append(
                 f"{r.name}: ok={ok!r} requests={req!r} (errors: {get(r.result, 'errors')})")
+    for key in ("metrics_pinned", "metrics_unpinned"):
+        positive(R[key], "on_us", "p50")
+        positive(R[key], "off_us", "p50")
+    for key in ("default_limit", "all_commands"):
+        positive(R["metrics_scrape"], key, "median_ms")
+        positive(R["metrics_scrape"], key, "bytes")
     for path in (("ProcessPoolExecutor", "throughput_per_s"),
                  ("ProcessPoolExecutor", "latency_us", "p50"),
                  ("multiprocessing_imap", "throughput_per_s"),
@@ -446,6 +468,16 @@ def main(argv: list[str] | None = None) -> int:
     R["overhead_unpinned"] = Run("resilience overhead, unpinned", [
         str(overhead_bin), "--rounds", str(cfg["overhead_rounds"]), "--python", py, "--json"],
         pinned=False)
+    metrics_bin = build / "bench" / "metrics_bench"
+    R["metrics_pinned"] = Run("metrics overhead, pinned", [
+        str(metrics_bin), "--mode", "overhead", "--pin", "--rounds", str(cfg["metrics_rounds"]),
+        "--python", py, "--json"], pinned=False)
+    R["metrics_unpinned"] = Run("metrics overhead, unpinned", [
+        str(metrics_bin), "--mode", "overhead", "--rounds", str(cfg["metrics_rounds"]),
+        "--python", py, "--json"], pinned=False)
+    R["metrics_scrape"] = Run("metrics scrape cost", [
+        str(metrics_bin), "--mode", "scrape", "--scrapes", str(cfg["metrics_scrapes"]), "--json"],
+        pinned=False)
     # SPEC §9: 1000 req/s, 5% failures: 90% of them retryable Python exceptions, 10% crashes
     # (5 worker deaths a second). See docs/benchmarks.md for heavier crash mixes.
     R["sla"] = Run("open loop 1000 req/s, 5% failures", [
@@ -455,7 +487,8 @@ def main(argv: list[str] | None = None) -> int:
 
     order = [R["floor_lat_pinned"], R["bp_ping_pinned"], R["floor_lat_unpinned"],
              R["bp_ping_unpinned"], R["floor_tp"], R["floor_tp_pinned_pairs"], *echo_runs,
-             R["peers"], R["overhead_pinned"], R["overhead_unpinned"], R["sla"]]
+             R["peers"], R["overhead_pinned"], R["overhead_unpinned"], R["metrics_pinned"],
+             R["metrics_unpinned"], R["metrics_scrape"], R["sla"]]
     for run in order:
         execute(run, cfg["timeout"], a.verbose)
 

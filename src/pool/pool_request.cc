@@ -186,12 +186,21 @@ Result<Json> Pool::Impl::execute(std::optional<std::string_view> session, std::s
       count_error(e);
     }
     log_call_end(result, command_label, session, served_by, request_id, elapsed);
-    if (telemetry.emitting()) {
+    const double queue_wait_us =
+        double(std::chrono::duration_cast<std::chrono::microseconds>(queue_wait).count());
+    telemetry.observe_call(
+        CallObservation{{},
+                        command_label,
+                        result ? "ok" : category_name(result.error().category),
+                        result ? std::string_view() : severity_name(result.error().severity),
+                        double(elapsed.count()),
+                        queue_wait_us,
+                        attempts});
+    if (telemetry.emitting(EventId::kRequest)) {
       telemetry.emit(
           EventId::kRequest,
           {{"duration_us", double(elapsed.count())},
-           {"queue_wait_us",
-            double(std::chrono::duration_cast<std::chrono::microseconds>(queue_wait).count())},
+           {"queue_wait_us", queue_wait_us},
            {"attempts", double(attempts)}},
           result ? std::map<std::string, std::string>{{"command", command_label}, {"result", "ok"}}
                  : std::map<std::string, std::string>{

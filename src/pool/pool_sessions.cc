@@ -43,7 +43,7 @@ PoolResilience::Once Pool::Impl::run_session_once(std::string_view session_id,
   const std::size_t max_routes = config.size + config.max_overflow + 2;
   for (std::size_t route = 1; route <= max_routes; ++route) {
     LookupResult where = affinity.lookup(session_id);
-    if (telemetry.emitting()) {
+    if (telemetry.emitting(EventId::kSessionAffinity)) {
       static constexpr const char* kOutcome[] = {"hit", "miss", "lost", "rebind"};
       telemetry.emit(EventId::kSessionAffinity, {},
                      {{"outcome", kOutcome[static_cast<int>(where.outcome)]},

@@ -25,15 +25,19 @@ bool WorkerTelemetry::transit(Worker& worker, WorkerState to, TransitionReason r
     r.worker_id = worker.id();
     logger_->log(std::move(r));
   }
-  if (emitting()) {
+  const double time_in_previous_ms =
+      std::chrono::duration<double, std::milli>(t->time_in_previous).count();
+  if (events_->observing()) {
+    events_->observe(TransitionObservation{pool_name_, worker.id(), t->from, t->to, t->reason,
+                                           time_in_previous_ms});
+  }
+  if (emitting(EventId::kWorkerTransition)) {
     std::map<std::string, std::string> meta = t->metadata;
     meta["worker_id"] = worker.id();
     meta["from"] = to_string(t->from);
     meta["to"] = to_string(t->to);
     meta["reason"] = to_string(t->reason);
-    emit(EventId::kWorkerTransition,
-         {{"time_in_previous_ms",
-           std::chrono::duration<double, std::milli>(t->time_in_previous).count()}},
+    emit(EventId::kWorkerTransition, {{"time_in_previous_ms", time_in_previous_ms}},
          std::move(meta));
   }
   return true;
@@ -42,7 +46,7 @@ bool WorkerTelemetry::transit(Worker& worker, WorkerState to, TransitionReason r
 void WorkerTelemetry::emit(EventId id, std::map<std::string, double> measurements,
                            std::map<std::string, std::string> metadata,
                            std::optional<std::chrono::system_clock::time_point> wall_time) const {
-  if (!events_->has_handlers()) return;
+  if (!events_->wants(id)) return;
   Event e;
   e.name = std::string(event_name(id));
   e.measurements = std::move(measurements);

@@ -35,8 +35,15 @@ class WorkerTelemetry {
   bool transit(Worker& worker, WorkerState to, TransitionReason reason,
                std::map<std::string, std::string> metadata = {}) const;
 
-  // True when a handler is attached: build measurements only then.
-  bool emitting() const { return events_->has_handlers(); }
+  // True when a handler wants event `id`: build its measurements and metadata only then.
+  bool emitting(EventId id) const { return events_->wants(id); }
+  // A call ended: to the bus's observers (call_observer.h), with this pool's name. The caller
+  // builds the pool.request Event itself, only when emitting(EventId::kRequest).
+  void observe_call(CallObservation call) const {
+    if (!events_->observing()) return;
+    call.pool = pool_name_;
+    events_->observe(call);
+  }
   // Stamped now, or at `wall_time` when given (e.g. when what it reports began).
   void emit(EventId id, std::map<std::string, double> measurements,
             std::map<std::string, std::string> metadata,
