@@ -122,6 +122,28 @@ TEST(ServeCli, SigtermDrainsTheRequestInFlightAndEndsTheWorkers) {
   for (pid_t pid : pids) EXPECT_FALSE(testing::process_running(pid)) << pid;
 }
 
+TEST(ServeCli, ASecondSigtermExitsAtOnceWith143) {
+  TempDir dir;
+  Server server(dir);
+  ASSERT_FALSE(server.url().empty()) << server.cli().err();
+  auto pids = worker_pids(server.status());
+  std::thread caller([&] {
+    server.client().Post("/v1/execute", R"({"command":"sleep","args":{"ms":30000}})",
+                         "application/json");
+  });
+  ASSERT_TRUE(testing::wait_until([&] { return server.status()["pool"]["busy"] == 1; },
+                                  std::chrono::milliseconds(10'000)));
+  server.cli().signal(SIGTERM);  // drains: the 30 s request holds the exit
+  // Draining: the listening socket is closed, so new connections are refused.
+  ASSERT_TRUE(testing::wait_until([&] { return !server.client().Get("/healthz"); }));
+  server.cli().signal(SIGTERM);
+  EXPECT_EQ(server.cli().exit_code(std::chrono::milliseconds(10'000)), 143);
+  caller.join();
+  for (pid_t pid : pids) {
+    EXPECT_TRUE(testing::wait_until([&] { return !testing::process_running(pid); })) << pid;
+  }
+}
+
 TEST(ServeCli, SighupRollsTheWorkersOverWithoutFailedRequests) {
   TempDir dir;
   Server server(dir);
