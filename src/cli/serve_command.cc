@@ -83,6 +83,50 @@ int serve_until_stopped(Running& run, Pool& pool, server::HttpService& service,
   return 0;
 }
 
+server::ServiceOptions service_options(const ServeConfig& config,
+                                       const server::ConfigSources& sources,
+                                       const std::shared_ptr<Logger>& logger) {
+  server::ServiceOptions options;
+  options.token = config.token;
+  options.max_body_bytes = config.max_body_bytes;
+  options.read_timeout = milliseconds(config.read_timeout_ms);
+  options.http_threads = config.http_threads != 0
+                             ? config.http_threads
+                             : server::default_http_threads(config.workers, config.max_overflow);
+  options.min_ready = config.min_ready;
+  options.logger = logger;
+  // SIGHUP and the rolling-restart endpoint re-read every source.
+  options.reload = [sources, logger]() -> Result<PoolConfig> {
+    auto reloaded = server::load_serve_config(sources, server::bridgepool_environment());
+    if (!reloaded) return make_error(ErrorCategory::kInvalidRequest, reloaded.error());
+    return pool_config(*reloaded, logger);
+  };
+  return options;
+}
+
+// Binds, prints the listening line, serves until a signal, then ends the pool.
+int serve_pool(Running& run, Pool& pool, const ServeConfig& config,
+               const server::ConfigSources& sources, const std::shared_ptr<Logger>& logger) {
+  server::HttpService service(pool, service_options(config, sources, logger));
+  auto bound = service.bind(*server::parse_listen_address(config.listen));
+  if (!bound) {
+    std::fprintf(stderr, "bridgepool serve: %s\n", bound.error().message.c_str());
+    return 1;
+  }
+  std::printf("bridgepool serve: listening on http://%s\n", bound->to_string().c_str());
+  std::fflush(stdout);
+  {
+    std::lock_guard lock(run.mutex);
+    run.service = &service;
+  }
+  int status = serve_until_stopped(run, pool, service, config, logger);
+  pool.shutdown();
+  std::lock_guard lock(run.mutex);
+  run.service = nullptr;
+  for (auto& t : run.reloads) t.join();
+  return status;
+}
+
 }  // namespace
 
 void add_serve_flags(CLI::App& app, std::vector<server::TextSetting>& flags) {
@@ -146,38 +190,7 @@ int run_serve(const server::ConfigSources& sources) {
   }
   if (run.stop.stop_requested()) return 0;  // a signal during the start: nothing to drain
 
-  server::ServiceOptions options;
-  options.token = config->token;
-  options.max_body_bytes = config->max_body_bytes;
-  options.read_timeout = milliseconds(config->read_timeout_ms);
-  options.http_threads = config->http_threads != 0
-                             ? config->http_threads
-                             : server::default_http_threads(config->workers, config->max_overflow);
-  options.min_ready = config->min_ready;
-  options.logger = logger;
-  options.reload = [sources, logger]() -> Result<PoolConfig> {
-    auto reloaded = server::load_serve_config(sources, server::bridgepool_environment());
-    if (!reloaded) return make_error(ErrorCategory::kInvalidRequest, reloaded.error());
-    return pool_config(*reloaded, logger);
-  };
-  server::HttpService service(**pool, options);
-  auto bound = service.bind(*server::parse_listen_address(config->listen));
-  if (!bound) {
-    std::fprintf(stderr, "bridgepool serve: %s\n", bound.error().message.c_str());
-    return 1;
-  }
-  std::printf("bridgepool serve: listening on http://%s\n", bound->to_string().c_str());
-  std::fflush(stdout);
-  {
-    std::lock_guard lock(run.mutex);
-    run.service = &service;
-  }
-  int status = serve_until_stopped(run, **pool, service, *config, logger);
-  (*pool)->shutdown();
-  std::lock_guard lock(run.mutex);
-  run.service = nullptr;
-  for (auto& t : run.reloads) t.join();
-  return status;
+  return serve_pool(run, **pool, *config, sources, logger);
 }
 
 }  // namespace bridgepool::cli
