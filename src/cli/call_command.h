@@ -7,6 +7,7 @@
 // (--python, --handlers) for this one call. Errors go to stderr as "category: message" (and a
 // Python traceback when there is one); the exit status says the category (call_exit.h).
 // The token comes from --token or BRIDGEPOOL_TOKEN.
+// Thread-safety: run_call() runs on the calling thread (main) and shares no state.
 #pragma once
 
 #include <optional>

@@ -8,6 +8,7 @@
 // the pool's shutdown ends the stragglers), end the workers, exit 0; a second one exits at once
 // (130/143) after SIGKILLing the workers' process groups. SIGHUP re-reads the configuration (file,
 // environment, flags) and rolls the workers over to it one at a time; no request fails.
+// Thread-safety: run_serve() is called once, from main(), while the process has one thread.
 #pragma once
 
 #include <vector>
