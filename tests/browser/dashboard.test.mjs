@@ -148,7 +148,8 @@ function fixtureStatus(tick) {
 }
 
 // Serves the page and a /v1/status the test controls: fixture.reply is "json" (fixture.status),
-// "garbage" (200 with a body that is not JSON) or "down" (the connection is dropped).
+// "garbage" (200 with a body that is not JSON) or "down" (the connection is dropped); with
+// fixture.token set, /v1/status answers 401 unless the request bears that token.
 async function startFixture() {
   const fixture = { reply: "json", status: fixtureStatus(0) };
   const html = readFileSync(options.page);
@@ -160,6 +161,9 @@ async function startFixture() {
     }
     if (request.url !== "/v1/status") return response.writeHead(404).end();
     if (fixture.reply === "down") return request.socket.destroy();
+    if (fixture.token && request.headers.authorization !== `Bearer ${fixture.token}`) {
+      return response.writeHead(401).end();
+    }
     response.writeHead(200, { "content-type": "application/json" });
     response.end(fixture.reply === "garbage" ? "<html>proxy error</html>" : JSON.stringify(fixture.status));
   });
@@ -292,6 +296,16 @@ async function fixtureStateChecks(page, fixture) {
     assert.equal(await stat(page, "requests"), 106);
     assert.ok(!(await page.evaluate(() => document.body.classList.contains("stale"))));
   });
+  await check("fixture: a token-protected status is read with the token from the fragment",
+    async () => {
+      fixture.token = "s3cret";
+      await waitFor(page, "the 401 explained", () =>
+        document.querySelector('[data-testid="connection"]').textContent.includes("#token="));
+      await page.goto(`${fixture.origin}/#token=s3cret`);
+      await waitFor(page, "live with the token", () =>
+        document.querySelector('[data-testid="connection"]').dataset.state === "live");
+      fixture.token = "";
+    });
   await check("fixture: an unreadable status is reported, then recovers", async () => {
     fixture.reply = "garbage";
     await waitFor(page, "disconnected (not JSON)", () =>
