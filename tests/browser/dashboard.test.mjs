@@ -405,7 +405,7 @@ async function realLoadCheck(page, origin) {
       const value = (id) => Number(document.querySelector(`[data-testid="${id}"]`)?.dataset.value);
       const python = document.querySelector('[data-testid="error-row"][data-category="python"]');
       return value("stat-requests") >= before + 210 && value("stat-errors") >= 10 &&
-             python && Number(python.lastChild.textContent) >= 10;
+             python && Number(python.dataset.value) >= 10;
     }, requestsBefore);
     await waitFor(page, "requests and latency on the charts", () => {
       const chart = (id) => document.querySelector(`[data-testid="chart-${id}"]`).dataset;
