@@ -102,6 +102,10 @@ async function waitFor(page, what, predicate, arg) {
   }
 }
 
+const waitForConnection = (page, state, what = state) =>
+  waitFor(page, what, (want) =>
+    document.querySelector('[data-testid="connection"]').dataset.state === want, state);
+
 const testid = (id) => `[data-testid="${id}"]`;
 const stat = (page, key) =>
   page.$eval(testid(`stat-${key}`), (node) => Number(node.dataset.value));
@@ -285,14 +289,12 @@ async function fixtureStateChecks(page, fixture) {
   });
   await check("fixture: server unreachable shows disconnected, then recovers", async () => {
     fixture.reply = "down";
-    await waitFor(page, "disconnected", () =>
-      document.querySelector('[data-testid="connection"]').dataset.state === "disconnected");
+    await waitForConnection(page, "disconnected");
     assert.ok(await page.evaluate(() => document.body.classList.contains("stale")));
     assert.equal(await rowPids(page).then((p) => p.length), 2, "the last data was dropped");
     fixture.status = fixtureStatus(6);
     fixture.reply = "json";
-    await waitFor(page, "live again", () =>
-      document.querySelector('[data-testid="connection"]').dataset.state === "live");
+    await waitForConnection(page, "live", "live again");
     assert.equal(await stat(page, "requests"), 106);
     assert.ok(!(await page.evaluate(() => document.body.classList.contains("stale"))));
   });
@@ -302,18 +304,15 @@ async function fixtureStateChecks(page, fixture) {
       await waitFor(page, "the 401 explained", () =>
         document.querySelector('[data-testid="connection"]').textContent.includes("#token="));
       await page.goto(`${fixture.origin}/#token=s3cret`);
-      await waitFor(page, "live with the token", () =>
-        document.querySelector('[data-testid="connection"]').dataset.state === "live");
+      await waitForConnection(page, "live", "live with the token");
       fixture.token = "";
     });
   await check("fixture: an unreadable status is reported, then recovers", async () => {
     fixture.reply = "garbage";
-    await waitFor(page, "disconnected (not JSON)", () =>
-      document.querySelector('[data-testid="connection"]').dataset.state === "disconnected");
+    await waitForConnection(page, "disconnected", "disconnected (not JSON)");
     assert.match(await page.textContent(testid("connection")), /JSON|token/i);
     fixture.reply = "json";
-    await waitFor(page, "live again", () =>
-      document.querySelector('[data-testid="connection"]').dataset.state === "live");
+    await waitForConnection(page, "live", "live again");
   });
 }
 
@@ -374,6 +373,8 @@ async function realChecks(browser) {
         return rows.map((r) => Number(r.dataset.pid)).sort().join() === [...want].sort().join();
       }, pids);
       assert.equal(await connection(page), "live");
+      assert.equal(await stat(page, "size"), 2);
+      assert.equal(await page.getAttribute(testid("breaker"), "data-state"), body.breaker.state);
     });
     await realLoadCheck(page, serve.origin);
     await realKillCheck(page, serve.origin);
@@ -383,8 +384,7 @@ async function realChecks(browser) {
       serve.child.kill("SIGTERM");
       const [code, signal] = await serve.child.exited;
       assert.deepEqual({ code, signal }, { code: 0, signal: null });
-      await waitFor(page, "disconnected", () =>
-        document.querySelector('[data-testid="connection"]').dataset.state === "disconnected");
+      await waitForConnection(page, "disconnected");
     });
   } finally {
     await page.context().close();
@@ -396,7 +396,7 @@ async function realLoadCheck(page, origin) {
   await check("real: load moves the counters, the error categories and the charts", async () => {
     const requestsBefore = await stat(page, "requests");
     const chartBefore = await canvasImage(page, "chart-throughput");
-    const echoes = await drive(origin, { command: "echo", args: { text: HOSTILE } }, 200);
+    const echoes = await drive(origin, { command: "echo", args: { from: "dashboard test" } }, 200);
     assert.ok(echoes.every((r) => r.status === 200 && r.body.ok), "an echo call failed");
     const fails = await drive(origin, { command: "fail", args: { type: "ValueError" } }, 10, 2);
     assert.ok(fails.every((r) => !r.body.ok && r.body.error.category === "python"),
