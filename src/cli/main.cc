@@ -7,6 +7,10 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/bench_command.h"
+#include "cli/call_command.h"
+#include "cli/call_exit.h"
+#include "cli/serve_command.h"
+#include "cli/status_command.h"
 
 namespace {
 
@@ -57,6 +61,32 @@ int run(int argc, char** argv) {
   b->add_flag("--sla-strict", bench.sla_strict, "Open loop: exit 3 when the SLA verdict is FAIL")
       ->needs(rate);
 
+  bridgepool::server::ConfigSources serve;
+  auto* s = app.add_subcommand("serve", "Serve the HTTP API over a pool (docs/serve.md)");
+  s->footer(bridgepool::cli::kServeExitHelp);
+  s->add_option("--config", serve.file, "TOML configuration file");
+  bridgepool::cli::add_serve_flags(*s, serve.flags);
+
+  bridgepool::cli::CallOptions call;
+  auto* c = app.add_subcommand("call", "Run one command on a server (or a local bridge)");
+  std::string call_exit_help = bridgepool::cli::call_exit_help();
+  c->footer(call_exit_help);
+  c->add_option("COMMAND", call.command, "Command to run")->required();
+  c->add_option("ARGS_JSON", call.args_json, "Arguments as a JSON object (default {})");
+  c->add_option("--session", call.session, "Run in this session");
+  c->add_option("--url", call.url, "Server URL (default: http://127.0.0.1:8765 if it answers, "
+                                   "else a local bridge)");
+  c->add_option("--timeout-ms", call.timeout_ms, "Request deadline")->check(CLI::Range(1, 86400000));
+  c->add_option("--token", call.token, "Bearer token (default: $BRIDGEPOOL_TOKEN)");
+  c->add_option("--python", call.python, "Local bridge: Python interpreter");
+  c->add_option("--handlers", call.handlers, "Local bridge: handler module(s)");
+
+  bridgepool::cli::StatusOptions status;
+  auto* st = app.add_subcommand("status", "Show a running server's workers");
+  st->footer(call_exit_help);
+  st->add_option("--url", status.url, "Server URL (default http://127.0.0.1:8765)");
+  st->add_flag("--json", status.json, "Print the /v1/status document");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -65,6 +95,9 @@ int run(int argc, char** argv) {
     return app.exit(e) == 0 ? 0 : bridgepool::cli::kExitUsage;
   }
   if (b->parsed()) return bridgepool::cli::run_bench(bench);
+  if (s->parsed()) return bridgepool::cli::run_serve(serve);
+  if (c->parsed()) return bridgepool::cli::run_call(call);
+  if (st->parsed()) return bridgepool::cli::run_status(status);
   return bridgepool::cli::kExitUsage;
 }
 

@@ -18,11 +18,12 @@
 namespace bridgepool::cli {
 namespace {
 
-sigset_t watched_signals() {
+sigset_t watched_signals(bool hangup) {
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
+  if (hangup) sigaddset(&set, SIGHUP);
   return set;
 }
 
@@ -32,8 +33,9 @@ Error system_error(const char* what) {
 
 }  // namespace
 
-Result<std::unique_ptr<SignalWatch>> SignalWatch::start(Callback on_first, Callback on_again) {
-  sigset_t set = watched_signals();
+Result<std::unique_ptr<SignalWatch>> SignalWatch::start(Callback on_first, Callback on_again,
+                                                        Callback on_hangup) {
+  sigset_t set = watched_signals(static_cast<bool>(on_hangup));
   // Blocked, the signals stay pending until the watcher reads them from the signalfd; a signal
   // that arrives before the signalfd exists is not lost either: it waits, pending, and is read
   // first.
@@ -46,7 +48,8 @@ Result<std::unique_ptr<SignalWatch>> SignalWatch::start(Callback on_first, Callb
   UniqueFd wake_fd(::eventfd(0, EFD_CLOEXEC));
   if (!wake_fd) return tl::unexpected(system_error("eventfd"));
   std::unique_ptr<SignalWatch> watch(new SignalWatch(std::move(signal_fd), std::move(wake_fd),
-                                                     std::move(on_first), std::move(on_again)));
+                                                     std::move(on_first), std::move(on_again),
+                                                     std::move(on_hangup)));
   try {
     watch->thread_ = std::thread([w = watch.get()] { w->run(); });
   } catch (const std::system_error& e) {
@@ -55,11 +58,13 @@ Result<std::unique_ptr<SignalWatch>> SignalWatch::start(Callback on_first, Callb
   return watch;
 }
 
-SignalWatch::SignalWatch(UniqueFd signal_fd, UniqueFd wake_fd, Callback on_first, Callback on_again)
+SignalWatch::SignalWatch(UniqueFd signal_fd, UniqueFd wake_fd, Callback on_first, Callback on_again,
+                         Callback on_hangup)
     : signal_fd_(std::move(signal_fd)),
       wake_fd_(std::move(wake_fd)),
       on_first_(std::move(on_first)),
-      on_again_(std::move(on_again)) {}
+      on_again_(std::move(on_again)),
+      on_hangup_(std::move(on_hangup)) {}
 
 SignalWatch::~SignalWatch() {
   if (thread_.joinable()) {
@@ -74,6 +79,7 @@ SignalWatch::~SignalWatch() {
 std::string SignalWatch::name_of(int signo) {
   if (signo == SIGINT) return "SIGINT";
   if (signo == SIGTERM) return "SIGTERM";
+  if (signo == SIGHUP) return "SIGHUP";
   return fmt::format("signal {}", signo);
 }
 
@@ -90,7 +96,9 @@ void SignalWatch::run() {
     ssize_t n = ::read(signal_fd_.get(), &info, sizeof info);
     if (n != static_cast<ssize_t>(sizeof info)) continue;
     int signo = static_cast<int>(info.ssi_signo);
-    if (received_++ == 0) {
+    if (signo == SIGHUP) {
+      if (on_hangup_) on_hangup_(signo);
+    } else if (received_++ == 0) {
       on_first_(signo);
     } else {
       on_again_(signo);

@@ -1,4 +1,5 @@
-// Ctrl-C and SIGTERM for `bridgepool bench` (bench_command.cc decides what they do).
+// Ctrl-C and SIGTERM (and SIGHUP if asked) for `bridgepool bench` and `bridgepool serve`
+// (bench_command.cc and serve_command.cc decide what they do).
 //
 // SignalWatch turns SIGINT and SIGTERM into calls on an ordinary thread. A signal handler may
 // only do async-signal-safe work, and what an interrupted bench must do — stop its load threads,
@@ -36,7 +37,10 @@ class SignalWatch {
   // signal calls on_first(signo), every later one on_again(signo); both run on the watcher
   // thread, one at a time, so on_first must not block for long (on_again may exit the process).
   // Returns a system error when the signalfd or the thread cannot be created.
-  static Result<std::unique_ptr<SignalWatch>> start(Callback on_first, Callback on_again);
+  // With `on_hangup` (`bridgepool serve`: reload), SIGHUP is watched too and calls it, on the
+  // same thread; hang-ups are not counted as first or later signals.
+  static Result<std::unique_ptr<SignalWatch>> start(Callback on_first, Callback on_again,
+                                                    Callback on_hangup = nullptr);
 
   // Stops and joins the watcher thread. SIGINT and SIGTERM stay blocked: the process is about
   // to exit, and unblocking would let a signal that arrived meanwhile kill it mid-summary.
@@ -48,13 +52,15 @@ class SignalWatch {
   static std::string name_of(int signo);
 
  private:
-  SignalWatch(UniqueFd signal_fd, UniqueFd wake_fd, Callback on_first, Callback on_again);
+  SignalWatch(UniqueFd signal_fd, UniqueFd wake_fd, Callback on_first, Callback on_again,
+              Callback on_hangup);
   void run();
 
   UniqueFd signal_fd_;
   UniqueFd wake_fd_;  // an eventfd: written by the destructor to end run()
   Callback on_first_;
   Callback on_again_;
+  Callback on_hangup_;
   int received_ = 0;  // signals read so far (watcher thread only)
   std::thread thread_;
 };

@@ -1,0 +1,58 @@
+#include "cli/api_client.h"
+
+#include <httplib.h>
+
+#include <cstdlib>
+
+#include <fmt/format.h>
+
+namespace bridgepool::cli {
+
+using Json = nlohmann::json;
+
+namespace {
+
+httplib::Client make_client(const std::string& url, std::chrono::milliseconds timeout) {
+  httplib::Client client(url);
+  client.set_connection_timeout(std::min(timeout, std::chrono::milliseconds(5'000)));
+  client.set_read_timeout(timeout);
+  client.set_write_timeout(timeout);
+  return client;
+}
+
+}  // namespace
+
+tl::expected<ApiReply, std::string> api_call(const std::string& url, const std::string& path,
+                                             const std::optional<Json>& body,
+                                             const std::string& token,
+                                             std::chrono::milliseconds timeout) {
+  auto client = make_client(url, timeout);
+  if (!client.is_valid()) return tl::unexpected(fmt::format("'{}' is not a usable URL", url));
+  httplib::Headers headers;
+  if (!token.empty()) headers.emplace("Authorization", "Bearer " + token);
+  auto reply = body ? client.Post(path.c_str(), headers, body->dump(), "application/json")
+                    : client.Get(path.c_str(), headers);
+  if (!reply) {
+    return tl::unexpected(fmt::format("no reply from {}{}: {}", url, path,
+                                      httplib::to_string(reply.error())));
+  }
+  Json parsed = Json::parse(reply->body, nullptr, false);
+  if (parsed.is_discarded()) {
+    return tl::unexpected(
+        fmt::format("{}{} answered HTTP {} with a body that is not JSON", url, path, reply->status));
+  }
+  return ApiReply{reply->status, std::move(parsed)};
+}
+
+std::string default_url() {
+  const char* env = std::getenv("BRIDGEPOOL_URL");
+  return env != nullptr && *env != '\0' ? env : kDefaultUrl;
+}
+
+bool server_reachable(const std::string& url, std::chrono::milliseconds timeout) {
+  auto client = make_client(url, timeout);
+  auto reply = client.Get("/healthz");
+  return reply && reply->status == 200;
+}
+
+}  // namespace bridgepool::cli
