@@ -87,8 +87,8 @@ async function openPage(browser, url, viewport = { width: 1280, height: 800 }) {
   page.on("request", (request) => page.requests.push(request.url()));
   await page.addInitScript(() => {
     window.__cspViolations = [];
-    document.addEventListener("securitypolicyviolation",
-                              (e) => window.__cspViolations.push(`${e.violatedDirective} ${e.blockedURI}`));
+    document.addEventListener("securitypolicyviolation", (e) =>
+      window.__cspViolations.push(`${e.violatedDirective} ${e.blockedURI}`));
   });
   await page.goto(url);
   return page;
@@ -113,6 +113,8 @@ const rowPids = (page) =>
   page.$$eval(`${testid("worker-row")}`, (rows) => rows.map((row) => Number(row.dataset.pid)));
 const connection = (page) => page.$eval(testid("connection"), (node) => node.dataset.state);
 const canvasImage = (page, id) => page.$eval(testid(id), (canvas) => canvas.toDataURL());
+const screenshot = (page, name) =>
+  page.screenshot({ path: join(options.artifacts, name), fullPage: true });
 
 async function assertOnlyOwnOrigin(page, origin) {
   const foreign = page.requests.filter((url) => !url.startsWith(`${origin}/`));
@@ -169,7 +171,8 @@ async function startFixture() {
       return response.writeHead(401).end();
     }
     response.writeHead(200, { "content-type": "application/json" });
-    response.end(fixture.reply === "garbage" ? "<html>proxy error</html>" : JSON.stringify(fixture.status));
+    const garbage = fixture.reply === "garbage";
+    response.end(garbage ? "<html>proxy error</html>" : JSON.stringify(fixture.status));
   });
   fixture.server.listen(0, "127.0.0.1");
   await once(fixture.server, "listening");
@@ -207,14 +210,14 @@ async function fixtureChecks(browser) {
         .every((box) => box.scrollWidth <= box.clientWidth) &&
         document.documentElement.scrollWidth <= innerWidth;
       assert.ok(await page.evaluate(fits), "the worker table overflows at 1280x800");
-      await page.screenshot({ path: join(options.artifacts, "dashboard-fixture.png"), fullPage: true });
+      await screenshot(page, "dashboard-fixture.png");
       await page.setViewportSize({ width: 390, height: 844 });
       await waitFor(page, "charts redrawn at the narrow width",
                     () => document.querySelector('[data-testid="chart-latency"]').width <=
                           390 * devicePixelRatio);
       const pageWidth = await page.evaluate(() => document.documentElement.scrollWidth);
       assert.ok(pageWidth <= 390, `the page is ${pageWidth} px wide in a 390 px window`);
-      await page.screenshot({ path: join(options.artifacts, "dashboard-narrow.png"), fullPage: true });
+      await screenshot(page, "dashboard-narrow.png");
     });
     await check("fixture: no request outside the page's origin, no CSP violation",
                 () => assertOnlyOwnOrigin(page, fixture.origin));
@@ -268,8 +271,8 @@ async function fixtureRenderChecks(page, fixture) {
   });
   await check("fixture: charts draw the series with null points as gaps", async () => {
     fixture.status = fixtureStatus(1);
-    await waitFor(page, "the throughput chart of 60 points",
-                  () => document.querySelector('[data-testid="chart-throughput"]').dataset.points === "60");
+    await waitFor(page, "the throughput chart of 60 points", () =>
+      document.querySelector('[data-testid="chart-throughput"]').dataset.points === "60");
     assert.equal(await page.getAttribute(testid("chart-throughput"), "data-peak"), "14");
     assert.equal(await page.getAttribute(testid("chart-latency"), "data-points"), "108");
     assert.equal(await page.getAttribute(testid("legend-requests"), "data-last"), "14");
@@ -388,7 +391,8 @@ async function realChecks(browser) {
     });
   } finally {
     await page.context().close();
-    if (serve.child.exitCode === null && serve.child.signalCode === null) serve.child.kill("SIGKILL");
+    const running = serve.child.exitCode === null && serve.child.signalCode === null;
+    if (running) serve.child.kill("SIGKILL");
   }
 }
 
@@ -431,7 +435,7 @@ async function realKillCheck(page, origin) {
                pids.some((pid) => !want.pids.includes(pid)) &&
                value("stat-exits") > want.exits && value("stat-replaced") > want.replaced;
       }, { victim, ...before });
-      await page.screenshot({ path: join(options.artifacts, "dashboard.png"), fullPage: true });
+      await screenshot(page, "dashboard.png");
     });
 }
 
