@@ -57,9 +57,9 @@ async function loadChromium() {
   }
   try {
     return (await import("playwright-core")).chromium;
-  } catch {
-    skip(`playwright-core is not installed in ${HERE}/node_modules ` +
-         "(scripts/setup runs npm ci --prefix tests/browser)");
+  } catch (error) {
+    skip(`playwright-core cannot be loaded from ${HERE}/node_modules (scripts/setup runs ` +
+         `npm ci --prefix tests/browser; it needs node >= 20): ${error.message}`);
   }
 }
 
