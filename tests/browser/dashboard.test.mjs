@@ -315,8 +315,9 @@ async function fixtureStateChecks(page, fixture) {
     });
   await check("fixture: an unreadable status is reported, then recovers", async () => {
     fixture.reply = "garbage";
-    await waitForConnection(page, "disconnected", "disconnected (not JSON)");
-    assert.match(await page.textContent(testid("connection")), /JSON|token/i);
+    await waitForConnection(page, "invalid", "invalid (not JSON)");
+    assert.match(await page.textContent(testid("connection")), /unreadable status/);
+    assert.ok(await page.evaluate(() => document.body.classList.contains("stale")));
     fixture.reply = "json";
     await waitForConnection(page, "live", "live again");
   });
