@@ -33,13 +33,13 @@ tl::expected<ApiReply, std::string> api_call(const std::string& url, const std::
   auto reply = body ? client.Post(path.c_str(), headers, body->dump(), "application/json")
                     : client.Get(path.c_str(), headers);
   if (!reply) {
-    return tl::unexpected(fmt::format("no reply from {}{}: {}", url, path,
-                                      httplib::to_string(reply.error())));
+    return tl::unexpected(
+        fmt::format("no reply from {}{}: {}", url, path, httplib::to_string(reply.error())));
   }
   Json parsed = Json::parse(reply->body, nullptr, false);
   if (parsed.is_discarded()) {
-    return tl::unexpected(
-        fmt::format("{}{} answered HTTP {} with a body that is not JSON", url, path, reply->status));
+    return tl::unexpected(fmt::format("{}{} answered HTTP {} with a body that is not JSON", url,
+                                      path, reply->status));
   }
   return ApiReply{reply->status, std::move(parsed)};
 }

@@ -2,7 +2,8 @@
 // runs one command and prints its result as JSON on stdout.
 //
 // With --url it asks that server (POST /v1/execute). Without, it asks the default server
-// ($BRIDGEPOOL_URL, else http://127.0.0.1:8765) if one answers /healthz within 300 ms, and otherwise starts a single Bridge
+// ($BRIDGEPOOL_URL, else http://127.0.0.1:8765) if one answers /healthz within 300 ms, and
+// otherwise starts a single Bridge
 // (--python, --handlers) for this one call. Errors go to stderr as "category: message" (and a
 // Python traceback when there is one); the exit status says the category (call_exit.h).
 // The token comes from --token or BRIDGEPOOL_TOKEN.

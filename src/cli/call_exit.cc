@@ -52,7 +52,8 @@ std::string call_exit_help() {
     out += fmt::format("  {}   {}\n", row.code, category_name(row.category));
     last = row.code;
   }
-  out += fmt::format("  {}  no server reachable at --url, or an unreadable reply", kExitUnreachable);
+  out +=
+      fmt::format("  {}  no server reachable at --url, or an unreadable reply", kExitUnreachable);
   return out;
 }
 

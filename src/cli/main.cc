@@ -74,9 +74,11 @@ int run(int argc, char** argv) {
   c->add_option("COMMAND", call.command, "Command to run")->required();
   c->add_option("ARGS_JSON", call.args_json, "Arguments as a JSON object (default {})");
   c->add_option("--session", call.session, "Run in this session");
-  c->add_option("--url", call.url, "Server URL (default: http://127.0.0.1:8765 if it answers, "
-                                   "else a local bridge)");
-  c->add_option("--timeout-ms", call.timeout_ms, "Request deadline")->check(CLI::Range(1, 86400000));
+  c->add_option("--url", call.url,
+                "Server URL (default: http://127.0.0.1:8765 if it answers, "
+                "else a local bridge)");
+  c->add_option("--timeout-ms", call.timeout_ms, "Request deadline")
+      ->check(CLI::Range(1, 86400000));
   c->add_option("--token", call.token, "Bearer token (default: $BRIDGEPOOL_TOKEN)");
   c->add_option("--python", call.python, "Local bridge: Python interpreter");
   c->add_option("--handlers", call.handlers, "Local bridge: handler module(s)");

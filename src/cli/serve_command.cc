@@ -24,9 +24,9 @@ namespace {
 using server::ServeConfig;
 
 std::shared_ptr<Logger> make_logger(const ServeConfig& c) {
-  return std::make_shared<Logger>(level_from_name(c.log_level),
-                                  c.log_format == "json" ? Logger::Format::kJsonLines
-                                                         : Logger::Format::kText);
+  return std::make_shared<Logger>(level_from_name(c.log_level), c.log_format == "json"
+                                                                    ? Logger::Format::kJsonLines
+                                                                    : Logger::Format::kText);
 }
 
 PoolConfig pool_config(const ServeConfig& c, std::shared_ptr<Logger> logger) {
@@ -89,11 +89,14 @@ void add_serve_flags(CLI::App& app, std::vector<server::TextSetting>& flags) {
   for (const auto& key : server::serve_keys()) {
     std::string flag = key.flag_name();
     std::string name(key.name);
-    std::string help = fmt::format("{} (env {}, default {})", key.help, key.env_name(),
-                                   server::default_text(key));
+    std::string help =
+        fmt::format("{} (env {}, default {})", key.help, key.env_name(), server::default_text(key));
     if (key.type == server::KeyType::kBool) {
       app.add_flag_function(
-          flag, [&flags, name, flag](std::int64_t) { flags.push_back({name, "true", flag}); },
+          flag,
+          [&flags, name, flag](std::int64_t) {
+            flags.push_back({name, "true", flag});
+          },
           help);
     } else if (key.type == server::KeyType::kStringList) {
       // Repeated or comma-separated: --handlers a.py --handlers b.py, or --handlers a.py,b.py.
@@ -106,7 +109,10 @@ void add_serve_flags(CLI::App& app, std::vector<server::TextSetting>& flags) {
           ->delimiter(',');
     } else {
       app.add_option_function<std::string>(
-             flag, [&flags, name, flag](const std::string& v) { flags.push_back({name, v, flag}); },
+             flag,
+             [&flags, name, flag](const std::string& v) {
+               flags.push_back({name, v, flag});
+             },
              help)
           ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
     }
@@ -121,13 +127,12 @@ int run_serve(const server::ConfigSources& sources) {
   }
   auto logger = make_logger(*config);
   Running run;
-  auto watch = SignalWatch::start(
-      [&](int signo) { run.stop.request(signo); },
-      [](int signo) {
-        kill_child_process_groups();
-        std::_Exit(kExitSignalBase + signo);
-      },
-      [&](int) { on_hangup(run, logger); });
+  auto watch = SignalWatch::start([&](int signo) { run.stop.request(signo); },
+                                  [](int signo) {
+                                    kill_child_process_groups();
+                                    std::_Exit(kExitSignalBase + signo);
+                                  },
+                                  [&](int) { on_hangup(run, logger); });
   if (!watch) {
     std::fprintf(stderr, "bridgepool serve: %s\n", watch.error().to_string().c_str());
     return 1;

@@ -10,7 +10,8 @@ namespace bridgepool::cli {
 
 int run_status(const StatusOptions& o) {
   std::string url = o.url.empty() ? default_url() : o.url;
-  auto reply = api_call(url, "/v1/status", std::nullopt, "", std::chrono::milliseconds(o.timeout_ms));
+  auto reply =
+      api_call(url, "/v1/status", std::nullopt, "", std::chrono::milliseconds(o.timeout_ms));
   if (!reply) {
     std::fprintf(stderr, "bridgepool status: %s\n", reply.error().c_str());
     return kExitUnreachable;

@@ -37,14 +37,13 @@ std::string format_status(const Json& status) {
       field(pool, "queue_length"), field(pool, "requests"), field(pool, "ok"),
       field(breaker, "state"));
   constexpr const char* kRow = "{:<6} {:>8} {:<13} {:<10} {:>9} {:>7} {:>9} {:>4} {:>8}  {}\n";
-  out += fmt::format(kRow, "ID", "PID", "STATE", "HEALTH", "REQUESTS", "PYERR", "UPTIME_S",
-                     "GEN", "RSS_MIB", "SESSION");
+  out += fmt::format(kRow, "ID", "PID", "STATE", "HEALTH", "REQUESTS", "PYERR", "UPTIME_S", "GEN",
+                     "RSS_MIB", "SESSION");
   const Json workers = status.contains("workers") ? status["workers"] : Json::array();
   for (const auto& w : workers) {
-    out += fmt::format(kRow, field(w, "id"), field(w, "pid"), field(w, "state"),
-                       field(w, "health"), field(w, "requests"), field(w, "python_errors"),
-                       field(w, "uptime_s"), field(w, "generation"), rss_mib(w),
-                       field(w, "current_session"));
+    out += fmt::format(kRow, field(w, "id"), field(w, "pid"), field(w, "state"), field(w, "health"),
+                       field(w, "requests"), field(w, "python_errors"), field(w, "uptime_s"),
+                       field(w, "generation"), rss_mib(w), field(w, "current_session"));
   }
   if (workers.empty()) out += "(no workers)\n";
   return out;

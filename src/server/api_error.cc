@@ -6,17 +6,24 @@ using Json = nlohmann::json;
 
 int http_status_for(ErrorCategory category) {
   switch (category) {
-    case ErrorCategory::kInvalidRequest: return 400;
-    case ErrorCategory::kSession: return 404;
-    case ErrorCategory::kPython: return 422;
-    case ErrorCategory::kTimeout: return 504;
+    case ErrorCategory::kInvalidRequest:
+      return 400;
+    case ErrorCategory::kSession:
+      return 404;
+    case ErrorCategory::kPython:
+      return 422;
+    case ErrorCategory::kTimeout:
+      return 504;
     case ErrorCategory::kResource:
-    case ErrorCategory::kCircuitOpen: return 503;
+    case ErrorCategory::kCircuitOpen:
+      return 503;
     case ErrorCategory::kInitialization:
     case ErrorCategory::kConnection:
     case ErrorCategory::kCommunication:
-    case ErrorCategory::kHealthCheck: return 502;
-    case ErrorCategory::kSystem: return 500;
+    case ErrorCategory::kHealthCheck:
+      return 502;
+    case ErrorCategory::kSystem:
+      return 500;
   }
   return 500;
 }

@@ -44,8 +44,8 @@ Result<std::optional<std::chrono::milliseconds>> timeout_of(const Json& body) {
   const Json& t = body["timeout_ms"];
   if (!t.is_number_unsigned() || t.get<std::uint64_t>() == 0 ||
       t.get<std::uint64_t>() > 86'400'000) {
-    return invalid(fmt::format("'timeout_ms' must be an integer from 1 to 86400000, got {}",
-                               t.dump()));
+    return invalid(
+        fmt::format("'timeout_ms' must be an integer from 1 to 86400000, got {}", t.dump()));
   }
   return std::optional(std::chrono::milliseconds(t.get<std::uint64_t>()));
 }
@@ -94,8 +94,8 @@ Result<ExecuteRequest> parse_execute_request(std::string_view text) {
   r.args = args_of(*body);
   if (body->contains("session_id") && !(*body)["session_id"].is_null()) {
     if (!(*body)["session_id"].is_string()) {
-      return invalid(fmt::format("'session_id' must be a string, got {}",
-                                 json_type((*body)["session_id"])));
+      return invalid(
+          fmt::format("'session_id' must be a string, got {}", json_type((*body)["session_id"])));
     }
     r.session_id = (*body)["session_id"].get<std::string>();
   }

@@ -63,9 +63,7 @@ void HttpService::handle_dashboard(const Req&, Res& res) {
   res.set_content(std::string(kDashboardHtml), "text/html; charset=utf-8");
 }
 
-void HttpService::handle_healthz(const Req&, Res& res) {
-  send_json(res, 200, Json{{"ok", true}});
-}
+void HttpService::handle_healthz(const Req&, Res& res) { send_json(res, 200, Json{{"ok", true}}); }
 
 void HttpService::handle_readyz(const Req&, Res& res) {
   PoolStats stats = pool_.stats();
@@ -77,8 +75,7 @@ void HttpService::handle_readyz(const Req&, Res& res) {
 }
 
 void HttpService::handle_metrics(const Req&, Res& res) {
-  std::string text =
-      hooks_.metrics_text ? hooks_.metrics_text() : pool_stats_text(pool_.stats());
+  std::string text = hooks_.metrics_text ? hooks_.metrics_text() : pool_stats_text(pool_.stats());
   res.set_content(std::move(text), "text/plain; version=0.0.4; charset=utf-8");
 }
 
@@ -107,9 +104,8 @@ std::pair<int, Json> HttpService::run_execute(const ExecuteRequest& r,
   options.on_chunk = std::move(on_chunk);
   options.report = &report;
   if (r.idempotent == false) options.retry = RetryPolicy::none();
-  auto result = r.session_id
-                    ? pool_.execute_in_session(*r.session_id, r.command, r.args, options)
-                    : pool_.execute(r.command, r.args, options);
+  auto result = r.session_id ? pool_.execute_in_session(*r.session_id, r.command, r.args, options)
+                             : pool_.execute(r.command, r.args, options);
   if (!result) return {http_status_for(result.error().category), error_body(result.error())};
   return {200, Json{{"ok", true},
                     {"result", std::move(*result)},
@@ -130,8 +126,7 @@ void HttpService::handle_execute(const Req& req, Res& res) {
   auto request = std::make_shared<ExecuteRequest>(std::move(*parsed));
   res.set_header("Cache-Control", "no-store");
   res.set_chunked_content_provider(
-      std::string(content_type(mode)),
-      [this, request, mode](std::size_t, httplib::DataSink& sink) {
+      std::string(content_type(mode)), [this, request, mode](std::size_t, httplib::DataSink& sink) {
         auto write = [&sink](const std::string& frame) { sink.write(frame.data(), frame.size()); };
         auto [status, body] =
             run_execute(*request, [&](const Json& chunk) { write(chunk_frame(mode, chunk)); });
@@ -199,8 +194,9 @@ void HttpService::handle_rolling_restart(const Req&, Res& res) {
 void HttpService::handle_breaker_reset(const Req&, Res& res) {
   auto breaker = pool_.breaker();
   if (!breaker) {
-    return send_json(res, 409, error_body("invalid_request",
-                                          "the pool has no circuit breaker (resilience is off)"));
+    return send_json(
+        res, 409,
+        error_body("invalid_request", "the pool has no circuit breaker (resilience is off)"));
   }
   breaker->reset();
   send_json(res, 200, Json{{"ok", true}, {"state", "closed"}});

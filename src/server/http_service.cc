@@ -2,9 +2,8 @@
 // in http_endpoints.cc.
 #include "server/http_service.h"
 
-#include <string.h>
-
 #include <httplib.h>
+#include <string.h>
 
 #include <fmt/format.h>
 
@@ -93,19 +92,21 @@ void HttpService::install_routes() {
 void HttpService::dispatch(const Req& req, Res& res) {
   auto route = match_route(req.method, req.path);
   if (!route) {
-    return send_json(res, 404, error_body("not_found", fmt::format("no such path: {}",
-                                                                   printable(req.path))));
+    return send_json(res, 404,
+                     error_body("not_found", fmt::format("no such path: {}", printable(req.path))));
   }
   if (!route->method_allowed) {
     res.set_header("Allow", route->allow);
-    return send_json(res, 405, error_body("method_not_allowed",
-                                          fmt::format("{} allows {} only", printable(req.path),
-                                                      route->allow)));
+    return send_json(
+        res, 405,
+        error_body("method_not_allowed",
+                   fmt::format("{} allows {} only", printable(req.path), route->allow)));
   }
   if (route->needs_token && !authorized(req.get_header_value("Authorization"), options_.token)) {
     res.set_header("WWW-Authenticate", "Bearer realm=\"bridgepool\"");
-    return send_json(res, 401, error_body("unauthorized",
-                                          "this endpoint needs 'Authorization: Bearer <token>'"));
+    return send_json(
+        res, 401,
+        error_body("unauthorized", "this endpoint needs 'Authorization: Bearer <token>'"));
   }
   route_request(req, res);
   if (res.status >= 500) {
@@ -120,9 +121,10 @@ void HttpService::dispatch(const Req& req, Res& res) {
 void HttpService::on_error(const Req& req, Res& res) {
   if (!res.body.empty()) return;  // a handler's own error body
   if (res.status == 413) {
-    send_json(res, 413, error_body("invalid_request",
-                                   fmt::format("the body is larger than max_body_bytes ({})",
-                                               options_.max_body_bytes)));
+    send_json(
+        res, 413,
+        error_body("invalid_request", fmt::format("the body is larger than max_body_bytes ({})",
+                                                  options_.max_body_bytes)));
     return;
   }
   // httplib's own refusals: a request line, header or body framing it could not read (a POST
@@ -139,9 +141,9 @@ Result<ListenAddress> HttpService::bind(const ListenAddress& address) {
   bool ok = port == 0 ? (port = http_->bind_to_any_port(address.host)) > 0
                       : http_->bind_to_port(address.host, port);
   if (!ok) {
-    return make_error(ErrorCategory::kSystem,
-                      fmt::format("cannot listen on {}: {}", address.to_string(),
-                                  std::strerror(errno)));
+    return make_error(
+        ErrorCategory::kSystem,
+        fmt::format("cannot listen on {}: {}", address.to_string(), std::strerror(errno)));
   }
   ListenAddress bound{address.host, static_cast<std::uint16_t>(port)};
   listen_ = bound.to_string();

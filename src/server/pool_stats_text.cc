@@ -28,12 +28,12 @@ std::string pool_stats_text(const PoolStats& stats) {
   stats.for_each([&](const StatInfo& info, std::uint64_t value) {
     bool counter = info.kind == StatKind::kCounter;
     std::string family = fmt::format("bridgepool_pool_{}{}", info.name, counter ? "_total" : "");
-    out += fmt::format("# HELP {} {} ({})\n# TYPE {} {}\n{}{{pool=\"{}\"}} {}\n", family,
-                       info.help, info.unit, family, counter ? "counter" : "gauge", family, pool,
-                       value);
+    out += fmt::format("# HELP {} {} ({})\n# TYPE {} {}\n{}{{pool=\"{}\"}} {}\n", family, info.help,
+                       info.unit, family, counter ? "counter" : "gauge", family, pool, value);
   });
-  out += "# HELP bridgepool_pool_errors_total Calls that failed, by error category\n"
-         "# TYPE bridgepool_pool_errors_total counter\n";
+  out +=
+      "# HELP bridgepool_pool_errors_total Calls that failed, by error category\n"
+      "# TYPE bridgepool_pool_errors_total counter\n";
   for (const auto& [category, count] : stats.errors) {
     out += fmt::format("bridgepool_pool_errors_total{{pool=\"{}\",category=\"{}\"}} {}\n", pool,
                        escape_label(category), count);

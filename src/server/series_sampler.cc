@@ -75,9 +75,8 @@ Json SeriesSampler::snapshot() {
     p50.push_back(p.p50_ms ? Json(*p.p50_ms) : Json(nullptr));
     p99.push_back(p.p99_ms ? Json(*p.p99_ms) : Json(nullptr));
   }
-  return Json{{"interval_s", 1},          {"end_ms", second * 1000},
-              {"requests_per_s", requests}, {"errors_per_s", errors},
-              {"p50_ms", p50},              {"p99_ms", p99}};
+  return Json{{"interval_s", 1},        {"end_ms", second * 1000}, {"requests_per_s", requests},
+              {"errors_per_s", errors}, {"p50_ms", p50},           {"p99_ms", p99}};
 }
 
 }  // namespace bridgepool::server

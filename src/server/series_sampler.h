@@ -51,7 +51,7 @@ class SeriesSampler {
 
   std::shared_ptr<const Clock> clock_;
   std::mutex mutex_;
-  std::deque<Point> points_;     // final seconds, oldest first
+  std::deque<Point> points_;      // final seconds, oldest first
   std::int64_t open_second_ = 0;  // the second the open bucket belongs to (0: none yet)
   std::uint64_t open_requests_ = 0;
   std::uint64_t open_errors_ = 0;

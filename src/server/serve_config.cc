@@ -38,11 +38,14 @@ KeyEntry make_entry(std::string_view name, KeyType type, std::string_view help,
 const std::vector<KeyEntry>& entries() {
   static const std::vector<KeyEntry> table = [] {
     std::vector<KeyEntry> t;
-#define BRIDGEPOOL_KEY_STR(f, d, h) t.push_back(make_entry(#f, KeyType::kString, h, &ServeConfig::f));
+#define BRIDGEPOOL_KEY_STR(f, d, h) \
+  t.push_back(make_entry(#f, KeyType::kString, h, &ServeConfig::f));
 #define BRIDGEPOOL_KEY_LIST(f, d, h) \
   t.push_back(make_entry(#f, KeyType::kStringList, h, &ServeConfig::f));
-#define BRIDGEPOOL_KEY_UINT(f, d, h) t.push_back(make_entry(#f, KeyType::kUint, h, &ServeConfig::f));
-#define BRIDGEPOOL_KEY_BOOL(f, d, h) t.push_back(make_entry(#f, KeyType::kBool, h, &ServeConfig::f));
+#define BRIDGEPOOL_KEY_UINT(f, d, h) \
+  t.push_back(make_entry(#f, KeyType::kUint, h, &ServeConfig::f));
+#define BRIDGEPOOL_KEY_BOOL(f, d, h) \
+  t.push_back(make_entry(#f, KeyType::kBool, h, &ServeConfig::f));
     BRIDGEPOOL_SERVE_KEYS(BRIDGEPOOL_KEY_STR, BRIDGEPOOL_KEY_LIST, BRIDGEPOOL_KEY_UINT,
                           BRIDGEPOOL_KEY_BOOL)
 #undef BRIDGEPOOL_KEY_STR
@@ -63,23 +66,29 @@ const KeyEntry* find_entry(std::string_view name) {
 
 std::string_view type_name(KeyType type) {
   switch (type) {
-    case KeyType::kString: return "a string";
-    case KeyType::kStringList: return "a list of strings";
-    case KeyType::kUint: return "an integer >= 0";
-    case KeyType::kBool: return "a boolean";
+    case KeyType::kString:
+      return "a string";
+    case KeyType::kStringList:
+      return "a list of strings";
+    case KeyType::kUint:
+      return "an integer >= 0";
+    case KeyType::kBool:
+      return "a boolean";
   }
   return "?";
 }
 
 bool has_type(const Json& v, KeyType type) {
   switch (type) {
-    case KeyType::kString: return v.is_string();
-    case KeyType::kUint: return v.is_number_unsigned();
-    case KeyType::kBool: return v.is_boolean();
+    case KeyType::kString:
+      return v.is_string();
+    case KeyType::kUint:
+      return v.is_number_unsigned();
+    case KeyType::kBool:
+      return v.is_boolean();
     case KeyType::kStringList:
-      return v.is_array() && std::all_of(v.begin(), v.end(), [](const Json& s) {
-               return s.is_string();
-             });
+      return v.is_array() &&
+             std::all_of(v.begin(), v.end(), [](const Json& s) { return s.is_string(); });
   }
   return false;
 }
@@ -122,7 +131,8 @@ Json from_toml(const toml::node& node) {
 // Text (environment, flags) -> JSON of the key's type, or an error.
 tl::expected<Json, std::string> from_text(const KeyEntry& entry, const std::string& text) {
   switch (entry.info.type) {
-    case KeyType::kString: return Json(text);
+    case KeyType::kString:
+      return Json(text);
     case KeyType::kStringList: {
       Json out = Json::array();
       std::stringstream in(text);
@@ -166,7 +176,8 @@ Status check_range(const ServeConfig& c, const SourceMap& s) {
   if (c.session_ttl_s < 1) return fail("session_ttl_s", "must be at least 1");
   bool ok = false;
   level_from_name(c.log_level, &ok);
-  if (!ok) return fail("log_level", fmt::format("'{}' is not debug|info|warn|error|off", c.log_level));
+  if (!ok)
+    return fail("log_level", fmt::format("'{}' is not debug|info|warn|error|off", c.log_level));
   if (c.log_format != "text" && c.log_format != "json") {
     return fail("log_format", fmt::format("'{}' is not text|json", c.log_format));
   }
@@ -200,7 +211,7 @@ std::string default_text(const KeyInfo& key) {
   const KeyEntry* entry = find_entry(key.name);
   Json value = entry->get(ServeConfig{});
   return value.is_string() && !value.get<std::string>().empty() ? value.get<std::string>()
-                                                                  : value.dump();
+                                                                : value.dump();
 }
 
 tl::expected<void, std::string> apply_toml(ServeConfig& config, SourceMap& sources,
@@ -209,8 +220,8 @@ tl::expected<void, std::string> apply_toml(ServeConfig& config, SourceMap& sourc
   try {
     table = toml::parse(toml_text, origin);
   } catch (const toml::parse_error& e) {
-    return tl::unexpected(fmt::format("{}:{}: {}", origin, e.source().begin.line,
-                                      std::string(e.description())));
+    return tl::unexpected(
+        fmt::format("{}:{}: {}", origin, e.source().begin.line, std::string(e.description())));
   }
   for (const auto& [name, node] : table) {
     std::string where = fmt::format("{}:{}", origin, node.source().begin.line);
@@ -240,7 +251,8 @@ tl::expected<void, std::string> apply_text(ServeConfig& config, SourceMap& sourc
                                            const std::vector<TextSetting>& settings) {
   for (const auto& s : settings) {
     const KeyEntry* entry = find_entry(s.key);
-    if (entry == nullptr) return tl::unexpected(fmt::format("{}: unknown key '{}'", s.source, s.key));
+    if (entry == nullptr)
+      return tl::unexpected(fmt::format("{}: unknown key '{}'", s.source, s.key));
     auto value = from_text(*entry, s.value);
     if (!value) return tl::unexpected(fmt::format("{}: {}", s.source, value.error()));
     if (auto ok = assign(config, sources, *entry, *value, s.source); !ok) return ok;
@@ -252,7 +264,8 @@ tl::expected<void, std::string> validate(const ServeConfig& config, const Source
   if (auto ok = check_range(config, sources); !ok) return ok;
   auto listen_source = sources.count("listen") ? sources.at("listen") : std::string("default");
   auto address = parse_listen_address(config.listen);
-  if (!address) return tl::unexpected(fmt::format("{}: listen: {}", listen_source, address.error()));
+  if (!address)
+    return tl::unexpected(fmt::format("{}: listen: {}", listen_source, address.error()));
   if (!address->is_loopback() && config.token.empty() && config.token_file.empty() &&
       !config.insecure) {
     return tl::unexpected(fmt::format(
@@ -284,8 +297,10 @@ std::string serve_keys_markdown() {
   for (const auto& key : serve_keys()) {
     std::string_view type = type_name(key.type);
     type.remove_prefix(type.find(' ') + 1);  // "an integer >= 0" -> "integer >= 0"
+    std::string help;
+    for (char ch : key.help) help += ch == '|' ? std::string("\\|") : std::string(1, ch);
     out += fmt::format("| `{}` | {} | `{}` | `{}` | `{}` | {} |\n", key.name, type,
-                       default_text(key), key.env_name(), key.flag_name(), key.help);
+                       default_text(key), key.env_name(), key.flag_name(), help);
   }
   return out;
 }

@@ -25,26 +25,26 @@ namespace bridgepool::server {
 enum class KeyType { kString, kStringList, kUint, kBool };
 
 // KEY(field, type, default, help). Types: STR (std::string), LIST (strings), UINT, BOOL.
-#define BRIDGEPOOL_SERVE_KEYS(STR, LIST, UINT, BOOL)                                              \
-  STR(listen, "127.0.0.1:8765", "HOST:PORT to listen on (port 0: the kernel picks one)")         \
-  UINT(workers, 2, "Python worker processes")                                                    \
-  LIST(handlers, {}, "Handler modules, paths or dotted names (empty: examples/handlers.py)")     \
-  STR(python, "", "Python interpreter (empty: /usr/bin/python3, else python3)")                  \
-  STR(token, "", "Bearer token required by POST/DELETE endpoints (empty: none)")                 \
-  STR(token_file, "", "Read the token from this file (keeps it out of ps and the environment)")  \
+#define BRIDGEPOOL_SERVE_KEYS(STR, LIST, UINT, BOOL)                                            \
+  STR(listen, "127.0.0.1:8765", "HOST:PORT to listen on (port 0: the kernel picks one)")        \
+  UINT(workers, 2, "Python worker processes")                                                   \
+  LIST(handlers, {}, "Handler modules, paths or dotted names (empty: examples/handlers.py)")    \
+  STR(python, "", "Python interpreter (empty: /usr/bin/python3, else python3)")                 \
+  STR(token, "", "Bearer token required by POST/DELETE endpoints (empty: none)")                \
+  STR(token_file, "", "Read the token from this file (keeps it out of ps and the environment)") \
   BOOL(insecure, false, "Allow a non-loopback listen address without a token")                  \
-  UINT(max_body_bytes, 1048576, "Largest request body accepted; larger ones get 413")            \
-  UINT(request_timeout_ms, 60000, "Default deadline of one request on a worker")                 \
-  UINT(read_timeout_ms, 5000, "Idle time allowed while reading a request before dropping it")    \
-  UINT(http_threads, 0, "HTTP connection threads (0: max(8, 4 x (workers + max_overflow)))")     \
-  STR(log_level, "info", "debug|info|warn|error|off")                                            \
-  STR(log_format, "text", "text|json (JSON lines on stderr)")                                    \
-  UINT(min_ready, 1, "Workers that must be ready for /readyz (and before serving)")              \
-  UINT(checkout_timeout_ms, 5000, "Wait for a free worker before a timeout error")               \
-  UINT(max_overflow, 0, "Extra workers started while every worker is busy")                      \
+  UINT(max_body_bytes, 1048576, "Largest request body accepted; larger ones get 413")           \
+  UINT(request_timeout_ms, 60000, "Default deadline of one request on a worker")                \
+  UINT(read_timeout_ms, 5000, "Idle time allowed while reading a request before dropping it")   \
+  UINT(http_threads, 0, "HTTP connection threads (0: max(8, 4 x (workers + max_overflow)))")    \
+  STR(log_level, "info", "debug|info|warn|error|off")                                           \
+  STR(log_format, "text", "text|json (JSON lines on stderr)")                                   \
+  UINT(min_ready, 1, "Workers that must be ready for /readyz (and before serving)")             \
+  UINT(checkout_timeout_ms, 5000, "Wait for a free worker before a timeout error")              \
+  UINT(max_overflow, 0, "Extra workers started while every worker is busy")                     \
   UINT(max_queue, 1024, "Callers waiting for a worker beyond this fail at once (503)")          \
-  UINT(session_ttl_s, 300, "Sessions idle this long are closed")                                 \
-  UINT(max_requests, 0, "Recycle a worker after this many requests (0: never)")                  \
+  UINT(session_ttl_s, 300, "Sessions idle this long are closed")                                \
+  UINT(max_requests, 0, "Recycle a worker after this many requests (0: never)")                 \
   UINT(shutdown_grace_ms, 10000, "SIGTERM/SIGINT: time in-flight requests get to finish")
 
 struct ServeConfig {

@@ -16,8 +16,8 @@
 namespace bridgepool::server {
 
 struct ConfigSources {
-  std::string file;                  // "": no file
-  std::vector<TextSetting> flags;    // in command-line order
+  std::string file;                // "": no file
+  std::vector<TextSetting> flags;  // in command-line order
 };
 
 // The BRIDGEPOOL_* variables of this process.

@@ -30,9 +30,8 @@ Json pool_json(const StatusInputs& in) {
                {"kind", in.kind},
                {"ready", is_ready(in.stats, in.min_ready)},
                {"min_ready", in.min_ready}};
-  in.stats.for_each([&](const StatInfo& info, std::uint64_t value) {
-    pool[std::string(info.name)] = value;
-  });
+  in.stats.for_each(
+      [&](const StatInfo& info, std::uint64_t value) { pool[std::string(info.name)] = value; });
   pool["errors"] = Json::object();
   for (const auto& [category, count] : in.stats.errors) pool["errors"][category] = count;
   pool["last_init_error"] = in.stats.last_init_error;
@@ -45,13 +44,14 @@ Json status_document(const StatusInputs& in) {
   Json workers = Json::array();
   for (const auto& w : in.workers) workers.push_back(worker_json(w));
   std::string breaker = in.stats.breaker_state.empty() ? "disabled" : in.stats.breaker_state;
-  return Json{{"server", {{"version", in.version}, {"uptime_s", in.uptime_s}, {"listen", in.listen}}},
-              {"pool", pool_json(in)},
-              {"workers", workers},
-              {"breaker", {{"state", breaker}}},
-              {"sessions", {{"live", in.stats.sessions}}},
-              {"alerts", in.alerts.is_array() ? in.alerts : Json::array()},
-              {"series", in.series}};
+  return Json{
+      {"server", {{"version", in.version}, {"uptime_s", in.uptime_s}, {"listen", in.listen}}},
+      {"pool", pool_json(in)},
+      {"workers", workers},
+      {"breaker", {{"state", breaker}}},
+      {"sessions", {{"live", in.stats.sessions}}},
+      {"alerts", in.alerts.is_array() ? in.alerts : Json::array()},
+      {"series", in.series}};
 }
 
 }  // namespace bridgepool::server

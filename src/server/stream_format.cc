@@ -14,9 +14,12 @@ StreamMode stream_mode(bool body_asks_stream, std::string_view accept) {
 
 std::string_view content_type(StreamMode mode) {
   switch (mode) {
-    case StreamMode::kNdjson: return "application/x-ndjson";
-    case StreamMode::kSse: return "text/event-stream";
-    case StreamMode::kNone: break;
+    case StreamMode::kNdjson:
+      return "application/x-ndjson";
+    case StreamMode::kSse:
+      return "text/event-stream";
+    case StreamMode::kNone:
+      break;
   }
   return "";
 }
@@ -26,7 +29,8 @@ namespace {
 // dump() escapes control characters, so the JSON text has no raw newline: one line of data.
 std::string frame(StreamMode mode, std::string_view event, const Json& value) {
   if (mode == StreamMode::kSse) {
-    return "event: " + std::string(event) + "\ndata: " + value.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n\n";
+    return "event: " + std::string(event) +
+           "\ndata: " + value.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n\n";
   }
   return value.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
 }
