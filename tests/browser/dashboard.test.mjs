@@ -3,8 +3,9 @@
 //
 // Two modes, both run by default (--mode fixture|real|all):
 //  fixture  the page served by a small in-process HTTP server whose /v1/status is a document the
-//           test edits: rendering, escaping of hostile server text, chart gaps, the disconnected
-//           and unreadable states and their recovery, a narrow window. Fast; no bridgepool.
+//           test edits: rendering, escaping of hostile server text, chart gaps, the disconnected,
+//           token-protected and unreadable states and their recovery, a narrow window. Fast; no
+//           bridgepool.
 //  real     `bridgepool serve` with 2 workers: the page lists the workers, counters and charts
 //           move under load, a SIGKILLed worker is replaced on the page, a screenshot is kept
 //           (<artifacts>/dashboard.png), SIGTERM ends the server with 0 and the page says
