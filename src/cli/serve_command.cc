@@ -114,7 +114,8 @@ void add_serve_flags(CLI::App& app, std::vector<server::TextSetting>& flags) {
                flags.push_back({name, v, flag});
              },
              help)
-          ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+          ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast)
+          ->type_name(key.type == server::KeyType::kUint ? "UINT" : "TEXT");
     }
   }
 }

@@ -24,6 +24,7 @@
 #include <nlohmann/json.hpp>
 
 #include "bridgepool/error.h"
+#include "integration/cli_process.h"
 #include "integration/test_support.h"
 
 extern char** environ;
@@ -61,98 +62,9 @@ CliRun run_cli(const std::string& args) {
   return r;
 }
 
-std::string read_text(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::ostringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
-
-// A fresh directory for one test's files.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = ::testing::TempDir() + "/bp_cli_XXXXXX";
-    path_ = ::mkdtemp(pattern.data());
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
-
-// The bench binary as a child of the test: argv without a shell (so arguments up to the kernel's
-// 128 KiB per argument pass as they are), stdout and stderr to separate files, extra environment.
-class BenchProcess {
- public:
-  BenchProcess(const TempDir& dir, std::vector<std::string> args,
-               std::map<std::string, std::string> env = {})
-      : out_path_(dir.file("stdout")), err_path_(dir.file("stderr")) {
-    std::vector<std::string> argv_s{BRIDGEPOOL_CLI};
-    argv_s.insert(argv_s.end(), args.begin(), args.end());
-    std::vector<std::string> env_s;
-    for (char** e = environ; *e; ++e) {
-      std::string kv(*e);
-      if (!env.count(kv.substr(0, kv.find('=')))) env_s.push_back(kv);
-    }
-    for (const auto& [k, v] : env) env_s.push_back(k + "=" + v);
-    std::vector<char*> argv, envp;
-    for (auto& a : argv_s) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    for (auto& e : env_s) envp.push_back(e.data());
-    envp.push_back(nullptr);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&actions, 1, out_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
-                                     0644);
-    posix_spawn_file_actions_addopen(&actions, 2, err_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
-                                     0644);
-    started_ = std::chrono::steady_clock::now();
-    if (::posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), envp.data()) != 0) pid_ = -1;
-    posix_spawn_file_actions_destroy(&actions);
-    if (pid_ > 0) pidfd_ = static_cast<int>(::syscall(SYS_pidfd_open, pid_, 0));
-  }
-  ~BenchProcess() {
-    if (pid_ > 0 && !status_) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-    }
-    if (pidfd_ >= 0) ::close(pidfd_);
-  }
-
-  pid_t pid() const { return pid_; }
-  bool signal(int signo) const { return pid_ > 0 && ::kill(pid_, signo) == 0; }
-
-  // Waits (on the pidfd, no polling) until the process exits or `timeout` passes. Returns its
-  // wait status, or nothing on timeout.
-  std::optional<int> wait(std::chrono::milliseconds timeout) {
-    if (status_) return status_;
-    pollfd p{pidfd_, POLLIN, 0};
-    int rc;
-    do {
-      rc = ::poll(&p, 1, static_cast<int>(timeout.count()));
-    } while (rc < 0 && errno == EINTR);
-    if (rc <= 0) return std::nullopt;
-    int status = 0;
-    if (::waitpid(pid_, &status, 0) != pid_) return std::nullopt;
-    exited_ = std::chrono::steady_clock::now();
-    status_ = status;
-    return status_;
-  }
-  std::chrono::steady_clock::duration run_time() const { return exited_ - started_; }
-
-  std::string out() const { return read_text(out_path_); }
-  std::string err() const { return read_text(err_path_); }
-
- private:
-  std::string out_path_, err_path_;
-  pid_t pid_ = -1;
-  int pidfd_ = -1;
-  std::optional<int> status_;
-  std::chrono::steady_clock::time_point started_, exited_;
-};
+using bridgepool::testing::read_text;
+using bridgepool::testing::TempDir;
+using BenchProcess = bridgepool::testing::CliProcess;
 
 // "<worker pid> <helper pid>" lines written by tests/data/interrupt_handlers.py.
 std::vector<pid_t> recorded_pids(const std::string& path) {

@@ -131,6 +131,15 @@ TEST_F(HttpServiceTest, AlertsAndMetricsComeFromTheHooks) {
   EXPECT_EQ(client().Get("/metrics")->body, "registry 1\n");
 }
 
+TEST_F(HttpServiceTest, EverySecondHookIsCalled) {
+  pool_ = testing::start_pool(testing::test_config(1));
+  std::atomic<int> ticks{0};
+  ServiceHooks hooks;
+  hooks.every_second = [&] { ++ticks; };
+  service_ = std::make_unique<HttpService>(*pool_, ServiceOptions{}, hooks);
+  EXPECT_TRUE(testing::wait_until([&] { return ticks.load() >= 1; }, milliseconds(5'000)));
+}
+
 TEST_F(HttpServiceTest, MetricsWithoutRegistryRenderPoolStats) {
   start();
   auto res = client().Get("/metrics");
