@@ -3,9 +3,8 @@
 //
 // Two modes, both run by default (--mode fixture|real|all):
 //  fixture  the page served by a small in-process HTTP server whose /v1/status is a document the
-//           test edits: rendering, escaping of hostile server text, chart gaps, the disconnected,
-//           token-protected and unreadable states and their recovery, a narrow window. Fast; no
-//           bridgepool.
+//           test edits: rendering, escaping of hostile server text, chart gaps, the disconnected
+//           and unreadable states and their recovery, a narrow window. Fast; no bridgepool.
 //  real     `bridgepool serve` with 2 workers: the page lists the workers, counters and charts
 //           move under load, a SIGKILLed worker is replaced on the page, a screenshot is kept
 //           (<artifacts>/dashboard.png), SIGTERM ends the server with 0 and the page says
@@ -155,8 +154,7 @@ function fixtureStatus(tick) {
 }
 
 // Serves the page and a /v1/status the test controls: fixture.reply is "json" (fixture.status),
-// "garbage" (200 with a body that is not JSON) or "down" (the connection is dropped); with
-// fixture.token set, /v1/status answers 401 unless the request bears that token.
+// "garbage" (200 with a body that is not JSON) or "down" (the connection is dropped).
 async function startFixture() {
   const fixture = { reply: "json", status: fixtureStatus(0) };
   const html = readFileSync(options.page);
@@ -168,9 +166,6 @@ async function startFixture() {
     }
     if (request.url !== "/v1/status") return response.writeHead(404).end();
     if (fixture.reply === "down") return request.socket.destroy();
-    if (fixture.token && request.headers.authorization !== `Bearer ${fixture.token}`) {
-      return response.writeHead(401).end();
-    }
     response.writeHead(200, { "content-type": "application/json" });
     const garbage = fixture.reply === "garbage";
     response.end(garbage ? "<html>proxy error</html>" : JSON.stringify(fixture.status));
@@ -305,15 +300,6 @@ async function fixtureStateChecks(page, fixture) {
     assert.equal(await stat(page, "requests"), 106);
     assert.ok(!(await page.evaluate(() => document.body.classList.contains("stale"))));
   });
-  await check("fixture: a token-protected status is read with the token from the fragment",
-    async () => {
-      fixture.token = "s3cret";
-      await waitFor(page, "the 401 explained", () =>
-        document.querySelector('[data-testid="connection"]').textContent.includes("#token="));
-      await page.goto(`${fixture.origin}/#token=s3cret`);
-      await waitForConnection(page, "live", "live with the token");
-      fixture.token = "";
-    });
   await check("fixture: an unreadable status is reported, then recovers", async () => {
     fixture.reply = "garbage";
     await waitForConnection(page, "invalid", "invalid (not JSON)");
