@@ -17,6 +17,7 @@
 #include "cli/stop_flag.h"
 #include "server/http_service.h"
 #include "server/listen_address.h"
+#include "server/service_telemetry.h"
 
 namespace bridgepool::cli {
 namespace {
@@ -107,7 +108,8 @@ server::ServiceOptions service_options(const ServeConfig& config,
 // Binds, prints the listening line, serves until a signal, then ends the pool.
 int serve_pool(Running& run, Pool& pool, const ServeConfig& config,
                const server::ConfigSources& sources, const std::shared_ptr<Logger>& logger) {
-  server::HttpService service(pool, service_options(config, sources, logger));
+  server::ServiceTelemetry telemetry(pool, logger, SteadyClock::instance());
+  server::HttpService service(pool, service_options(config, sources, logger), telemetry.hooks());
   auto bound = service.bind(*server::parse_listen_address(config.listen));
   if (!bound) {
     std::fprintf(stderr, "bridgepool serve: %s\n", bound.error().message.c_str());

@@ -11,7 +11,6 @@
 #include "server/dashboard_asset.h"
 #include "server/http_response.h"
 #include "server/http_service.h"
-#include "server/pool_stats_text.h"
 #include "server/status_document.h"
 #include "server/stream_format.h"
 
@@ -75,8 +74,12 @@ void HttpService::handle_readyz(const Req&, Res& res) {
 }
 
 void HttpService::handle_metrics(const Req&, Res& res) {
-  std::string text = hooks_.metrics_text ? hooks_.metrics_text() : pool_stats_text(pool_.stats());
-  res.set_content(std::move(text), "text/plain; version=0.0.4; charset=utf-8");
+  if (!hooks_.metrics_text) {
+    send_json(res, 501,
+              error_body("invalid_request", "this service has no metrics registry (ServiceHooks)"));
+    return;
+  }
+  res.set_content(hooks_.metrics_text(), "text/plain; version=0.0.4; charset=utf-8");
 }
 
 Json HttpService::status_json() {

@@ -40,10 +40,11 @@ namespace bridgepool::server {
 
 struct ExecuteRequest;  // api_request.h
 
-// What other components plug in (the integrator wires the metrics registry and the error
-// reporter here). Each may be empty.
+// What the service shows of the pool's telemetry: `bridgepool serve` plugs in a
+// ServiceTelemetry (service_telemetry.h: the metrics registry and the error reporter); tests may
+// plug in anything. Each may be empty.
 struct ServiceHooks {
-  std::function<std::string()> metrics_text;  // GET /metrics (empty: pool_stats_text)
+  std::function<std::string()> metrics_text;  // GET /metrics (empty: 501)
   std::function<nlohmann::json()> alerts;     // /v1/status "alerts" (empty: [])
   std::function<void()> every_second;         // called once a second on the ticker thread
 };

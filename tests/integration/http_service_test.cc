@@ -13,7 +13,9 @@
 
 #include <gtest/gtest.h>
 
+#include "integration/metrics_check.h"
 #include "integration/test_support.h"
+#include "server/service_telemetry.h"
 
 namespace bridgepool::server {
 namespace {
@@ -27,7 +29,9 @@ class HttpServiceTest : public ::testing::Test {
     pool_ = testing::start_pool(std::move(config));
     ASSERT_NE(pool_, nullptr);
     options.logger = std::make_shared<Logger>(LogLevel::kOff);
-    service_ = std::make_unique<HttpService>(*pool_, std::move(options));
+    // What `bridgepool serve` plugs in: the metrics registry and the error reporter.
+    telemetry_ = std::make_unique<ServiceTelemetry>(*pool_, options.logger, SteadyClock::instance());
+    service_ = std::make_unique<HttpService>(*pool_, std::move(options), telemetry_->hooks());
     auto bound = service_->bind(ListenAddress{"127.0.0.1", 0});
     ASSERT_TRUE(bound) << bound.error().message;
     port_ = bound->port;
@@ -38,6 +42,7 @@ class HttpServiceTest : public ::testing::Test {
     if (service_) service_->stop();
     if (serving_.joinable()) serving_.join();
     service_.reset();
+    telemetry_.reset();
     if (pool_) pool_->shutdown();
   }
 
@@ -68,6 +73,7 @@ class HttpServiceTest : public ::testing::Test {
   }
 
   std::unique_ptr<Pool> pool_;
+  std::unique_ptr<ServiceTelemetry> telemetry_;
   std::unique_ptr<HttpService> service_;
   std::thread serving_;
   int port_ = 0;
@@ -140,13 +146,67 @@ TEST_F(HttpServiceTest, EverySecondHookIsCalled) {
   EXPECT_TRUE(testing::wait_until([&] { return ticks.load() >= 1; }, milliseconds(5'000)));
 }
 
-TEST_F(HttpServiceTest, MetricsWithoutRegistryRenderPoolStats) {
+// GET /metrics is the registry of `bridgepool serve`, parsed by the real Prometheus parser, with
+// the counts of what was sent over HTTP.
+TEST_F(HttpServiceTest, MetricsCountTheCallsSentOverHttp) {
   start();
+  for (int i = 0; i < 5; ++i) ASSERT_EQ(post("/v1/execute", R"({"command":"echo"})").first, 200);
+  std::string severity;
+  for (int i = 0; i < 2; ++i) {
+    auto reply = post("/v1/execute", R"({"command":"fail","args":{"message":"x"}})");
+    expect_error(reply, 422, "python");
+    severity = reply.second["error"]["severity"];
+  }
   auto res = client().Get("/metrics");
   ASSERT_TRUE(res);
   EXPECT_EQ(res->status, 200);
   EXPECT_EQ(res->get_header_value("Content-Type"), "text/plain; version=0.0.4; charset=utf-8");
-  EXPECT_NE(res->body.find("bridgepool_pool_size{pool=\"test\"} 2"), std::string::npos);
+  using testing::expect_sample;
+  const Json expectations = Json::array({
+      expect_sample("bridgepool_requests_total",
+                    {{"pool", "test"}, {"command", "echo"}, {"outcome", "ok"}}, 5),
+      expect_sample("bridgepool_requests_total",
+                    {{"pool", "test"}, {"command", "fail"}, {"outcome", "python"}}, 2),
+      expect_sample("bridgepool_errors_total",
+                    {{"pool", "test"}, {"category", "python"}, {"severity", severity}}, 2),
+      expect_sample("bridgepool_request_duration_seconds_count",
+                    {{"pool", "test"}, {"command", "echo"}}, 5),
+      expect_sample("bridgepool_workers", {{"pool", "test"}, {"state", "ready"}}, 2),
+      expect_sample("bridgepool_pool_size", {{"pool", "test"}}, 2),
+  });
+  EXPECT_EQ(testing::check_metrics(res->body, expectations), 0) << res->body;
+}
+
+// The error reporter behind /v1/status: failing calls over HTTP raise error_rate within a tick or
+// two of the service's ticker (no raise hold by default), and the alert is in the status.
+TEST_F(HttpServiceTest, FailingCallsRaiseTheErrorRateAlertInTheStatus) {
+  start();
+  for (int i = 0; i < 25; ++i)
+    expect_error(post("/v1/execute", R"({"command":"fail","args":{"message":"x"}})"), 422,
+                 "python");
+  Json alerts;
+  EXPECT_TRUE(testing::wait_until(
+      [&] {
+        alerts = get("/v1/status").second["alerts"];
+        return alerts.is_array() && !alerts.empty();
+      },
+      milliseconds(10'000)));
+  ASSERT_FALSE(alerts.empty());
+  EXPECT_EQ(alerts[0]["rule"], "error_rate");
+  EXPECT_EQ(alerts[0]["severity"], "critical");
+  EXPECT_EQ(alerts[0]["value"], 1.0);
+  EXPECT_TRUE(alerts[0]["since"].is_string());
+}
+
+// A service without a metrics hook says so instead of serving something else.
+TEST_F(HttpServiceTest, MetricsWithoutARegistryAre501) {
+  pool_ = testing::start_pool(testing::test_config(1));
+  service_ = std::make_unique<HttpService>(*pool_, ServiceOptions{});
+  port_ = service_->bind(ListenAddress{"127.0.0.1", 0})->port;
+  serving_ = std::thread([this] { service_->serve(); });
+  auto res = client().Get("/metrics");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 501);
 }
 
 TEST_F(HttpServiceTest, HealthzAndReadyz) {

@@ -3,62 +3,23 @@
 // tests/data/check_metrics.py) and its counters are checked against what the test sent.
 #include "bridgepool/pool_metrics.h"
 
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <atomic>
-#include <cstdio>
-#include <fstream>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include "bridgepool/bridge.h"
+#include "integration/metrics_check.h"
 #include "integration/test_support.h"
-
-extern char** environ;
 
 namespace bridgepool {
 namespace {
 
-using testing::data_path;
+using testing::check_metrics;
+using testing::expect_sample;
 using testing::start_pool;
 using testing::test_config;
-
-// A scrape written to a temporary file, removed at scope exit.
-struct ScrapeFile {
-  explicit ScrapeFile(const std::string& text) {
-    char name[] = "/tmp/bridgepool_metrics_XXXXXX";
-    const int fd = mkstemp(name);
-    EXPECT_GE(fd, 0);
-    if (fd >= 0) close(fd);
-    path = name;
-    std::ofstream(path) << text;
-  }
-  ~ScrapeFile() { std::remove(path.c_str()); }
-  std::string path;
-};
-
-// Exit status of `check_metrics.py FILE EXPECTATIONS` (argv, no shell); -1 if it did not run.
-int check_metrics(const std::string& scrape, const Json& expectations) {
-  ScrapeFile file(scrape);
-  const std::string script = data_path("check_metrics.py"), json = expectations.dump();
-  std::vector<char*> argv = {
-      const_cast<char*>(BRIDGEPOOL_TEST_PYTHON), const_cast<char*>(script.c_str()),
-      const_cast<char*>(file.path.c_str()), const_cast<char*>(json.c_str()), nullptr};
-  pid_t pid = 0;
-  if (posix_spawn(&pid, BRIDGEPOOL_TEST_PYTHON, nullptr, nullptr, argv.data(), environ) != 0)
-    return -1;
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0) {
-  }
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-Json expect(const std::string& name, Json labels, double value, const char* op = "eq") {
-  return Json{{"name", name}, {"labels", std::move(labels)}, {"value", value}, {"op", op}};
-}
 
 TEST(PoolMetricsIntegration, ScrapeParsesAndCountsWhatTheTestSent) {
   auto pool = start_pool(test_config(2));
@@ -81,26 +42,26 @@ TEST(PoolMetricsIntegration, ScrapeParsesAndCountsWhatTheTestSent) {
   const std::string text = registry.render_prometheus();
   const Json pool_label = {{"pool", "test"}};
   const Json expectations = {
-      expect("bridgepool_requests_total",
+      expect_sample("bridgepool_requests_total",
              {{"pool", "test"}, {"command", "echo"}, {"outcome", "ok"}}, 7),
-      expect("bridgepool_requests_total",
+      expect_sample("bridgepool_requests_total",
              {{"pool", "test"}, {"command", "fail"}, {"outcome", "python"}}, 3),
-      expect("bridgepool_requests_total",
+      expect_sample("bridgepool_requests_total",
              {{"pool", "test"}, {"command", "whoami"}, {"outcome", "ok"}}, 1),
-      expect("bridgepool_errors_total",
+      expect_sample("bridgepool_errors_total",
              {{"pool", "test"}, {"category", "python"}, {"severity", severity}}, 3),
-      expect("bridgepool_request_duration_seconds_count", {{"pool", "test"}, {"command", "echo"}},
+      expect_sample("bridgepool_request_duration_seconds_count", {{"pool", "test"}, {"command", "echo"}},
              7),
-      expect("bridgepool_request_queue_wait_seconds_count", pool_label, 11),
-      expect("bridgepool_request_execution_seconds_count", pool_label, 11),
-      expect("bridgepool_session_misses_total", pool_label, 1),
-      expect("bridgepool_session_hits_total", pool_label, 0),
-      expect("bridgepool_live_sessions", pool_label, 1),
-      expect("bridgepool_worker_starts_total", pool_label, 2),
-      expect("bridgepool_workers", {{"pool", "test"}, {"state", "ready"}}, 2),
-      expect("bridgepool_worker_transitions_total",
+      expect_sample("bridgepool_request_queue_wait_seconds_count", pool_label, 11),
+      expect_sample("bridgepool_request_execution_seconds_count", pool_label, 11),
+      expect_sample("bridgepool_session_misses_total", pool_label, 1),
+      expect_sample("bridgepool_session_hits_total", pool_label, 0),
+      expect_sample("bridgepool_live_sessions", pool_label, 1),
+      expect_sample("bridgepool_worker_starts_total", pool_label, 2),
+      expect_sample("bridgepool_workers", {{"pool", "test"}, {"state", "ready"}}, 2),
+      expect_sample("bridgepool_worker_transitions_total",
              {{"pool", "test"}, {"from", "ready"}, {"to", "busy"}, {"reason", "checkout"}}, 11),
-      expect("bridgepool_worker_resident_memory_bytes", {{"pool", "test"}, {"worker", worker}}, 0,
+      expect_sample("bridgepool_worker_resident_memory_bytes", {{"pool", "test"}, {"worker", worker}}, 0,
              "gt"),
   };
   EXPECT_EQ(check_metrics(text, expectations), 0) << text;
@@ -112,10 +73,10 @@ TEST(PoolMetricsIntegration, ScrapeParsesAndCountsWhatTheTestSent) {
 TEST(PoolMetricsIntegration, CheckerRefusesMalformedScrapesAndWrongValues) {
   EXPECT_EQ(check_metrics("bridgepool_requests_total{pool=\"p\" 1\n", Json::array()), 2);
   EXPECT_EQ(check_metrics("# TYPE x_total counter\nx_total 2\n",
-                          Json::array({expect("x_total", Json::object(), 3)})),
+                          Json::array({expect_sample("x_total", Json::object(), 3)})),
             1);
   EXPECT_EQ(check_metrics("# TYPE x_total counter\nx_total 2\n",
-                          Json::array({expect("x_total", Json::object(), 2)})),
+                          Json::array({expect_sample("x_total", Json::object(), 2)})),
             0);
 }
 
@@ -127,10 +88,10 @@ TEST(PoolMetricsIntegration, BridgeMetrics) {
   PoolMetrics metrics(**bridge, registry);
   for (int i = 0; i < 2; ++i) ASSERT_TRUE((*bridge)->execute("echo"));
   const Json expectations = {
-      expect("bridgepool_requests_total",
+      expect_sample("bridgepool_requests_total",
              {{"pool", "test"}, {"command", "echo"}, {"outcome", "ok"}}, 2),
-      expect("bridgepool_workers", {{"pool", "test"}, {"state", "ready"}}, 1),
-      expect("bridgepool_pool_size", {{"pool", "test"}}, 1)};
+      expect_sample("bridgepool_workers", {{"pool", "test"}, {"state", "ready"}}, 1),
+      expect_sample("bridgepool_pool_size", {{"pool", "test"}}, 1)};
   EXPECT_EQ(check_metrics(registry.render_prometheus(), expectations), 0);
 }
 
@@ -145,7 +106,7 @@ TEST(PoolMetricsIntegration, InvalidUtf8CommandKeepsTheScrapeParseable) {
   ASSERT_FALSE(r);
   const std::string category(category_name(r.error().category));
   const std::string text = registry.render_prometheus();
-  const Json expectations = {expect("bridgepool_errors_total",
+  const Json expectations = {expect_sample("bridgepool_errors_total",
                                     {{"pool", "test"},
                                      {"category", category},
                                      {"severity", std::string(severity_name(r.error().severity))}},

@@ -6,7 +6,6 @@
 #include "server/api_request.h"
 #include "server/bearer_auth.h"
 #include "server/listen_address.h"
-#include "server/pool_stats_text.h"
 #include "server/routes.h"
 #include "server/status_document.h"
 #include "server/stream_format.h"
@@ -223,21 +222,6 @@ TEST(StatusDocument, ReadinessCountsIdleAndBusy) {
   EXPECT_TRUE(is_ready(stats, 1));
   EXPECT_FALSE(is_ready(stats, 2));
   EXPECT_FALSE(is_ready(PoolStats{}, 0));  // at least one worker, whatever min_ready says
-}
-
-TEST(PoolStatsText, OneFamilyPerStatistic) {
-  PoolStats stats;
-  stats.name = "p\"1";
-  stats.requests = 5;
-  stats.errors["timeout"] = 1;
-  std::string text = pool_stats_text(stats);
-  EXPECT_NE(text.find("# TYPE bridgepool_pool_requests_total counter\n"
-                      "bridgepool_pool_requests_total{pool=\"p\\\"1\"} 5\n"),
-            std::string::npos)
-      << text;
-  EXPECT_NE(text.find("# TYPE bridgepool_pool_idle gauge"), std::string::npos);
-  EXPECT_NE(text.find("bridgepool_pool_errors_total{pool=\"p\\\"1\",category=\"timeout\"} 1"),
-            std::string::npos);
 }
 
 TEST(ListenAddress, ParsesAndClassifies) {
