@@ -30,7 +30,8 @@ class HttpServiceTest : public ::testing::Test {
     ASSERT_NE(pool_, nullptr);
     options.logger = std::make_shared<Logger>(LogLevel::kOff);
     // What `bridgepool serve` plugs in: the metrics registry and the error reporter.
-    telemetry_ = std::make_unique<ServiceTelemetry>(*pool_, options.logger, SteadyClock::instance());
+    telemetry_ =
+        std::make_unique<ServiceTelemetry>(*pool_, options.logger, SteadyClock::instance());
     service_ = std::make_unique<HttpService>(*pool_, std::move(options), telemetry_->hooks());
     auto bound = service_->bind(ListenAddress{"127.0.0.1", 0});
     ASSERT_TRUE(bound) << bound.error().message;

@@ -51,8 +51,10 @@ inline int check_metrics(const std::string& scrape, const nlohmann::json& expect
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-inline nlohmann::json expect_sample(const std::string& name, nlohmann::json labels, double value, const char* op = "eq") {
-  return nlohmann::json{{"name", name}, {"labels", std::move(labels)}, {"value", value}, {"op", op}};
+inline nlohmann::json expect_sample(const std::string& name, nlohmann::json labels, double value,
+                                    const char* op = "eq") {
+  return nlohmann::json{
+      {"name", name}, {"labels", std::move(labels)}, {"value", value}, {"op", op}};
 }
 
 }  // namespace bridgepool::testing

@@ -3,7 +3,6 @@
 // tests/data/check_metrics.py) and its counters are checked against what the test sent.
 #include "bridgepool/pool_metrics.h"
 
-
 #include <atomic>
 
 #include <gtest/gtest.h>
@@ -43,15 +42,15 @@ TEST(PoolMetricsIntegration, ScrapeParsesAndCountsWhatTheTestSent) {
   const Json pool_label = {{"pool", "test"}};
   const Json expectations = {
       expect_sample("bridgepool_requests_total",
-             {{"pool", "test"}, {"command", "echo"}, {"outcome", "ok"}}, 7),
+                    {{"pool", "test"}, {"command", "echo"}, {"outcome", "ok"}}, 7),
       expect_sample("bridgepool_requests_total",
-             {{"pool", "test"}, {"command", "fail"}, {"outcome", "python"}}, 3),
+                    {{"pool", "test"}, {"command", "fail"}, {"outcome", "python"}}, 3),
       expect_sample("bridgepool_requests_total",
-             {{"pool", "test"}, {"command", "whoami"}, {"outcome", "ok"}}, 1),
+                    {{"pool", "test"}, {"command", "whoami"}, {"outcome", "ok"}}, 1),
       expect_sample("bridgepool_errors_total",
-             {{"pool", "test"}, {"category", "python"}, {"severity", severity}}, 3),
-      expect_sample("bridgepool_request_duration_seconds_count", {{"pool", "test"}, {"command", "echo"}},
-             7),
+                    {{"pool", "test"}, {"category", "python"}, {"severity", severity}}, 3),
+      expect_sample("bridgepool_request_duration_seconds_count",
+                    {{"pool", "test"}, {"command", "echo"}}, 7),
       expect_sample("bridgepool_request_queue_wait_seconds_count", pool_label, 11),
       expect_sample("bridgepool_request_execution_seconds_count", pool_label, 11),
       expect_sample("bridgepool_session_misses_total", pool_label, 1),
@@ -60,9 +59,10 @@ TEST(PoolMetricsIntegration, ScrapeParsesAndCountsWhatTheTestSent) {
       expect_sample("bridgepool_worker_starts_total", pool_label, 2),
       expect_sample("bridgepool_workers", {{"pool", "test"}, {"state", "ready"}}, 2),
       expect_sample("bridgepool_worker_transitions_total",
-             {{"pool", "test"}, {"from", "ready"}, {"to", "busy"}, {"reason", "checkout"}}, 11),
-      expect_sample("bridgepool_worker_resident_memory_bytes", {{"pool", "test"}, {"worker", worker}}, 0,
-             "gt"),
+                    {{"pool", "test"}, {"from", "ready"}, {"to", "busy"}, {"reason", "checkout"}},
+                    11),
+      expect_sample("bridgepool_worker_resident_memory_bytes",
+                    {{"pool", "test"}, {"worker", worker}}, 0, "gt"),
   };
   EXPECT_EQ(check_metrics(text, expectations), 0) << text;
   EXPECT_EQ(request_events.load(), 11);
@@ -89,7 +89,7 @@ TEST(PoolMetricsIntegration, BridgeMetrics) {
   for (int i = 0; i < 2; ++i) ASSERT_TRUE((*bridge)->execute("echo"));
   const Json expectations = {
       expect_sample("bridgepool_requests_total",
-             {{"pool", "test"}, {"command", "echo"}, {"outcome", "ok"}}, 2),
+                    {{"pool", "test"}, {"command", "echo"}, {"outcome", "ok"}}, 2),
       expect_sample("bridgepool_workers", {{"pool", "test"}, {"state", "ready"}}, 1),
       expect_sample("bridgepool_pool_size", {{"pool", "test"}}, 1)};
   EXPECT_EQ(check_metrics(registry.render_prometheus(), expectations), 0);
@@ -106,11 +106,12 @@ TEST(PoolMetricsIntegration, InvalidUtf8CommandKeepsTheScrapeParseable) {
   ASSERT_FALSE(r);
   const std::string category(category_name(r.error().category));
   const std::string text = registry.render_prometheus();
-  const Json expectations = {expect_sample("bridgepool_errors_total",
-                                    {{"pool", "test"},
-                                     {"category", category},
-                                     {"severity", std::string(severity_name(r.error().severity))}},
-                                    1)};
+  const Json expectations = {
+      expect_sample("bridgepool_errors_total",
+                    {{"pool", "test"},
+                     {"category", category},
+                     {"severity", std::string(severity_name(r.error().severity))}},
+                    1)};
   EXPECT_EQ(check_metrics(text, expectations), 0) << text;
 }
 
