@@ -2,6 +2,8 @@
 // in http_endpoints.cc.
 #include "server/http_service.h"
 
+#include <sys/socket.h>
+
 #include <httplib.h>
 #include <string.h>
 
@@ -71,6 +73,13 @@ void HttpService::install_routes() {
   // Small request/response pairs: without TCP_NODELAY, Nagle's algorithm holds a response's
   // last segment for the client's delayed ACK (40 ms on Linux) whenever it is written in two.
   s.set_tcp_nodelay(true);
+  // httplib's default sets SO_REUSEPORT too, which lets a second server bind a port that is in
+  // use and silently take half its connections. SO_REUSEADDR alone: a restarted server can bind
+  // while old connections sit in TIME_WAIT, a port held by a live server is EADDRINUSE.
+  s.set_socket_options([](socket_t sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+  });
   s.set_keep_alive_max_count(kKeepAliveMaxRequests);
   s.set_keep_alive_timeout(kKeepAliveIdleSeconds);
   s.set_read_timeout(options_.read_timeout);

@@ -210,6 +210,18 @@ TEST_F(HttpServiceTest, MetricsWithoutARegistryAre501) {
   EXPECT_EQ(res->status, 501);
 }
 
+// A port held by a live service is refused to a second one (httplib's default SO_REUSEPORT would
+// let both bind and split the connections between two unrelated servers).
+TEST_F(HttpServiceTest, ASecondServiceCannotBindAPortInUse) {
+  start();
+  HttpService second(*pool_, ServiceOptions{});
+  auto bound = second.bind(ListenAddress{"127.0.0.1", static_cast<std::uint16_t>(port_)});
+  ASSERT_FALSE(bound);
+  EXPECT_EQ(bound.error().category, ErrorCategory::kSystem);
+  EXPECT_NE(bound.error().message.find("Address already in use"), std::string::npos)
+      << bound.error().message;
+}
+
 TEST_F(HttpServiceTest, HealthzAndReadyz) {
   ServiceOptions options;
   options.min_ready = 2;
