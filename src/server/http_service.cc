@@ -2,10 +2,9 @@
 // in http_endpoints.cc.
 #include "server/http_service.h"
 
-#include <sys/socket.h>
-
 #include <httplib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <fmt/format.h>
 

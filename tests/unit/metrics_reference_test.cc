@@ -13,6 +13,7 @@
 
 #include "bridgepool/pool_metrics.h"
 #include "telemetry/prometheus_text.h"
+#include "unit/golden_doc.h"
 
 namespace bridgepool {
 namespace {
@@ -75,14 +76,7 @@ std::string render() {
 }
 
 TEST(MetricsReference, DocsMetricsMdIsGeneratedFromTheTables) {
-  const std::string path = std::string(BRIDGEPOOL_SOURCE_DIR) + "/docs/metrics.md";
-  const std::string expected = render();
-  if (std::getenv("BRIDGEPOOL_UPDATE_DOCS") != nullptr) std::ofstream(path) << expected;
-  std::ifstream in(path);
-  std::ostringstream actual;
-  actual << in.rdbuf();
-  EXPECT_EQ(actual.str(), expected) << path << " differs from the tables; regenerate it with "
-                                    << "BRIDGEPOOL_UPDATE_DOCS=1 (see this test's header)";
+  testing::expect_generated_doc("docs/metrics.md", render());
 }
 
 TEST(MetricsReference, EveryStatExportNamesAStatisticAndSaysWhyWhenNotExported) {

@@ -8,6 +8,8 @@
 
 #include <gtest/gtest.h>
 
+#include "unit/golden_doc.h"
+
 namespace bridgepool::server {
 namespace {
 
@@ -180,18 +182,13 @@ TEST(ServeConfig, EnvAndFlagNamesDeriveFromTheKey) {
 // docs/serve.md holds the generated table between two markers; this fails when they differ.
 // BRIDGEPOOL_UPDATE_DOCS=1 build/tests/unit_tests --gtest_filter='ServeReference.*' rewrites it.
 TEST(ServeReference, DocsTableMatchesTheKeys) {
-  const std::string path = std::string(BRIDGEPOOL_SOURCE_DIR) + "/docs/serve.md";
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  std::string doc = text.str();
+  const std::string doc = testing::read_source_file("docs/serve.md");
   const std::string begin = "<!-- keys:begin -->\n", end = "<!-- keys:end -->";
   auto b = doc.find(begin), e = doc.find(end);
-  ASSERT_NE(b, std::string::npos) << path;
-  ASSERT_NE(e, std::string::npos) << path;
-  std::string expected = doc.substr(0, b + begin.size()) + serve_keys_markdown() + doc.substr(e);
-  if (std::getenv("BRIDGEPOOL_UPDATE_DOCS") != nullptr) std::ofstream(path) << expected;
-  EXPECT_EQ(doc, expected) << "docs/serve.md is out of date: rerun with BRIDGEPOOL_UPDATE_DOCS=1";
+  ASSERT_NE(b, std::string::npos) << "docs/serve.md has no " << begin;
+  ASSERT_NE(e, std::string::npos) << "docs/serve.md has no " << end;
+  testing::expect_generated_doc(
+      "docs/serve.md", doc.substr(0, b + begin.size()) + serve_keys_markdown() + doc.substr(e));
 }
 
 }  // namespace

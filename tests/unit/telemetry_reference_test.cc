@@ -13,6 +13,7 @@
 
 #include "bridgepool/event_names.h"
 #include "bridgepool/pool_stats.h"
+#include "unit/golden_doc.h"
 
 namespace bridgepool {
 namespace {
@@ -42,14 +43,7 @@ std::string render() {
 }
 
 TEST(TelemetryReference, DocsTelemetryMdIsGeneratedFromTheTables) {
-  const std::string path = std::string(BRIDGEPOOL_SOURCE_DIR) + "/docs/telemetry.md";
-  const std::string expected = render();
-  if (std::getenv("BRIDGEPOOL_UPDATE_DOCS") != nullptr) std::ofstream(path) << expected;
-  std::ifstream in(path);
-  std::ostringstream actual;
-  actual << in.rdbuf();
-  EXPECT_EQ(actual.str(), expected) << path << " differs from the tables; regenerate it with "
-                                    << "BRIDGEPOOL_UPDATE_DOCS=1 (see this test's header)";
+  testing::expect_generated_doc("docs/telemetry.md", render());
 }
 
 TEST(TelemetryReference, EveryNameIsUnique) {
