@@ -202,20 +202,18 @@ def build_table(R: dict[str, Run], echo_runs: list[Run]) -> list[dict]:
     higher_is_better(label, echo_best, num(get(R["floor_tp"].result, "throughput_per_s")),
                      FLOOR_AIM, "two-pair floor", f"aim ≥ {FLOOR_AIM:.0%} of two-pair floor")
 
-    for key, where in (("overhead_pinned", "pinned"), ("overhead_unpinned", "unpinned")):
-        res = R[key].result
-        ratio = num(get(res, "p50_ratio"))
-        verdict = "n/a" if ratio is None else ("met" if ratio < OVERHEAD_GOAL else "NOT met")
-        row(f"resilience layer, ping p50, {where}", fmt_us(num(get(res, "with_us", "p50"))),
-            f"{fmt_us(num(get(res, 'without_us', 'p50')))} (same pool, layer disabled)", ratio,
-            "< 1.02× (2% added)", verdict)
-    for key, where in (("metrics_pinned", "pinned"), ("metrics_unpinned", "unpinned")):
-        res = R[key].result
-        ratio = num(get(res, "p50_ratio"))
-        verdict = "n/a" if ratio is None else ("met" if ratio < METRICS_GOAL else "NOT met")
-        row(f"metrics on, ping p50, {where}", fmt_us(num(get(res, "on_us", "p50"))),
-            f"{fmt_us(num(get(res, 'off_us', 'p50')))} (same pool, metrics detached)", ratio,
-            "< 1.03× (3% added)", verdict)
+    # Added latency on a ping: (result prefix, row, with-key, without-key, baseline, goal, text).
+    for prefix, what, on, off, baseline, goal, goal_text in (
+            ("overhead", "resilience layer", "with_us", "without_us",
+             "same pool, layer disabled", OVERHEAD_GOAL, "< 1.02× (2% added)"),
+            ("metrics", "metrics on", "on_us", "off_us",
+             "same pool, metrics detached", METRICS_GOAL, "< 1.03× (3% added)")):
+        for where in ("pinned", "unpinned"):
+            res = R[f"{prefix}_{where}"].result
+            ratio = num(get(res, "p50_ratio"))
+            verdict = "n/a" if ratio is None else ("met" if ratio < goal else "NOT met")
+            row(f"{what}, ping p50, {where}", fmt_us(num(get(res, on, "p50"))),
+                f"{fmt_us(num(get(res, off, 'p50')))} ({baseline})", ratio, goal_text, verdict)
     sla = R["sla"].result
     p99 = num(get(sla, "latency_us", "p99"))
     success = num(get(sla, "success_ratio"))
