@@ -1,14 +1,16 @@
 // ErrorReporter: error counts over sliding windows and alerts with hysteresis (SPEC §7).
 //
-// Inputs: the events of an EventBus (attach(): `pool.request` counts every call and its error
-// category and severity; `breaker.transition` tracks breakers; `pool.worker.init_failed` and
-// `pool.worker.transition` to terminating for reason exited count workers lost without the pool
-// asking) and the pool's statistics, which the reporter's owner samples periodically (sample(),
-// then evaluate(), or tick() for both): queue length against size, growth of `replaced`, and
-// the breaker state. evaluate() runs the alert rules at the clock's time; an alert that changes
-// state goes to every sink (add_sink(): log_sink() writes through a Logger, any std::function is a
-// webhook-style callback) and is emitted as `alert.raised` / `alert.cleared` on the attached bus.
-// The service's `GET /v1/status` reads active_alerts() and status_json().
+// Inputs: what an EventBus carries (attach(): every call's end — the `pool.request` facts — counts
+// the call and its error category and severity; `breaker.transition` tracks breakers;
+// `pool.worker.init_failed` and transitions to terminating for reason exited count workers lost
+// without the pool asking; calls and transitions come as the bus's typed observations,
+// call_observer.h, so no Event is built per call for the reporter) and the pool's statistics, which
+// the reporter's owner samples periodically (sample(), then evaluate(), or tick() for both): queue
+// length against size, growth of `replaced`, and the breaker state. evaluate() runs the alert rules
+// at the clock's time; an alert that changes state goes to every sink (add_sink(): log_sink()
+// writes through a Logger, any std::function is a webhook-style callback) and is emitted as
+// `alert.raised` / `alert.cleared` on the attached bus. The service's `GET /v1/status` reads
+// active_alerts() and status_json().
 //
 // Rules (docs/alerts.md has the defaults and the reasoning): error_rate (errors / all requests of
 // a window), breaker_open, crash_loop, queue_saturation, replacement_storm. Each has a raise and a
@@ -185,6 +187,7 @@ class ErrorReporter {
 
  private:
   struct State;
+  class Observer;
   void detach_locked();
 
   std::shared_ptr<State> state_;

@@ -92,7 +92,7 @@ Json HttpService::status_json() {
   in.min_ready = options_.min_ready;
   in.workers = pool_.workers();
   if (hooks_.alerts) in.alerts = hooks_.alerts();
-  in.series = series_.snapshot();
+  in.series = series_->snapshot();
   return status_document(in);
 }
 

@@ -31,6 +31,19 @@ std::shared_ptr<Logger> logger_or_default(std::shared_ptr<Logger> logger) {
   return logger ? std::move(logger) : std::make_shared<Logger>(LogLevel::kWarn);
 }
 
+// Calls into the series sampler (transitions are not its business).
+class SeriesFeed final : public CallObserver {
+ public:
+  explicit SeriesFeed(std::shared_ptr<SeriesSampler> series) : series_(std::move(series)) {}
+  void on_call(const CallObservation& call) override {
+    series_->record(call.duration_us, call.result == "ok");
+  }
+  void on_transition(const TransitionObservation&) override {}
+
+ private:
+  std::shared_ptr<SeriesSampler> series_;
+};
+
 }  // namespace
 
 HttpService::HttpService(Pool& pool, ServiceOptions options, ServiceHooks hooks)
@@ -40,16 +53,11 @@ HttpService::HttpService(Pool& pool, ServiceOptions options, ServiceHooks hooks)
       clock_(options_.clock ? options_.clock
                             : std::shared_ptr<const Clock>(std::make_shared<SteadyClock>())),
       started_(clock_->now()),
-      series_(clock_),
+      series_(std::make_shared<SeriesSampler>(clock_)),
       http_(std::make_unique<httplib::Server>()) {
   options_.logger = logger_or_default(options_.logger);
-  events_handler_ = pool_.events().attach("pool.request", [this](const Event& e) {
-    if (e.name != "pool.request") return;
-    auto d = e.measurements.find("duration_us");
-    auto r = e.metadata.find("result");
-    series_.record(d == e.measurements.end() ? 0.0 : d->second,
-                   r != e.metadata.end() && r->second == "ok");
-  });
+  // Every call's end feeds the series; as a typed observation, no Event is built per call.
+  series_observer_ = pool_.events().add_observer(std::make_shared<SeriesFeed>(series_));
   install_routes();
   ticker_ = std::thread([this] { tick(); });
 }
@@ -62,7 +70,7 @@ HttpService::~HttpService() {
   }
   ticker_wake_.notify_all();
   if (ticker_.joinable()) ticker_.join();
-  pool_.events().detach(events_handler_);
+  pool_.events().remove_observer(series_observer_);
 }
 
 void HttpService::install_routes() {

@@ -115,8 +115,10 @@ class HttpService {
   std::shared_ptr<const Clock> clock_;
   TimePoint started_;
   std::string listen_;
-  SeriesSampler series_;
-  std::uint64_t events_handler_ = 0;
+  // Shared with the EventBus observer that feeds it: a call observed on another thread while the
+  // service is destroyed still writes to a live sampler.
+  std::shared_ptr<SeriesSampler> series_;
+  std::uint64_t series_observer_ = 0;  // EventBus observer feeding series_
   std::unique_ptr<httplib::Server> http_;
   std::atomic<std::size_t> in_flight_{0};
   std::atomic<bool> restarting_{false};

@@ -46,13 +46,10 @@ struct PoolSample {
 // leaving it because its process exited (`pool.worker.transition` to terminating, reason
 // exited). Planned exits (recycling, rolling restart, shutdown) leave with other reasons, and
 // the exit of a worker already terminating is not a transition to terminating.
-bool is_worker_loss(const Event& e) {
-  if (e.name == event_name(EventId::kWorkerInitFailed)) return true;
-  if (e.name != event_name(EventId::kWorkerTransition)) return false;
-  auto to = e.metadata.find("to");
-  auto reason = e.metadata.find("reason");
-  return to != e.metadata.end() && to->second == "terminating" && reason != e.metadata.end() &&
-         reason->second == "exited";
+// A worker in service whose process exited without the pool asking (a failed start is the other
+// kind of loss, seen as pool.worker.init_failed).
+bool is_worker_loss(const TransitionObservation& t) {
+  return t.to == WorkerState::kTerminating && t.reason == TransitionReason::kExited;
 }
 
 // Growth of a counter since the last sample; a counter that went back (a new pool under the same
@@ -95,6 +92,7 @@ struct ErrorReporter::State {
         rules(config) {}
 
   void record_request(std::string_view result, std::string_view severity, bool from_bus);
+  void record_loss(bool from_bus);
   void record_breaker_locked(const std::string& name, std::string_view to, TimePoint now);
   internal::RuleValues values_locked(TimePoint now) const;
   void deliver(const std::vector<Alert>& alerts, const std::shared_ptr<EventBus>& bus);
@@ -114,9 +112,26 @@ struct ErrorReporter::State {
 
   std::mutex attach_mu;                       // attach() and detach() one at a time
   std::vector<EventBus::HandlerId> handlers;  // under attach_mu
+  EventBus::HandlerId observer = 0;           // under attach_mu; 0: none
 
   std::mutex deliver_mu;
   std::vector<Sink> sinks;  // under deliver_mu
+};
+
+// What the reporter observes of every call and transition on its bus (call_observer.h).
+class ErrorReporter::Observer final : public CallObserver {
+ public:
+  explicit Observer(std::weak_ptr<State> state) : state_(std::move(state)) {}
+  void on_call(const CallObservation& call) override {
+    if (auto s = state_.lock()) s->record_request(call.result, call.severity, true);
+  }
+  void on_transition(const TransitionObservation& transition) override {
+    if (!is_worker_loss(transition)) return;
+    if (auto s = state_.lock()) s->record_loss(true);
+  }
+
+ private:
+  std::weak_ptr<State> state_;
 };
 
 void ErrorReporter::State::record_breaker_locked(const std::string& name, std::string_view to,
@@ -194,21 +209,11 @@ void ErrorReporter::attach(std::shared_ptr<EventBus> bus) {
     state_->bus = bus;  // before the handlers: their first events count
   }
   std::weak_ptr<State> weak = state_;
-  auto on_request = [weak](const Event& e) {
-    auto it = e.metadata.find("result");
-    if (it == e.metadata.end()) return;
-    auto severity = e.metadata.find("severity");
-    if (auto s = weak.lock()) {
-      s->record_request(it->second,
-                        severity == e.metadata.end() ? std::string_view() : severity->second, true);
-    }
-  };
-  auto on_worker = [weak](const Event& e) {
-    if (!is_worker_loss(e)) return;
-    if (auto s = weak.lock()) {
-      std::lock_guard lock(s->mu);
-      if (s->bus) s->losses.add(s->clock.now(), 1);
-    }
+  // Calls and transitions (several per call) come as typed observations: no Event is built per
+  // call for the reporter's sake.
+  state_->observer = bus->add_observer(std::make_shared<Observer>(weak));
+  auto on_init_failed = [weak](const Event&) {
+    if (auto s = weak.lock()) s->record_loss(true);
   };
   auto on_breaker = [weak](const Event& e) {
     auto name = e.metadata.find("breaker");
@@ -219,10 +224,9 @@ void ErrorReporter::attach(std::shared_ptr<EventBus> bus) {
       if (s->bus) s->record_breaker_locked(name->second, to->second, s->clock.now());
     }
   };
-  state_->handlers = {bus->attach(std::string(event_name(EventId::kRequest)), on_request),
-                      bus->attach(std::string(event_name(EventId::kBreakerTransition)), on_breaker),
-                      bus->attach(std::string(event_name(EventId::kWorkerInitFailed)), on_worker),
-                      bus->attach(std::string(event_name(EventId::kWorkerTransition)), on_worker)};
+  state_->handlers = {
+      bus->attach(std::string(event_name(EventId::kBreakerTransition)), on_breaker),
+      bus->attach(std::string(event_name(EventId::kWorkerInitFailed)), on_init_failed)};
 }
 
 void ErrorReporter::detach() {
@@ -237,6 +241,7 @@ void ErrorReporter::detach_locked() {
     bus = std::exchange(state_->bus, nullptr);
   }
   for (auto id : std::exchange(state_->handlers, {})) bus->detach(id);
+  if (auto id = std::exchange(state_->observer, 0)) bus->remove_observer(id);
 }
 
 void ErrorReporter::State::record_request(std::string_view result, std::string_view severity,
@@ -258,10 +263,13 @@ void ErrorReporter::record_breaker(const std::string& breaker, std::string_view 
   state_->record_breaker_locked(breaker, state, state_->clock.now());
 }
 
-void ErrorReporter::record_worker_loss() {
-  std::lock_guard lock(state_->mu);
-  state_->losses.add(state_->clock.now(), 1);
+void ErrorReporter::State::record_loss(bool from_bus) {
+  std::lock_guard lock(mu);
+  if (from_bus && !bus) return;  // after detach(): see record_request
+  losses.add(clock.now(), 1);
 }
+
+void ErrorReporter::record_worker_loss() { state_->record_loss(false); }
 
 void ErrorReporter::sample(const PoolStats& stats) {
   std::lock_guard lock(state_->mu);

@@ -22,12 +22,14 @@ struct Fixture {
     reporter.add_sink([this](const Alert& a) { delivered.push_back(a); });
   }
 
+  // A call's end as the pool reports it to the bus's observers.
   void request(const std::string& result, const std::string& severity = "major") {
-    Event e;
-    e.name = std::string(event_name(EventId::kRequest));
-    e.metadata = {{"command", "fail"}, {"result", result}, {"pool", "p"}};
-    if (result != "ok") e.metadata["severity"] = severity;
-    bus->emit(e);
+    CallObservation call;
+    call.pool = "p";
+    call.command = "fail";
+    call.result = result;
+    if (result != "ok") call.severity = severity;
+    bus->observe(call);
   }
   void requests(int ok, int failed, const std::string& category = "python") {
     for (int i = 0; i < ok; ++i) request("ok");
@@ -156,19 +158,25 @@ Event worker_event(EventId id, std::map<std::string, std::string> metadata) {
 
 TEST(ErrorReporter, CrashLoopCountsUnplannedExitsAndFailedStarts) {
   Fixture f;
-  const Event crashed = worker_event(
-      EventId::kWorkerTransition, {{"from", "busy"}, {"to", "terminating"}, {"reason", "exited"}});
+  auto transition = [&](WorkerState from, WorkerState to, TransitionReason reason) {
+    f.bus->observe(TransitionObservation{"p", "w1", from, to, reason, 1.0});
+  };
   const Event init_failed = worker_event(EventId::kWorkerInitFailed, {{"error", "ImportError"}});
-  // Planned exits are not losses: recycling, a rolling restart, shutdown, and the exit of a
-  // worker already terminating.
-  for (const char* reason : {"recycled", "replaced", "shutdown", "timeout"}) {
-    f.bus->emit(
-        worker_event(EventId::kWorkerTransition, {{"to", "terminating"}, {"reason", reason}}));
+  // Planned exits are not losses: recycling, a rolling restart, shutdown, a timeout, and the
+  // exit of a worker already terminating.
+  for (TransitionReason reason : {TransitionReason::kRecycled, TransitionReason::kReplaced,
+                                  TransitionReason::kShutdown, TransitionReason::kTimeout}) {
+    transition(WorkerState::kReady, WorkerState::kTerminating, reason);
   }
-  f.bus->emit(
-      worker_event(EventId::kWorkerTransition, {{"to", "terminated"}, {"reason", "exited"}}));
+  transition(WorkerState::kTerminating, WorkerState::kTerminated, TransitionReason::kExited);
   f.bus->emit(worker_event(EventId::kWorkerExited, {{"status", "exit code 0"}}));
-  for (int i = 0; i < 4; ++i) f.bus->emit(i % 2 ? crashed : init_failed);
+  for (int i = 0; i < 4; ++i) {
+    if (i % 2) {
+      transition(WorkerState::kBusy, WorkerState::kTerminating, TransitionReason::kExited);
+    } else {
+      f.bus->emit(init_failed);
+    }
+  }
   EXPECT_TRUE(f.reporter.evaluate().empty());  // 4 < 5
   f.clock.advance(seconds(30));
   f.reporter.record_worker_loss();  // the same input without a bus
