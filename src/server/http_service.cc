@@ -94,7 +94,14 @@ void HttpService::install_routes() {
   // Every method and path comes to dispatch() once httplib has read the whole body: rejecting
   // earlier (httplib's pre-routing hook) would leave an unread body on a kept-alive connection.
   auto all = [this](const Req& req, Res& res) { dispatch(req, res); };
-  s.Get(".*", all).Post(".*", all).Put(".*", all).Delete(".*", all).Patch(".*", all);
+  // Methods with a body read it through a content reader: httplib's own reading treats a body
+  // sent as application/x-www-form-urlencoded (curl -d's default) as a form and refuses it past
+  // 8 KiB with a 413, whatever max_body_bytes says.
+  auto with_body = [this](const Req& req, Res& res, const httplib::ContentReader& reader) {
+    if (read_body(req, res, reader)) dispatch(req, res);
+  };
+  s.Get(".*", all).Post(".*", with_body).Put(".*", with_body).Delete(".*", all);
+  s.Patch(".*", with_body);
   s.Options(".*", all);
   s.set_error_handler(httplib::Server::HandlerWithResponse([this](const Req& req, Res& res) {
     on_error(req, res);
@@ -103,6 +110,36 @@ void HttpService::install_routes() {
   s.set_exception_handler([this](const Req& req, Res& res, std::exception_ptr) {
     send_json(res, 500, error_body("system", "internal error while handling the request"));
   });
+}
+
+bool HttpService::read_body(const Req& req, Res& res, const httplib::ContentReader& reader) {
+  auto discard = [](const char*, std::size_t) { return true; };
+  if (req.is_multipart_form_data()) {  // drained, so the connection stays in step
+    reader([](const httplib::MultipartFormData&) { return true; }, discard);
+    send_json(res, 415,
+              error_body("invalid_request", "the body must be JSON, not a multipart form"));
+    return false;
+  }
+  const bool chunked =
+      req.get_header_value("Transfer-Encoding").find("chunked") != std::string::npos;
+  if (!req.has_header("Content-Length") && !chunked) {
+    // Without either, the body would run to the end of the connection.
+    send_json(res, 411, error_body("invalid_request", "a request body needs Content-Length"));
+    return false;
+  }
+  std::string body;
+  const bool complete = reader([&](const char* data, std::size_t n) {
+    body.append(data, n);
+    return true;
+  });
+  if (!complete) {  // httplib set 413 (over max_body_bytes) or 400 (framing)
+    on_error(req, res);
+    return false;
+  }
+  // httplib hands handlers a const view of the Request it owns for this exchange (a mutable
+  // object); the body is stored where every endpoint reads it, as httplib's own reading does.
+  const_cast<Req&>(req).body = std::move(body);
+  return true;
 }
 
 void HttpService::dispatch(const Req& req, Res& res) {

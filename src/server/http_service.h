@@ -34,6 +34,7 @@ namespace httplib {
 class Server;
 struct Request;
 struct Response;
+class ContentReader;
 }  // namespace httplib
 
 namespace bridgepool::server {
@@ -90,6 +91,8 @@ class HttpService {
   using Res = httplib::Response;
   void install_routes();
   void dispatch(const Req& req, Res& res);
+  // Reads a request's body into req.body (false: an error response was sent).
+  bool read_body(const Req& req, Res& res, const httplib::ContentReader& reader);
   void route_request(const Req& req, Res& res);
   nlohmann::json status_json();
   // Runs one execute request; chunks of a streaming command go to `on_chunk` if set. Returns the

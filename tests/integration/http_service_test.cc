@@ -482,6 +482,81 @@ TEST_F(HttpServiceTest, SlowClientHoldsNoWorkerAndIsDropped) {
   EXPECT_EQ(post("/v1/execute", R"({"command":"echo"})").first, 200);
 }
 
+// Bodies are JSON whatever Content-Type says: curl -d sends application/x-www-form-urlencoded,
+// which httplib's own reading would refuse past 8 KiB with a 413 far below max_body_bytes.
+TEST_F(HttpServiceTest, ALargeBodySentAsAFormIsReadAsJson) {
+  start();
+  const std::string text(100'000, 'x');
+  auto res = client().Post("/v1/execute", Json{{"command", "echo"}, {"args", {{"s", text}}}}.dump(),
+                           "application/x-www-form-urlencoded");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200) << res->body.substr(0, 200);
+  EXPECT_EQ(Json::parse(res->body)["result"]["s"], text);
+}
+
+// A multipart form is refused with 415 after being drained, so the kept-alive connection still
+// serves the next request.
+TEST_F(HttpServiceTest, AMultipartBodyIs415AndTheConnectionGoesOn) {
+  start();
+  httplib::Client c("127.0.0.1", port_);
+  c.set_keep_alive(true);
+  httplib::MultipartFormDataItems items = {{"command", "echo", "", ""}};
+  auto refused = c.Post("/v1/execute", items);
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->status, 415);
+  EXPECT_EQ(Json::parse(refused->body)["error"]["category"], "invalid_request");
+  auto next = c.Post("/v1/execute", R"({"command":"echo","args":{"x":1}})", "application/json");
+  ASSERT_TRUE(next);
+  EXPECT_EQ(next->status, 200);
+}
+
+// Raw HTTP over one connection the server closes after answering; returns what it sent.
+std::string raw_exchange(int port, const std::string& request) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<std::uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string reply;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+      ::send(fd, request.data(), request.size(), MSG_NOSIGNAL) ==
+          static_cast<ssize_t>(request.size())) {
+    char buf[4096];
+    pollfd p{fd, POLLIN, 0};
+    while (::poll(&p, 1, 10'000) == 1) {
+      ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      reply.append(buf, static_cast<std::size_t>(n));
+    }
+  }
+  ::close(fd);
+  return reply;
+}
+
+// A body with neither Content-Length nor chunked framing would run to the end of the
+// connection: 411 at once instead of waiting for the read timeout.
+TEST_F(HttpServiceTest, APostWithoutContentLengthIs411) {
+  start();
+  const std::string reply = raw_exchange(
+      port_,
+      "POST /v1/execute HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n{\"command\":\"echo\"}");
+  EXPECT_EQ(reply.rfind("HTTP/1.1 411", 0), 0u) << reply;
+}
+
+TEST_F(HttpServiceTest, AChunkedBodyIsRead) {
+  start();
+  const std::string body = R"({"command":"echo","args":{"x":7}})";
+  char size[16];
+  std::snprintf(size, sizeof size, "%zx", body.size());
+  const std::string reply =
+      raw_exchange(port_,
+                   "POST /v1/execute HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                   "Transfer-Encoding: chunked\r\n\r\n" +
+                       std::string(size) + "\r\n" + body + "\r\n0\r\n\r\n");
+  EXPECT_EQ(reply.rfind("HTTP/1.1 200", 0), 0u) << reply;
+  EXPECT_NE(reply.find(R"("x":7)"), std::string::npos) << reply;
+}
+
 TEST_F(HttpServiceTest, StopDrainsARequestInFlight) {
   start();
   std::pair<int, Json> reply;
