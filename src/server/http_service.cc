@@ -31,6 +31,17 @@ std::shared_ptr<Logger> logger_or_default(std::shared_ptr<Logger> logger) {
   return logger ? std::move(logger) : std::make_shared<Logger>(LogLevel::kWarn);
 }
 
+// A Content-Length header's value: decimal digits only, no sign, no overflow.
+std::optional<std::uint64_t> content_length(const std::string& text) {
+  if (text.empty() || text.size() > 19) return std::nullopt;  // 19 digits < 2^64
+  std::uint64_t value = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return std::nullopt;
+    value = value * 10 + static_cast<std::uint64_t>(c - '0');
+  }
+  return value;
+}
+
 // Calls into the series sampler (transitions are not its business).
 class SeriesFeed final : public CallObserver {
  public:
@@ -126,6 +137,22 @@ bool HttpService::read_body(const Req& req, Res& res, const httplib::ContentRead
     // Without either, the body would run to the end of the connection.
     send_json(res, 411, error_body("invalid_request", "a request body needs Content-Length"));
     return false;
+  }
+  if (!chunked) {
+    // Refused before reading: httplib would otherwise read (and discard) a declared length it
+    // will not accept, however large, before answering. The unread body leaves the connection
+    // out of step, so it is closed after the answer.
+    const auto length = content_length(req.get_header_value("Content-Length"));
+    if (!length || *length > options_.max_body_bytes) {
+      res.set_header("Connection", "close");
+      if (!length) {
+        send_json(res, 400, error_body("invalid_request", "Content-Length is not a number"));
+      } else {
+        res.status = 413;
+        on_error(req, res);
+      }
+      return false;
+    }
   }
   std::string body;
   const bool complete = reader([&](const char* data, std::size_t n) {

@@ -543,6 +543,24 @@ TEST_F(HttpServiceTest, APostWithoutContentLengthIs411) {
   EXPECT_EQ(reply.rfind("HTTP/1.1 411", 0), 0u) << reply;
 }
 
+// A declared length over max_body_bytes is refused from the headers alone, before a byte of
+// the body arrives (none is sent here), and the connection is closed; so is a length that is not
+// a number (a sign, an overflow).
+TEST_F(HttpServiceTest, AnOversizedOrInvalidContentLengthIsRefusedBeforeTheBody) {
+  ServiceOptions options;
+  options.max_body_bytes = 1000;
+  start(options);
+  std::string reply = raw_exchange(
+      port_, "POST /v1/execute HTTP/1.1\r\nHost: x\r\nContent-Length: 5000000\r\n\r\n");
+  EXPECT_EQ(reply.rfind("HTTP/1.1 413", 0), 0u) << reply;
+  EXPECT_NE(reply.find("max_body_bytes (1000)"), std::string::npos) << reply;
+  for (const char* length : {"-5", "99999999999999999999", "12abc"}) {
+    reply = raw_exchange(port_, std::string("POST /v1/execute HTTP/1.1\r\nHost: x\r\n") +
+                                    "Content-Length: " + length + "\r\n\r\nx");
+    EXPECT_EQ(reply.rfind("HTTP/1.1 400", 0), 0u) << length << ": " << reply;
+  }
+}
+
 TEST_F(HttpServiceTest, AChunkedBodyIsRead) {
   start();
   const std::string body = R"({"command":"echo","args":{"x":7}})";
