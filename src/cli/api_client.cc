@@ -26,6 +26,8 @@ tl::expected<ApiReply, std::string> api_call(const std::string& url, const std::
                                              const std::optional<Json>& body,
                                              const std::string& token,
                                              std::chrono::milliseconds timeout) {
+  if (auto problem = url_problem(url); !problem.empty())
+    return tl::unexpected(fmt::format("URL '{}' {}", url, problem));
   auto client = make_client(url, timeout);
   if (!client.is_valid()) return tl::unexpected(fmt::format("'{}' is not a usable URL", url));
   httplib::Headers headers;
@@ -44,12 +46,22 @@ tl::expected<ApiReply, std::string> api_call(const std::string& url, const std::
   return ApiReply{reply->status, std::move(parsed)};
 }
 
+std::string url_problem(const std::string& url) {
+  constexpr std::string_view kScheme = "http://";
+  if (url.rfind(kScheme, 0) != 0) return "must start with http:// (no TLS)";
+  const std::string rest = url.substr(kScheme.size());
+  if (rest.empty() || rest[0] == ':' || rest[0] == '/') return "has no host";
+  if (rest.find('/') != std::string::npos) return "must be http://HOST[:PORT], without a path";
+  return "";
+}
+
 std::string default_url() {
   const char* env = std::getenv("BRIDGEPOOL_URL");
   return env != nullptr && *env != '\0' ? env : kDefaultUrl;
 }
 
 bool server_reachable(const std::string& url, std::chrono::milliseconds timeout) {
+  if (!url_problem(url).empty()) return false;
   auto client = make_client(url, timeout);
   auto reply = client.Get("/healthz");
   return reply && reply->status == 200;

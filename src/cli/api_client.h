@@ -16,6 +16,9 @@ inline constexpr const char* kDefaultUrl = "http://127.0.0.1:8765";
 // $BRIDGEPOOL_URL if set, else kDefaultUrl: where `call` and `status` look without --url.
 std::string default_url();
 
+// "" if `url` is one the client can use (http://HOST[:PORT], no path), else why not.
+std::string url_problem(const std::string& url);
+
 struct ApiReply {
   int status = 0;
   nlohmann::json body;

@@ -6,6 +6,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "cli/api_client.h"
 #include "cli/bench_command.h"
 #include "cli/call_command.h"
 #include "cli/call_exit.h"
@@ -13,6 +14,14 @@
 #include "cli/status_command.h"
 
 namespace {
+
+// --url of `call` and `status`: refused at parse time (usage error) unless http://HOST[:PORT].
+const CLI::Validator kUrlValidator(
+    [](std::string& url) {
+      const std::string problem = bridgepool::cli::url_problem(url);
+      return problem.empty() ? std::string() : "URL '" + url + "' " + problem;
+    },
+    "URL");
 
 int run(int argc, char** argv) {
   CLI::App app{"bridgepool: a pool of long-lived Python worker processes"};
@@ -76,7 +85,8 @@ int run(int argc, char** argv) {
   c->add_option("--session", call.session, "Run in this session");
   c->add_option("--url", call.url,
                 "Server URL (default: http://127.0.0.1:8765 if it answers, "
-                "else a local bridge)");
+                "else a local bridge)")
+      ->check(kUrlValidator);
   c->add_option("--timeout-ms", call.timeout_ms, "Request deadline")
       ->check(CLI::Range(1, 86400000));
   c->add_option("--token", call.token, "Bearer token (default: $BRIDGEPOOL_TOKEN)");
@@ -86,7 +96,8 @@ int run(int argc, char** argv) {
   bridgepool::cli::StatusOptions status;
   auto* st = app.add_subcommand("status", "Show a running server's workers");
   st->footer(call_exit_help);
-  st->add_option("--url", status.url, "Server URL (default http://127.0.0.1:8765)");
+  st->add_option("--url", status.url, "Server URL (default http://127.0.0.1:8765)")
+      ->check(kUrlValidator);
   st->add_flag("--json", status.json, "Print the /v1/status document");
 
   try {

@@ -1,6 +1,7 @@
 // `bridgepool call` / `status`: exit codes by error category and the worker table.
 #include <gtest/gtest.h>
 
+#include "cli/api_client.h"
 #include "cli/call_exit.h"
 #include "cli/status_table.h"
 
@@ -49,6 +50,23 @@ TEST(StatusTable, OneRowPerWorker) {
 
 TEST(StatusTable, NoWorkersSaysSo) {
   EXPECT_NE(format_status(nlohmann::json::object()).find("(no workers)"), std::string::npos);
+}
+
+// --url (and $BRIDGEPOOL_URL) must be http://HOST[:PORT]: httplib's client throws on other
+// schemes, and a path would be silently dropped.
+TEST(ApiClient, UrlProblems) {
+  EXPECT_EQ(url_problem("http://127.0.0.1:8765"), "");
+  EXPECT_EQ(url_problem("http://localhost"), "");
+  EXPECT_NE(url_problem("garbage://x"), "");
+  EXPECT_NE(url_problem("https://x"), "");
+  EXPECT_NE(url_problem("127.0.0.1:8765"), "");
+  EXPECT_NE(url_problem("http://"), "");
+  EXPECT_NE(url_problem("http://:8765"), "");
+  EXPECT_NE(url_problem("http://host/v1"), "");
+  // api_call says so instead of letting httplib throw.
+  auto reply = api_call("garbage://x", "/v1/status", std::nullopt, "", std::chrono::seconds(1));
+  ASSERT_FALSE(reply);
+  EXPECT_NE(reply.error().find("http://"), std::string::npos) << reply.error();
 }
 
 }  // namespace
