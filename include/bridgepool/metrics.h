@@ -150,10 +150,14 @@ class MetricFamily {
   std::map<std::vector<std::string>, Series> series_;  // ordered: stable output
 };
 
-// Per label name: the first N distinct values pass, later ones become "other".
+// Per label name: the first N distinct values pass, later ones become "other". So do values longer
+// than kMaxValueBytes, and they take no slot: a limited label's values come from callers (command
+// names, unknown ones included), and 100 one-megabyte names would otherwise make every scrape
+// 100 MB.
 class LabelLimits {
  public:
   static constexpr const char* kOther = "other";
+  static constexpr std::size_t kMaxValueBytes = 128;
   void set_limit(const std::string& label_name, std::size_t max_values);
   // The value to use for `value` under `label_name` (itself, or "other").
   std::string admit(const std::string& label_name, const std::string& value);

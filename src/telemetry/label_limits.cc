@@ -14,6 +14,7 @@ std::string LabelLimits::admit(const std::string& label_name, const std::string&
   std::lock_guard lock(mu_);
   auto limit = limits_.find(label_name);
   if (limit == limits_.end() || value == kOther) return value;  // "other" takes no slot
+  if (value.size() > kMaxValueBytes) return kOther;
   auto& seen = limit->second.seen;
   auto at = std::lower_bound(seen.begin(), seen.end(), value);
   if (at != seen.end() && *at == value) return value;

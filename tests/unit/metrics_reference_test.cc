@@ -38,7 +38,9 @@ void render_intro(std::ostringstream& out) {
          "`PoolMetricsOptions::command_limit` (default "
       << MetricsRegistry::kDefaultCommandLimit
       << ") distinct commands and counts later ones as\n`other` (first N, never re-ranked: a "
-         "series must never move between label values); `worker` is bounded\nby the pool size "
+         "series must never move between label values), and so are names longer than "
+      << LabelLimits::kMaxValueBytes
+      << " bytes\n(they take no slot); `worker` is bounded by the pool size "
          "plus overflow, and series of workers that left are dropped at the next scrape;\n"
          "`state`, `from`, `to`, `reason`, `category`, `severity` and `outcome` are enumerations. "
          "Histograms use\nthe default latency buckets, 50 µs to 60 s "

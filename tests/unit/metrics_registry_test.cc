@@ -89,6 +89,22 @@ TEST(MetricsRegistry, CountersNeverGoDown) {
   Counter().inc();  // a default handle ignores updates
 }
 
+// Callers choose command names (unknown ones are counted too): a name longer than 128 bytes is
+// "other" and takes no slot, so a scrape stays small whatever names arrive.
+TEST(MetricsRegistry, LongValuesOfALimitedLabelAreOtherAndTakeNoSlot) {
+  MetricsRegistry registry;
+  registry.limit_label("command", 2);
+  auto& calls = registry.counter_family({"demo_total", "c", {"command"}, {}});
+  for (int i = 0; i < 100; ++i) calls.counter({std::string(1 << 20, char('a' + i % 26))}).inc();
+  calls.counter({std::string(128, 'x')}).inc();  // 128 bytes: a value like any other
+  calls.counter({"short"}).inc();
+  EXPECT_EQ(registry.admitted_values("command"), 2u);
+  const std::string text = registry.render_prometheus();
+  EXPECT_EQ(sample(text, "demo_total{command=\"other\"}"), 100);
+  EXPECT_EQ(sample(text, "demo_total{command=\"short\"}"), 1);
+  EXPECT_LT(text.size(), 2000u);
+}
+
 TEST(MetricsRegistry, LabelLimitKeepsTheFirstValuesAndFoldsLaterOnesIntoOther) {
   MetricsRegistry registry;
   registry.limit_label("command", 2);
