@@ -159,9 +159,10 @@ struct Pool::Impl final : WorkerSupervisor::Listener {
                        const ExecuteOptions& options);
   // The log line of a call that ended (debug if it succeeded, info if not), with its pool,
   // worker, session and wire request id.
-  void log_call_end(const Result<Json>& result, std::string_view command,
-                    std::optional<std::string_view> session, std::string_view worker_id,
-                    std::uint64_t request_id, std::chrono::microseconds elapsed) const;
+  // `command` and `session` as command_label() / session_label() say them ("" : no session).
+  void log_call_end(const Result<Json>& result, std::string_view command, std::string_view session,
+                    std::string_view worker_id, std::uint64_t request_id,
+                    std::chrono::microseconds elapsed) const;
   // Shape of the request (UTF-8, depth, numbers, timeouts), then the command's existence.
   Result<void> validate(std::optional<std::string_view> session, std::string_view command,
                         const Json& args, const ExecuteOptions& options) const;

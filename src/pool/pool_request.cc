@@ -111,7 +111,7 @@ void Pool::Impl::checkin_error(const WorkerPtr& w, const std::string& marked,
 }
 
 void Pool::Impl::log_call_end(const Result<Json>& result, std::string_view command,
-                              std::optional<std::string_view> session, std::string_view worker_id,
+                              std::string_view session, std::string_view worker_id,
                               std::uint64_t request_id, std::chrono::microseconds elapsed) const {
   // Failures at info, successes at debug: a log at info shows what went wrong, and with which
   // ids, without one line per successful call.
@@ -122,7 +122,7 @@ void Pool::Impl::log_call_end(const Result<Json>& result, std::string_view comma
   if (!result && worker.empty()) worker = result.error().context.worker_id;
   telemetry.log(level,
                 fmt::format("call '{}' ended in {} us: {}", command, elapsed.count(), outcome),
-                worker, session ? valid_utf8_prefix(*session) : std::string_view(), request_id);
+                worker, session, request_id);
 }
 
 PoolResilience::Once Pool::Impl::run_once(wire::Request& request, TimePoint checkout_deadline,
@@ -166,9 +166,9 @@ Result<Json> Pool::Impl::execute(std::optional<std::string_view> session, std::s
   std::uint32_t attempts = 0;
   std::string served_by;
   std::uint64_t request_id = 0;  // the wire id of the last attempt, once one was sent
-  // What logs and events may say about the command (it may be the invalid input refused here).
-  const std::string command_label =
-      is_valid_utf8(command) ? std::string(command) : std::string("<invalid UTF-8>");
+  // What logs, events and metrics may say about the command (it may be the input refused here).
+  const std::string command_label = bridgepool::command_label(command);
+  const std::string session_text = session ? session_label(*session) : std::string();
   auto finish = [&](Result<Json> result) {
     auto elapsed = std::chrono::duration_cast<std::chrono::microseconds>(clock.now() - started_at);
     if (result) {
@@ -176,7 +176,7 @@ Result<Json> Pool::Impl::execute(std::optional<std::string_view> session, std::s
     } else {
       Error& e = result.error();
       e.context.command = command_label;
-      if (session) e.context.session_id = std::string(valid_utf8_prefix(*session));
+      if (session) e.context.session_id = session_text;
       e.context.elapsed = elapsed;
       e.context.queue_wait = std::chrono::duration_cast<std::chrono::microseconds>(queue_wait);
       e.context.pool_name = config.name;
@@ -185,7 +185,7 @@ Result<Json> Pool::Impl::execute(std::optional<std::string_view> session, std::s
         e.context.operation = session ? "execute_in_session" : "execute";
       count_error(e);
     }
-    log_call_end(result, command_label, session, served_by, request_id, elapsed);
+    log_call_end(result, command_label, session_text, served_by, request_id, elapsed);
     const double queue_wait_us =
         double(std::chrono::duration_cast<std::chrono::microseconds>(queue_wait).count());
     telemetry.observe_call(

@@ -409,6 +409,37 @@ TEST_F(PoolLogic, ASessionCallWaitsForItsBusyWorkerThenTimesOut) {
   ASSERT_TRUE(held.get());
 }
 
+// A refused command name or session id of any size is described, not copied, in the error, the
+// log line of the call and the pool.request event (which metrics and the reporter read): a
+// caller sending 1 MB names must not write 1 MB per request into every log and label.
+TEST_F(PoolLogic, OversizedNamesAreDescribedNotCopiedIntoErrorsLogsAndEvents) {
+  std::mutex mu;
+  std::vector<std::string> lines;
+  std::vector<std::string> commands;
+  auto c = config(1);
+  c.logger = std::make_shared<Logger>(LogLevel::kInfo, [&](const LogRecord& r) {
+    std::lock_guard lock(mu);
+    lines.push_back(Logger::format_json(r));
+  });
+  events_->attach("pool.request", [&](const Event& e) {
+    std::lock_guard lock(mu);
+    commands.push_back(e.metadata.at("command"));
+  });
+  auto pool = start(c);
+  ASSERT_TRUE(pool);
+  auto by_name = pool->execute(std::string(1 << 20, 'y'));
+  ASSERT_FALSE(by_name);
+  EXPECT_EQ(by_name.error().category, ErrorCategory::kInvalidRequest);
+  EXPECT_EQ(by_name.error().context.command, "<command of 1048576 bytes>");
+  auto by_session = pool->execute_in_session(std::string(1 << 20, 's'), "echo");
+  ASSERT_FALSE(by_session);
+  EXPECT_EQ(by_session.error().context.session_id, "<session id of 1048576 bytes>");
+  std::lock_guard lock(mu);
+  EXPECT_EQ(commands, (std::vector<std::string>{"<command of 1048576 bytes>", "echo"}));
+  ASSERT_FALSE(lines.empty());
+  for (const auto& line : lines) EXPECT_LT(line.size(), 2000u) << line.substr(0, 200);
+}
+
 TEST_F(PoolLogic, AWorkerThatDiedIsDescribedByItsExitStatusNotAsStillRunning) {
   // w1 dies while idle; its request pipe closes 50 ms before its exit is visible. The next call
   // passes the checkout check, gets EPIPE on the write, and is re-routed to the replacement; the
