@@ -59,22 +59,16 @@ std::optional<std::string> check_args(const nlohmann::json& args) {
 
 }  // namespace
 
-namespace {
-
-std::string describe(std::string_view text, std::size_t max_length, const char* what) {
-  if (!is_valid_utf8(text)) return "<invalid UTF-8>";
-  if (text.size() > max_length) return fmt::format("<{} of {} bytes>", what, text.size());
-  return std::string(text);
-}
-
-}  // namespace
-
 std::string command_label(std::string_view command) {
-  return describe(command, kMaxCommandLength, "command");
+  if (command.size() > kMaxCommandLength)
+    return fmt::format("<command of {} bytes>", command.size());
+  return is_valid_utf8(command) ? std::string(command) : std::string("<invalid UTF-8>");
 }
 
 std::string session_label(std::string_view session_id) {
-  return describe(session_id, kMaxSessionIdLength, "session id");
+  if (session_id.size() > kMaxSessionIdLength)
+    return fmt::format("<session id of {} bytes>", session_id.size());
+  return std::string(valid_utf8_prefix(session_id));
 }
 
 Result<void> validate_request(std::optional<std::string_view> session, std::string_view command,

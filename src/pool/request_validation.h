@@ -41,9 +41,10 @@ Result<void> validate_request(std::optional<std::string_view> session, std::stri
                               const nlohmann::json& args);
 
 // What logs, events, metrics and error contexts may say about a command or session id that may
-// be the very input refused: itself when valid UTF-8 within the length limit, else a short
-// description ("<invalid UTF-8>", "<command of 500000 bytes>"), so an oversized name is never
-// copied into every log line and label.
+// be the very input refused: itself when valid UTF-8 within the length limit; over the limit a
+// short description ("<command of 500000 bytes>"), so an oversized name is never copied into
+// every log line and label; not UTF-8: "<invalid UTF-8>" for a command, the valid prefix of a
+// session id.
 std::string command_label(std::string_view command);
 std::string session_label(std::string_view session_id);
 Result<void> validate_options(const ExecuteOptions& options);
