@@ -35,6 +35,7 @@
 
 #include "base/async_executor.h"
 #include "base/event_loop.h"
+#include "base/shared_slot.h"
 #include "bridgepool/clock.h"
 #include "bridgepool/pool.h"
 #include "pool/capacity.h"
@@ -91,13 +92,13 @@ struct Pool::Impl final : WorkerSupervisor::Listener {
   WorkerSupervisor supervisor;
   Maintenance maintenance;
 
-  // The command table from the first handshake (read on every request: lock-free).
+  // The command table of the newest generation's handshake (read on every request; a leaf lock).
   struct CommandTable {
     std::uint64_t generation = 0;  // of the worker whose handshake it holds
     std::vector<CommandSpec> commands;
     std::unordered_map<std::string, bool> idempotent;  // name -> idempotent
   };
-  std::atomic<std::shared_ptr<const CommandTable>> command_table;
+  SharedSlot<const CommandTable> command_table;
 
   std::mutex async_mu;                   // guards `async` creation and hand-over at shutdown
   std::unique_ptr<AsyncExecutor> async;  // created on the first execute_async
