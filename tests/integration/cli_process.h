@@ -1,5 +1,5 @@
-// Helpers for tests that run the real `bridgepool` binary (BRIDGEPOOL_CLI): a temporary
-// directory, whole-file reads, and the binary as a child process whose stdout and stderr go to
+// Helpers for tests that run the real `bridgepool` binary (BRIDGEPOOL_CLI): whole-file reads,
+// and the binary as a child process whose stdout and stderr go to
 // files and that the test can signal and wait for (on a pidfd, no polling).
 #pragma once
 
@@ -22,6 +22,8 @@
 
 #include <gtest/gtest.h>
 
+#include "integration/test_support.h"  // TempDir
+
 extern char** environ;
 
 namespace bridgepool::testing {
@@ -32,20 +34,6 @@ inline std::string read_text(const std::string& path) {
   s << f.rdbuf();
   return s.str();
 }
-
-// A fresh directory for one test's files.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = ::testing::TempDir() + "/bp_cli_XXXXXX";
-    path_ = ::mkdtemp(pattern.data());
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
 
 // The `bridgepool` binary as a child of the test: argv without a shell (so arguments up to the
 // kernel's 128 KiB per argument pass as they are), stdout and stderr to separate files (named

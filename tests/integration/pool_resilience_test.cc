@@ -17,20 +17,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// A fresh directory for one test's marker and counter files.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = ::testing::TempDir() + "/bp_resilience_XXXXXX";
-    path_ = ::mkdtemp(pattern.data());
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
-
 int read_count(const std::string& path) {
   std::ifstream f(path);
   int n = 0;

@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <mutex>
@@ -109,6 +111,20 @@ class LogCapture {
 };
 
 // Starts a pool; on failure records a test failure with the full error and returns null.
+// A fresh directory for one test's files, removed with everything in it at scope exit.
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern = ::testing::TempDir() + "/bridgepool_test_XXXXXX";
+    path_ = ::mkdtemp(pattern.data());
+  }
+  ~TempDir() { std::filesystem::remove_all(path_); }
+  std::string file(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
 inline std::unique_ptr<Pool> start_pool(PoolConfig config) {
   auto pool = Pool::start(std::move(config));
   EXPECT_TRUE(pool.has_value()) << (pool ? "" : pool.error().format_for_logging());
