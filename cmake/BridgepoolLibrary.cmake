@@ -38,6 +38,11 @@ file(GLOB BRIDGEPOOL_CORE_SOURCES CONFIGURE_DEPENDS
 add_library(bridgepool_objects OBJECT ${BRIDGEPOOL_CORE_SOURCES})
 set_target_properties(bridgepool_objects PROPERTIES POSITION_INDEPENDENT_CODE ON)
 target_link_libraries(bridgepool_objects PRIVATE bridgepool_internal_headers)
+if(BRIDGEPOOL_PCH)
+  target_precompile_headers(bridgepool_objects PRIVATE
+    <nlohmann/json.hpp> <fmt/format.h> <tl/expected.hpp> <chrono> <functional> <map> <memory>
+    <mutex> <string> <vector>)
+endif()
 
 # What src/base/install_paths.cc needs to know about this build, on that one file only (a change
 # of prefix recompiles one file). Canonical paths: the library compares them with the canonical

@@ -23,3 +23,7 @@ file(GLOB BRIDGEPOOL_SERVER_SOURCES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/src/
 add_library(bridgepool_server STATIC ${BRIDGEPOOL_SERVER_SOURCES} ${BRIDGEPOOL_DASHBOARD_CC})
 target_link_libraries(bridgepool_server
   PUBLIC bridgepool_internal PkgConfig::CPP_HTTPLIB tomlplusplus::tomlplusplus)
+if(BRIDGEPOOL_PCH)
+  target_precompile_headers(bridgepool_server PRIVATE
+    <httplib.h> <nlohmann/json.hpp> <fmt/format.h> <tl/expected.hpp> <string> <vector>)
+endif()
