@@ -140,8 +140,9 @@ bool HttpService::read_body(const Req& req, Res& res, const httplib::ContentRead
   }
   if (!chunked) {
     // Refused before reading: httplib would otherwise read (and discard) a declared length it
-    // will not accept, however large, before answering. The unread body leaves the connection
-    // out of step, so it is closed after the answer.
+    // will not accept, however large, before answering. httplib 0.11 keeps the connection open
+    // whatever the response says: bytes the client sends after it are read as the next request
+    // (a body is no valid request line: 400, then closed), else it idles out (2 s).
     const auto length = content_length(req.get_header_value("Content-Length"));
     if (!length || *length > options_.max_body_bytes) {
       res.set_header("Connection", "close");
