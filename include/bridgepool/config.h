@@ -9,7 +9,9 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -40,6 +42,18 @@ struct InitCommand {
 // with a `session` error naming the dead worker; kHint binds it to another worker (counted).
 enum class SessionMode { kStrict, kHint };
 
+// How a worker process comes to life (docs/lifecycle.md, "Start methods"). kSpawn: a fresh
+// interpreter that imports the runtime and the handler modules itself. kForkServer: a template
+// process (the zygote, one per pool generation) imports them once and every worker is os.fork()ed
+// from it, ready in milliseconds however slow the imports; a handler module that starts threads
+// at import makes that generation fall back to kSpawn with a warning.
+enum class StartMethod { kSpawn, kForkServer };
+
+// "spawn" / "fork-server" (the CLI's and configuration file's spelling; "fork_server" is accepted
+// too). nullopt for anything else.
+std::optional<StartMethod> parse_start_method(std::string_view text);
+std::string_view start_method_name(StartMethod method);  // "spawn" / "fork-server"
+
 struct PoolConfig {
   std::string name = "default";
   std::size_t size = 0;  // 0: number of cores
@@ -58,6 +72,12 @@ struct PoolConfig {
   std::string version_tag;  // reported by workers whose handlers have no __version__
   std::vector<InitCommand>
       init_commands;  // run in order on each new worker; a failure = init failure
+
+  StartMethod start_method = StartMethod::kSpawn;
+  // Warm spares: processes started, handshaken and initialized, kept aside; a worker that dies or
+  // is recycled is replaced by a spare at once and the spare is replenished in the background.
+  // Spares never take traffic and are counted apart in stats.
+  std::size_t spare_workers = 0;
 
   bool eager = true;          // start every worker at pool start, concurrently
   std::size_t min_ready = 0;  // start() waits for this many ready workers (0: all of `size`)

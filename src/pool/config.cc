@@ -41,6 +41,16 @@ std::string default_handlers() {
   return env_or("BRIDGEPOOL_HANDLERS", internal::runtime_dirs().examples_dir + "/handlers.py");
 }
 
+std::optional<StartMethod> parse_start_method(std::string_view text) {
+  if (text == "spawn") return StartMethod::kSpawn;
+  if (text == "fork-server" || text == "fork_server") return StartMethod::kForkServer;
+  return std::nullopt;
+}
+
+std::string_view start_method_name(StartMethod method) {
+  return method == StartMethod::kForkServer ? "fork-server" : "spawn";
+}
+
 Result<void> PoolConfig::resolve() {
   if (size == 0) size = std::max(1u, std::thread::hardware_concurrency());
   if (python.empty()) python = default_python();
@@ -48,6 +58,9 @@ Result<void> PoolConfig::resolve() {
   if (handlers.empty()) handlers.push_back(default_handlers());
   if (min_ready == 0 || min_ready > size) min_ready = size;
   if (size > 4096) return tl::unexpected(config_error(fmt::format("size {} > 4096", size)));
+  if (spare_workers > 4096) {
+    return tl::unexpected(config_error(fmt::format("spare_workers {} > 4096", spare_workers)));
+  }
   if (max_queue == 0) return tl::unexpected(config_error("max_queue must be >= 1"));
   if (max_frame_bytes < 1024 || max_frame_bytes > 0xFFFFFFFFu) {
     return tl::unexpected(config_error("max_frame_bytes must be within [1 KiB, 4 GiB)"));

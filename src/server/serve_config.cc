@@ -178,6 +178,10 @@ Status check_range(const ServeConfig& c, const SourceMap& s) {
   level_from_name(c.log_level, &ok);
   if (!ok)
     return fail("log_level", fmt::format("'{}' is not debug|info|warn|error|off", c.log_level));
+  if (!parse_start_method(c.start_method)) {
+    return fail("start_method", fmt::format("'{}' is not spawn|fork-server", c.start_method));
+  }
+  if (c.spare_workers > 512) return fail("spare_workers", "must be from 0 to 512");
   if (c.log_format != "text" && c.log_format != "json") {
     return fail("log_format", fmt::format("'{}' is not text|json", c.log_format));
   }
@@ -288,6 +292,8 @@ PoolConfig to_pool_config(const ServeConfig& c) {
   p.max_queue = c.max_queue;
   p.session_ttl = milliseconds(c.session_ttl_s * 1000);
   p.max_requests = c.max_requests;
+  p.start_method = parse_start_method(c.start_method).value_or(StartMethod::kSpawn);
+  p.spare_workers = c.spare_workers;
   return p;
 }
 

@@ -164,6 +164,8 @@ TEST(ServeConfig, PoolSettingsCarryOver) {
   c.request_timeout_ms = 456;
   c.session_ttl_s = 7;
   c.handlers = {"h.py"};
+  c.start_method = "fork-server";
+  c.spare_workers = 2;
   PoolConfig p = to_pool_config(c);
   EXPECT_EQ(p.size, 3u);
   EXPECT_EQ(p.max_overflow, 1u);
@@ -171,6 +173,36 @@ TEST(ServeConfig, PoolSettingsCarryOver) {
   EXPECT_EQ(p.request_timeout, milliseconds(456));
   EXPECT_EQ(p.session_ttl, milliseconds(7000));
   EXPECT_EQ(p.handlers, c.handlers);
+  EXPECT_EQ(p.start_method, StartMethod::kForkServer);
+  EXPECT_EQ(p.spare_workers, 2u);
+}
+
+TEST(ServeConfig, StartMethodAndSparesAreChecked) {
+  Merged m;
+  ASSERT_TRUE(apply_text(m.config, m.sources, {{"start_method", "forkserver", "--start-method"}}));
+  auto bad = validate(m.config, m.sources);
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error(), "--start-method: start_method: 'forkserver' is not spawn|fork-server");
+  Merged spares;
+  ASSERT_TRUE(apply_text(spares.config, spares.sources, {{"spare_workers", "513", "flag"}}));
+  EXPECT_FALSE(validate(spares.config, spares.sources));
+  for (const char* ok : {"spawn", "fork-server", "fork_server"}) {
+    Merged good;
+    ASSERT_TRUE(apply_text(good.config, good.sources, {{"start_method", ok, "flag"}}));
+    EXPECT_TRUE(validate(good.config, good.sources)) << ok;
+  }
+}
+
+TEST(PoolConfigStartMethod, NamesRoundTripAndUnknownOnesAreRefused) {
+  EXPECT_EQ(parse_start_method("spawn"), StartMethod::kSpawn);
+  EXPECT_EQ(parse_start_method("fork-server"), StartMethod::kForkServer);
+  EXPECT_EQ(parse_start_method(start_method_name(StartMethod::kForkServer)),
+            StartMethod::kForkServer);
+  EXPECT_FALSE(parse_start_method(""));
+  EXPECT_FALSE(parse_start_method("Fork-Server"));
+  PoolConfig too_many;
+  too_many.spare_workers = 5000;
+  EXPECT_FALSE(too_many.resolve());
 }
 
 TEST(ServeConfig, EnvAndFlagNamesDeriveFromTheKey) {
