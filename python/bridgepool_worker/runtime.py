@@ -97,7 +97,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--handlers", action="append", required=True, metavar="PATH_OR_MODULE",
                         help="handler module: a .py path or a dotted module name (repeatable)")
-    parser.add_argument("--worker-id", required=True)
+    parser.add_argument("--worker-id", default=None)
+    parser.add_argument("--zygote", action="store_true",
+                        help="be a fork server (zygote.py) for workers started with these "
+                             "arguments; each fork request adds --worker-id")
     parser.add_argument("--parent-pid", type=int, default=None,
                         help="exit at once if our parent is not this pid "
                              "(default: $BRIDGEPOOL_PARENT_PID)")
@@ -107,6 +110,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--version-tag", default=None,
                         help="handlers_version when the handler module has no __version__")
     options = parser.parse_args(argv)
+    if options.worker_id is None and not options.zygote:
+        raise UsageError("the following arguments are required: --worker-id")
     if options.parent_pid is None:
         env_pid = os.environ.get("BRIDGEPOOL_PARENT_PID")
         if env_pid:
@@ -715,14 +720,18 @@ def _close_quietly(chunks: GeneratorType) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:  # never returns
-    """Runs a worker process to completion (see the module docstring for the order)."""
+    """Runs a worker process to completion (see the module docstring for the order).
+
+    With `--zygote` the process becomes a fork server instead (zygote.py): it loads the handler
+    modules once and forks ready-to-serve workers on request.
+    """
     set_parent_death_signal()  # first: the window in which a dying pool leaves us behind
+    given = sys.argv[1:] if argv is None else list(argv)
     try:
-        options = parse_args(argv)
+        options = parse_args(given)
     except UsageError as exc:
         # The response fd is unknown when parsing failed: report on the default one only if
         # the command line did not name another (fd 4 could then be anything).
-        given = sys.argv[1:] if argv is None else argv
         named = any(a.startswith("--response-fd") for a in given)
         _usage_failure(None if named else DEFAULT_RESPONSE_FD, str(exc))
     if options.parent_pid is not None and os.getppid() != options.parent_pid:
@@ -731,28 +740,42 @@ def main(argv: list[str] | None = None) -> None:  # never returns
                          f"is gone (parent is now {os.getppid()}); exiting\n")
         _exit(EXIT_OK)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    make_stdout_line_buffered()
+    if options.zygote:
+        from bridgepool_worker.zygote import serve_forks
+
+        serve_forks(options, [a for a in given if a != "--zygote"])  # never returns
     try:
         prepare_protocol_fds(options.request_fd, options.response_fd)
     except UsageError as exc:
         _usage_failure(options.response_fd, str(exc))
-    make_stdout_line_buffered()
     # Before any handler code runs, so that it guards whatever handlers start, even at import;
     # its interpreter starts while the handler modules are imported.
     sentinel = start_group_sentinel()
-
-    registry = default_registry()
     loader = HandlerLoader()
-    for spec in options.handlers:
-        try:
-            loader.load(spec)
-        except BaseException as exc:  # SyntaxError, SystemExit at import, anything
-            fail_init(options.response_fd, spec, exc)
+    load_handlers(loader, options.handlers, lambda spec, exc: fail_init(options.response_fd,
+                                                                        spec, exc))
     sentinel_pid = sentinel.pid() if sentinel is not None else None  # reaps the launcher
     # Objects alive now (modules, handlers) live for the whole process: move them out of the
     # collector's generations so later collections do not scan them again and again.
     gc.freeze()
+    serve_worker(options, loader, sentinel_pid)
 
-    runtime = Runtime(registry, options.worker_id,
+
+def load_handlers(loader: HandlerLoader, specs: list[str], on_failure) -> None:
+    """Imports every handler module; the first failure goes to `on_failure(spec, exc)`, which
+    does not return."""
+    for spec in specs:
+        try:
+            loader.load(spec)
+        except BaseException as exc:  # SyntaxError, SystemExit at import, anything
+            on_failure(spec, exc)
+
+
+def serve_worker(options: argparse.Namespace, loader: HandlerLoader,
+                 sentinel_pid: int | None) -> None:  # never returns
+    """Handshake, then the request loop until EOF or `shutdown`; exits with its code."""
+    runtime = Runtime(default_registry(), options.worker_id,
                       request_fd=options.request_fd, response_fd=options.response_fd,
                       max_frame_bytes=options.max_frame_bytes,
                       handlers_version=handlers_version_of(loader.modules, options.version_tag),

@@ -9,6 +9,7 @@
 
 #include "pool/pool_impl.h"
 #include "pool/worker_command.h"
+#include "process/fork_server_spawner.h"
 #include "process/sigpipe.h"
 
 namespace bridgepool {
@@ -36,7 +37,7 @@ Pool::Impl::Impl(PoolConfig cfg, std::string kind_name)
       kind(std::move(kind_name)),
       clock_owner(clock_of(config)),
       clock(*clock_owner),
-      spawner(config.spawner ? config.spawner : std::make_shared<PosixSpawner>()),
+      spawner(config.spawner ? config.spawner : default_spawner()),
       recovery(RecoveryLimits{static_cast<std::uint32_t>(config.max_health_failures),
                               static_cast<std::uint32_t>(config.max_checkin_failures)}),
       recycle(RecycleConfig{config.max_requests, config.max_requests_jitter, config.max_rss_mb}),
@@ -69,6 +70,19 @@ Pool::Impl::Impl(PoolConfig cfg, std::string kind_name)
       maintenance(loop, maintenance_tick(), [this] { maintenance_round(); }) {}
 
 Pool::Impl::~Impl() { shutdown(std::chrono::milliseconds(0)); }
+
+std::shared_ptr<Spawner> Pool::Impl::default_spawner() {
+  ForkServerSpawner::Options o;
+  o.start_timeout = config.init_timeout;
+  o.fork_timeout = config.init_timeout;
+  o.backoff_initial = config.respawn_backoff_initial;
+  o.backoff_max = config.respawn_backoff_max;
+  // Called only once workers launch, when `telemetry` (a later member) exists.
+  o.log = [this](LogLevel level, const std::string& message) {
+    telemetry.log(level, message, "fork-server");
+  };
+  return std::make_shared<ForkServerSpawner>(std::move(o));
+}
 
 Pool::Pool(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 

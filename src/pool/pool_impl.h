@@ -187,6 +187,9 @@ struct Pool::Impl final : WorkerSupervisor::Listener {
   void maintenance_round();  // maintenance thread
   void probe(const WorkerPtr& worker, bool was_degraded);
   std::chrono::milliseconds maintenance_tick() const;
+  // posix_spawn, or fork from a zygote for StartMethod::kForkServer (fork_server_spawner.h); its
+  // log lines go through `telemetry` (tagged "fork-server").
+  std::shared_ptr<Spawner> default_spawner();
   std::optional<Leave> leave_on_return(const WorkerPtr& worker, Tracking& tracking);
   Tracking new_tracking(std::uint64_t generation);
 

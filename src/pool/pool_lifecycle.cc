@@ -39,6 +39,7 @@ void Pool::Impl::launch_after(std::chrono::milliseconds delay) {
     spec.number = number;
     spec.generation = gen->number;
     spec.spawn = worker_spawn_spec(gen->config, fmt::format("w{}", number), ::getpid(), gen->env);
+    spec.spawn.generation = gen->number;
     spec.init_commands = gen->config.init_commands;
     supervisor.launch(std::move(spec));
   });
@@ -229,6 +230,7 @@ void Pool::Impl::shutdown(std::optional<std::chrono::milliseconds> grace_opt) {
   if (async_threads) async_threads->stop();
   maintenance.stop();  // its round ends quickly: every worker is gone
   supervisor.stop();
+  spawner->stop();  // the fork servers, now that every worker they forked is reaped
   loop.stop();
   if (auto left = supervisor.workers(); !left.empty()) {
     telemetry.log(LogLevel::kError,

@@ -41,12 +41,14 @@ SpawnSpec worker_spawn_spec(const PoolConfig& config, std::string_view worker_id
   spec.argv.insert(spec.argv.end(), config.python_args.begin(), config.python_args.end());
   spec.argv.insert(spec.argv.end(), {"-m", "bridgepool_worker"});
   for (const auto& h : config.handlers) spec.argv.insert(spec.argv.end(), {"--handlers", h});
-  spec.argv.insert(spec.argv.end(),
-                   {"--worker-id", std::string(worker_id), "--parent-pid", std::to_string(parent),
-                    "--max-frame-bytes", std::to_string(config.max_frame_bytes)});
+  spec.argv.insert(spec.argv.end(), {"--parent-pid", std::to_string(parent), "--max-frame-bytes",
+                                     std::to_string(config.max_frame_bytes)});
   if (!config.version_tag.empty()) {
     spec.argv.insert(spec.argv.end(), {"--version-tag", config.version_tag});
   }
+  // Everything above is the same for every worker of the pool: what a fork server loads once.
+  if (config.start_method == StartMethod::kForkServer) spec.template_args = spec.argv.size();
+  spec.argv.insert(spec.argv.end(), {"--worker-id", std::string(worker_id)});
   spec.env = std::move(env);
   return spec;
 }

@@ -22,9 +22,11 @@ namespace bridgepool {
 // BRIDGEPOOL_PARENT_PID added, then config.env on top; sorted "KEY=value" entries.
 std::vector<std::string> build_worker_env(const PoolConfig& config);
 
-// `python [python_args] -m bridgepool_worker --handlers h... --worker-id <id> --parent-pid
-// <parent> --max-frame-bytes <n> [--version-tag t]` with `env` as the complete environment.
-// `parent` is the pid the worker expects as its parent (it exits at once if it is not).
+// `python [python_args] -m bridgepool_worker --handlers h... --parent-pid <parent>
+// --max-frame-bytes <n> [--version-tag t] --worker-id <id>` with `env` as the complete
+// environment. `parent` is the pid the worker expects as its parent (it exits at once if it is
+// not). With StartMethod::kForkServer, template_args covers all but the last two (the id): the
+// part a fork server shares (SpawnSpec); the caller sets the generation.
 SpawnSpec worker_spawn_spec(const PoolConfig& config, std::string_view worker_id, pid_t parent,
                             std::vector<std::string> env);
 

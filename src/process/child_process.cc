@@ -2,15 +2,18 @@
 
 #include <poll.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
 
 #include <fmt/format.h>
 
 namespace bridgepool {
 
 std::string ExitStatus::describe() const {
+  if (unknown) return "exit status unknown (its fork server had exited)";
   if (!signaled) return fmt::format("exit code {}", code);
   const char* name = sigabbrev_np(signal);
   return fmt::format("killed by signal {} (SIG{})", signal, name ? name : "?");
@@ -54,6 +57,19 @@ std::string ChildProcess::describe_exit(std::chrono::milliseconds patience) cons
   }
   if (auto status = peek_exit_status()) return status->describe();
   return fmt::format("still running after {} ms", patience.count());
+}
+
+std::optional<std::uint64_t> resident_bytes_of(pid_t pid) {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d/statm", static_cast<int>(pid));
+  std::FILE* f = std::fopen(path, "re");
+  if (f == nullptr) return std::nullopt;
+  unsigned long long size_pages = 0, resident_pages = 0;
+  const int fields = std::fscanf(f, "%llu %llu", &size_pages, &resident_pages);
+  std::fclose(f);
+  if (fields != 2) return std::nullopt;
+  return static_cast<std::uint64_t>(resident_pages) *
+         static_cast<std::uint64_t>(sysconf(_SC_PAGESIZE));
 }
 
 }  // namespace bridgepool

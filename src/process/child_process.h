@@ -28,9 +28,10 @@ namespace bridgepool {
 
 struct ExitStatus {
   bool signaled = false;
-  int code = 0;    // exit code when !signaled
-  int signal = 0;  // terminating signal when signaled
-  // "exit code 3" / "killed by signal 9 (SIGKILL)"
+  int code = 0;          // exit code when !signaled
+  int signal = 0;        // terminating signal when signaled
+  bool unknown = false;  // a forked worker whose fork server died before reporting it
+  // "exit code 3" / "killed by signal 9 (SIGKILL)" / "exit status unknown (...)"
   std::string describe() const;
 };
 
@@ -89,5 +90,9 @@ class ChildProcess {
   std::atomic<bool> reaped_{false};
   ExitStatus status_;  // valid once reaped_
 };
+
+// Resident memory of process `pid` from /proc/PID/statm (resident pages x page size); nullopt if
+// it cannot be read. A zombie reads 0.
+std::optional<std::uint64_t> resident_bytes_of(pid_t pid);
 
 }  // namespace bridgepool

@@ -54,18 +54,9 @@ std::optional<ExitStatus> PidfdProcess::reap() {
 }
 
 std::optional<std::uint64_t> PidfdProcess::resident_bytes() const {
-  // Not after reap: the pid may have been reused. A zombie (exited, not yet reaped) reads 0.
+  // Not after reap: the pid may have been reused.
   if (reaped()) return std::nullopt;
-  char path[64];
-  std::snprintf(path, sizeof path, "/proc/%d/statm", static_cast<int>(pid()));
-  std::FILE* f = std::fopen(path, "re");
-  if (f == nullptr) return std::nullopt;
-  unsigned long long size_pages = 0, resident_pages = 0;
-  const int fields = std::fscanf(f, "%llu %llu", &size_pages, &resident_pages);
-  std::fclose(f);
-  if (fields != 2) return std::nullopt;
-  return static_cast<std::uint64_t>(resident_pages) *
-         static_cast<std::uint64_t>(sysconf(_SC_PAGESIZE));
+  return resident_bytes_of(pid());
 }
 
 std::optional<ExitStatus> PidfdProcess::peek_exit_status() const {

@@ -12,14 +12,29 @@
 
 #include "process/pidfd.h"
 #include "process/pidfd_process.h"
+#include "process/posix_spawn_call.h"
 #include "process/spawner.h"
 
 namespace bridgepool {
 namespace {
 
-constexpr int kChildRequestFd = 3;
-constexpr int kChildResponseFd = 4;
 constexpr int kFirstFreeFd = 10;
+
+// RAII for the posix_spawn attribute objects.
+struct SpawnAttrs {
+  posix_spawn_file_actions_t actions;
+  posix_spawnattr_t attr;
+  SpawnAttrs() {
+    posix_spawn_file_actions_init(&actions);
+    posix_spawnattr_init(&attr);
+  }
+  ~SpawnAttrs() {
+    posix_spawn_file_actions_destroy(&actions);
+    posix_spawnattr_destroy(&attr);
+  }
+};
+
+}  // namespace
 
 Error spawn_error(int err, std::string_view what) {
   // Descriptor and process limits are a resource problem the operator can fix; anything else
@@ -32,13 +47,6 @@ Error spawn_error(int err, std::string_view what) {
   return e;
 }
 
-struct Pipe {
-  UniqueFd read;
-  UniqueFd write;
-};
-
-// A close-on-exec pipe whose ends are numbered >= 10, so that dup2 onto 0..4 in the child can
-// never clobber one of our own source descriptors (e.g. a host started with fd 0 closed).
 Result<Pipe> make_pipe() {
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) return tl::unexpected(spawn_error(errno, "pipe2"));
@@ -57,45 +65,20 @@ bool set_nonblocking(int fd) {
   return flags >= 0 && ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) == 0;
 }
 
-// RAII for the posix_spawn attribute objects.
-struct SpawnAttrs {
-  posix_spawn_file_actions_t actions;
-  posix_spawnattr_t attr;
-  SpawnAttrs() {
-    posix_spawn_file_actions_init(&actions);
-    posix_spawnattr_init(&attr);
-  }
-  ~SpawnAttrs() {
-    posix_spawn_file_actions_destroy(&actions);
-    posix_spawnattr_destroy(&attr);
-  }
-};
-
-}  // namespace
-
-Result<std::unique_ptr<ChildProcess>> PosixSpawner::spawn(const SpawnSpec& spec) {
+Result<StartedProcess> posix_spawn_process(const SpawnSpec& spec,
+                                           const std::vector<int>& child_fds) {
   if (spec.argv.empty() || spec.argv[0].empty()) {
     return make_error(ErrorCategory::kInitialization, "spawn: empty argv");
   }
-  auto request = make_pipe();
-  if (!request) return tl::unexpected(request.error());
-  auto response = make_pipe();
-  if (!response) return tl::unexpected(response.error());
-  auto out = make_pipe();
-  if (!out) return tl::unexpected(out.error());
-  auto err = make_pipe();
-  if (!err) return tl::unexpected(err.error());
-
   SpawnAttrs sa;
-  // In the child: stdin from /dev/null; stdout/stderr/request/response onto 1..4 (dup2 clears
-  // close-on-exec on the new descriptor); then close everything from 5 up, so descriptors that
+  // In the child: stdin from /dev/null; the given descriptors onto 1..n (dup2 clears
+  // close-on-exec on the new descriptor); then close everything above, so descriptors that
   // third-party code in the host opened without O_CLOEXEC do not leak into Python either.
   posix_spawn_file_actions_addopen(&sa.actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&sa.actions, out->write.get(), 1);
-  posix_spawn_file_actions_adddup2(&sa.actions, err->write.get(), 2);
-  posix_spawn_file_actions_adddup2(&sa.actions, request->read.get(), kChildRequestFd);
-  posix_spawn_file_actions_adddup2(&sa.actions, response->write.get(), kChildResponseFd);
-  posix_spawn_file_actions_addclosefrom_np(&sa.actions, kChildResponseFd + 1);
+  for (std::size_t i = 0; i < child_fds.size(); ++i) {
+    posix_spawn_file_actions_adddup2(&sa.actions, child_fds[i], static_cast<int>(i + 1));
+  }
+  posix_spawn_file_actions_addclosefrom_np(&sa.actions, static_cast<int>(child_fds.size() + 1));
 
   // Own process group (so the group can be ended as a whole, and a terminal's Ctrl-C reaches only
   // the host); empty signal mask and default dispositions for every signal — the host may block
@@ -133,13 +116,32 @@ Result<std::unique_ptr<ChildProcess>> PosixSpawner::spawn(const SpawnSpec& spec)
     ::waitpid(pid, nullptr, 0);
     return tl::unexpected(spawn_error(e, "pidfd_open"));
   }
+  return StartedProcess{pid, UniqueFd(pidfd)};
+}
+
+Result<std::unique_ptr<ChildProcess>> PosixSpawner::spawn(const SpawnSpec& spec) {
+  if (spec.argv.empty() || spec.argv[0].empty()) {
+    return make_error(ErrorCategory::kInitialization, "spawn: empty argv");
+  }
+  auto request = make_pipe();
+  if (!request) return tl::unexpected(request.error());
+  auto response = make_pipe();
+  if (!response) return tl::unexpected(response.error());
+  auto out = make_pipe();
+  if (!out) return tl::unexpected(out.error());
+  auto err = make_pipe();
+  if (!err) return tl::unexpected(err.error());
+  // Child fds 1, 2, 3 (requests), 4 (responses).
+  auto started = posix_spawn_process(
+      spec, {out->write.get(), err->write.get(), request->read.get(), response->write.get()});
+  if (!started) return tl::unexpected(started.error());
   for (int fd : {request->write.get(), response->read.get(), out->read.get(), err->read.get()}) {
     set_nonblocking(fd);
   }
   // The child-side ends close here (UniqueFd), so EOF on a pipe means the child end is gone.
-  return std::make_unique<PidfdProcess>(pid, UniqueFd(pidfd), std::move(request->write),
-                                        std::move(response->read), std::move(out->read),
-                                        std::move(err->read));
+  return std::make_unique<PidfdProcess>(started->pid, std::move(started->pidfd),
+                                        std::move(request->write), std::move(response->read),
+                                        std::move(out->read), std::move(err->read));
 }
 
 }  // namespace bridgepool

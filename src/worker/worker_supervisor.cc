@@ -56,12 +56,19 @@ void WorkerSupervisor::launch(LaunchSpec spec) {
     std::lock_guard lock(mu_);
     ++pending_;
   }
-  loop_.post([this, spec = std::move(spec)]() mutable { spawn(std::move(spec)); });
+  // A fork server loading its modules answers later; everything else at once.
+  const SpawnSpec spawn_spec = spec.spawn;
+  spawner_.when_ready(spawn_spec, [this, spec = std::move(spec)]() mutable {
+    loop_.post([this, spec = std::move(spec)]() mutable { spawn(std::move(spec)); });
+  });
 }
 
 void WorkerSupervisor::close() {
-  std::lock_guard lock(mu_);
-  closed_ = true;
+  {
+    std::lock_guard lock(mu_);
+    closed_ = true;
+  }
+  spawner_.close();  // launches waiting for a fork server go on (and fail: shutting down)
 }
 
 std::vector<WorkerPtr> WorkerSupervisor::workers() const {

@@ -1,4 +1,5 @@
-// orphan_host: a host process for the "no orphans" tests. `orphan_host N [handlers command...]`
+// orphan_host: a host process for the "no orphans" tests. `orphan_host [--fork-server] N
+// [handlers command...]`
 // starts a pool of N workers (with `handlers` if given), runs each `command` once (each must
 // return {"pid": <a process it started>}), prints "PIDS <worker pid>..." and "KIDS <pid>..." on
 // stdout, then sleeps until it is killed. The tests SIGKILL it and check that every worker and
@@ -14,6 +15,11 @@
 
 int main(int argc, char** argv) {
   bridgepool::PoolConfig config;
+  if (argc > 1 && std::string(argv[1]) == "--fork-server") {
+    config.start_method = bridgepool::StartMethod::kForkServer;
+    --argc;
+    ++argv;
+  }
   config.size = argc > 1 ? static_cast<std::size_t>(std::atoi(argv[1])) : 2;
   config.python = BRIDGEPOOL_TEST_PYTHON;
   if (argc > 2) config.handlers = {argv[2]};

@@ -13,14 +13,15 @@
 
 #include "integration/test_support.h"
 
-extern char** environ;
-
 namespace bridgepool {
 namespace {
 
+using testing::all_gone_within;
 using testing::children_of;
 using testing::data_path;
+using testing::Host;
 using testing::process_running;
+using testing::start_host;
 using testing::test_config;
 using testing::wait_until;
 using namespace std::chrono_literals;
@@ -82,51 +83,6 @@ TEST(PoolLifecycle, ShutdownPastGraceKillsBusyWorkersAndFailsTheirRequests) {
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().category, ErrorCategory::kConnection);
   EXPECT_TRUE(children_of(::getpid()).empty());
-}
-
-// Starts tests/helpers/orphan_host with `args`; returns its pid and the two pid lists it printed.
-struct Host {
-  pid_t pid = 0;
-  std::vector<pid_t> workers, kids;
-};
-
-Host start_host(std::vector<std::string> args) {
-  Host host;
-  int out[2];
-  if (::pipe(out) != 0) return host;
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-  posix_spawn_file_actions_addclose(&fa, out[0]);
-  args.insert(args.begin(), BRIDGEPOOL_HOST_HELPER);
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  if (posix_spawn(&host.pid, argv[0], &fa, nullptr, argv.data(), environ) != 0) host.pid = 0;
-  posix_spawn_file_actions_destroy(&fa);
-  ::close(out[1]);
-  FILE* f = ::fdopen(out[0], "r");
-  char line[512] = {0};
-  for (auto* list : {&host.workers, &host.kids}) {
-    if (!std::fgets(line, sizeof line, f)) break;
-    std::istringstream in(line);
-    std::string tag;
-    in >> tag;
-    for (pid_t p; in >> p;) list->push_back(p);
-  }
-  std::fclose(f);
-  return host;
-}
-
-bool all_gone_within(const std::vector<pid_t>& pids, std::chrono::milliseconds limit) {
-  return wait_until(
-      [&] {
-        for (pid_t p : pids) {
-          if (process_running(p)) return false;
-        }
-        return true;
-      },
-      limit);
 }
 
 TEST(PoolLifecycle, HostKilledTakesItsWorkersWithIt) {

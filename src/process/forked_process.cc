@@ -1,0 +1,66 @@
+#include "process/forked_process.h"
+
+#include <poll.h>
+#include <signal.h>
+
+#include <chrono>
+
+#include "process/fork_server.h"
+#include "process/pidfd.h"
+
+namespace bridgepool {
+namespace {
+
+// The zygote reaps on SIGCHLD and reports within microseconds; this only bounds a zygote that
+// is stuck or busy forking a large batch.
+constexpr std::chrono::milliseconds kReportPatience{2000};
+
+ExitStatus unknown_status() {
+  ExitStatus s;
+  s.unknown = true;
+  return s;
+}
+
+}  // namespace
+
+ForkedProcess::ForkedProcess(pid_t pid, UniqueFd pidfd, UniqueFd request_fd, UniqueFd response_fd,
+                             UniqueFd stdout_fd, UniqueFd stderr_fd,
+                             std::shared_ptr<ForkServer> server)
+    : ChildProcess(pid, std::move(request_fd), std::move(response_fd), std::move(stdout_fd),
+                   std::move(stderr_fd)),
+      pidfd_(std::move(pidfd)),
+      server_(std::move(server)) {}
+
+bool ForkedProcess::signal(int sig) const {
+  return ::pidfd_send_signal(pidfd_.get(), sig, nullptr, 0) == 0;
+}
+
+std::optional<ExitStatus> ForkedProcess::reap() {
+  if (reaped()) return std::nullopt;
+  std::optional<ExitStatus> status = server_->take_exit(pid(), kReportPatience);
+  if (!status) {
+    // Nobody will report it: the zygote is gone and init adopted the worker. Its group id stays
+    // reserved while any member lives, so this reaches only what the worker left behind.
+    ::kill(-pid(), SIGKILL);
+    status = unknown_status();
+  }
+  record_exit(*status);
+  return status;
+}
+
+std::optional<ExitStatus> ForkedProcess::peek_exit_status() const {
+  if (auto s = exit_status()) return s;
+  if (auto s = server_->peek_exit(pid())) return s;
+  if (!server_->alive()) {
+    pollfd p{pidfd_.get(), POLLIN, 0};
+    if (::poll(&p, 1, 0) > 0) return unknown_status();
+  }
+  return std::nullopt;
+}
+
+std::optional<std::uint64_t> ForkedProcess::resident_bytes() const {
+  if (reaped()) return std::nullopt;
+  return resident_bytes_of(pid());
+}
+
+}  // namespace bridgepool
