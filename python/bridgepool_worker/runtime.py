@@ -773,8 +773,9 @@ def load_handlers(loader: HandlerLoader, specs: list[str], on_failure) -> None:
 
 
 def serve_worker(options: argparse.Namespace, loader: HandlerLoader,
-                 sentinel_pid: int | None) -> None:  # never returns
-    """Handshake, then the request loop until EOF or `shutdown`; exits with its code."""
+                 sentinel_pid: int | None, before_exit=None) -> None:  # never returns
+    """Handshake, then the request loop until EOF or `shutdown`; exits with its code.
+    `before_exit(runtime)`, if given, runs last (a forked worker's host-death check)."""
     runtime = Runtime(default_registry(), options.worker_id,
                       request_fd=options.request_fd, response_fd=options.response_fd,
                       max_frame_bytes=options.max_frame_bytes,
@@ -785,6 +786,8 @@ def serve_worker(options: argparse.Namespace, loader: HandlerLoader,
         code = runtime.serve()
     except BrokenPipeError:
         code = EXIT_OK  # the pool closed our response pipe: it is gone or done with us
+    if before_exit is not None:
+        before_exit(runtime)
     _exit(code)
 
 

@@ -32,7 +32,9 @@ Why each step:
     worker must not die with the zygote (a replaced zygote leaves its workers serving), so it
     watches the host instead: the zygote opened a pidfd on the host after checking getppid(),
     and each worker blocks a small thread in poll() on it; when the host dies the worker kills
-    its own process group.
+    its own process group. The host's death also closes the worker's pipes, and the EOF may
+    win the race with that thread: a worker leaving after EOF without `shutdown` first waits
+    up to 200 ms for the host pidfd and, if the host is gone, kills its group the same way.
   * Descriptors: the zygote holds only fds 0-3, its wake-up pipe and the host pidfd. A worker
     closes everything but its five stdio/protocol fds and the host pidfd (fd 5) right after the
     fork, so neither the socket nor another worker's pipes reach it.
@@ -206,7 +208,7 @@ class ForkServer:
             _watch_host(HOST_PIDFD)
             options = parse_args(self.base_args + args)
             prepare_protocol_fds(options.request_fd, options.response_fd)
-            serve_worker(options, _LOADER, sentinel_pid=None)
+            serve_worker(options, _LOADER, sentinel_pid=None, before_exit=_end_group_if_host_died)
         except BaseException:
             try:
                 traceback.print_exc()
@@ -259,6 +261,24 @@ def _watch_host(host_pidfd: int) -> None:
         os.killpg(0, signal.SIGKILL)
 
     threading.Thread(target=watch, name="bridgepool-host-watch", daemon=True).start()
+
+
+# How long a worker that saw EOF without `shutdown` waits to learn whether its host is dying: a
+# dying process closes its descriptors a moment before its pidfd becomes readable.
+_HOST_DEATH_PATIENCE_S = 0.2
+
+
+def _end_group_if_host_died(runtime) -> None:
+    """A worker leaving after EOF (not `shutdown`) may be leaving because its host died; then
+    nobody else will end what its handlers started (the zygote died with the host), so it kills
+    its own group, itself included. A living host never waits: `shutdown` comes first."""
+    patience = 0.0 if runtime.stopping else _HOST_DEATH_PATIENCE_S
+    try:
+        dead, _, _ = select.select([HOST_PIDFD], [], [], patience)
+    except OSError:
+        return
+    if dead:
+        os.killpg(0, signal.SIGKILL)
 
 
 def serve_forks(options, base_args: list[str]) -> None:  # never returns

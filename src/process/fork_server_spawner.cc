@@ -175,7 +175,11 @@ Result<std::unique_ptr<ChildProcess>> ForkServerSpawner::spawn(const SpawnSpec& 
   std::shared_ptr<ForkServer> server;
   {
     std::lock_guard lock(shared_->mu);
-    if (!shared_->closed) ensure_locked(spec);
+    // A failed or dead zygote is restarted by when_ready and on_died, not here: this launch
+    // gets its failure (or is spawned), never a zygote that has not loaded yet.
+    if (!shared_->closed && (!shared_->server || shared_->key != template_key(spec))) {
+      ensure_locked(spec);
+    }
     server = shared_->server;
   }
   prune_retired();

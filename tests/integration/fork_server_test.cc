@@ -288,6 +288,22 @@ TEST(ForkServer, ImportErrorIsTheInitializationErrorFromTheZygote) {
   EXPECT_TRUE(wait_until([] { return children_of(::getpid()).empty(); }));
 }
 
+TEST(ForkServer, AZygoteStuckInItsImportsIsGivenUpAtTheInitTimeout) {
+  auto config = fork_config(2, {data_path("slow_import.py")});
+  config.init_timeout = 700ms;
+  config.startup_timeout = 3000ms;
+  config.respawn_backoff_initial = 5000ms;
+  auto t0 = std::chrono::steady_clock::now();
+  auto pool = Pool::start(config);
+  ASSERT_FALSE(pool);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 2900ms);
+  EXPECT_EQ(pool.error().category, ErrorCategory::kInitialization);
+  EXPECT_NE(pool.error().message.find("did not load the handler modules within 700 ms"),
+            std::string::npos)
+      << pool.error().to_string();
+  EXPECT_TRUE(wait_until([] { return children_of(::getpid()).empty(); }));
+}
+
 TEST(ForkServer, RollingRestartBuildsANewZygoteWithTheNewCode) {
   TempDir dir;
   auto write_module =
@@ -343,6 +359,7 @@ TEST(ForkServer, KilledHostTakesTheZygoteItsWorkersAndTheirChildrenWithIt) {
   // The zygote by PR_SET_PDEATHSIG; each worker by its watch on the host's pidfd, which kills
   // its whole process group (the handlers' children included).
   EXPECT_TRUE(all_gone_within(everyone, 1000ms));
+  for (pid_t p : everyone) EXPECT_FALSE(process_running(p)) << p << " " << cmdline_of(p);
 }
 
 }  // namespace
