@@ -23,7 +23,6 @@ replaced the `stopping` test it had before, so a call that marks nothing costs n
 
 from __future__ import annotations
 
-import argparse
 import gc
 import json
 import os
@@ -31,7 +30,7 @@ import re
 import signal
 import sys
 import time
-import traceback
+import types
 from types import GeneratorType
 
 from bridgepool_worker.builtin_commands import BuiltinCommands, uptime_since
@@ -84,32 +83,62 @@ class UsageError(Exception):
 # --------------------------------------------------------------------------------------------
 
 
-class _ArgumentParser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # raises instead of printing usage and exiting 2
-        raise UsageError(message)
+# (flag, attribute, type or None for a switch, repeatable, default). Parsed by hand: argparse
+# (and the gettext it imports) cost a worker ~1 ms of its start-up for this fixed command line.
+_OPTIONS = (
+    ("--handlers", "handlers", str, True, None),
+    ("--worker-id", "worker_id", str, False, None),
+    ("--zygote", "zygote", None, False, False),
+    ("--parent-pid", "parent_pid", int, False, None),
+    ("--request-fd", "request_fd", int, False, DEFAULT_REQUEST_FD),
+    ("--response-fd", "response_fd", int, False, DEFAULT_RESPONSE_FD),
+    ("--max-frame-bytes", "max_frame_bytes", int, False, DEFAULT_MAX_FRAME_BYTES),
+    ("--version-tag", "version_tag", str, False, None),
+)
+_USAGE = ("usage: python3 -m bridgepool_worker --handlers PATH_OR_MODULE [--handlers ...] "
+          "(--worker-id ID | --zygote) [--parent-pid PID] [--request-fd FD] [--response-fd FD] "
+          "[--max-frame-bytes N] [--version-tag TAG]\n"
+          "Serves length-prefixed JSON requests on fds 3/4; with --zygote, forks such workers "
+          "on request (zygote.py). --parent-pid defaults to $BRIDGEPOOL_PARENT_PID.\n")
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
+def _read_options(argv: list[str]) -> types.SimpleNamespace:
+    """The options of `argv` with their defaults; UsageError for anything else."""
+    table = {flag: (attr, kind, many) for flag, attr, kind, many, _ in _OPTIONS}
+    options = types.SimpleNamespace(**{attr: default for _, attr, _, _, default in _OPTIONS})
+    i = 0
+    while i < len(argv):
+        flag, eq, inline = argv[i].partition("=")
+        if flag in ("-h", "--help"):
+            sys.stdout.write(_USAGE)
+            raise SystemExit(0)
+        if flag not in table:
+            raise UsageError(f"unrecognized arguments: {' '.join(argv[i:])}")
+        attr, kind, many = table[flag]
+        i += 1
+        if kind is None:
+            setattr(options, attr, True)
+            continue
+        if not eq:
+            if i >= len(argv):
+                raise UsageError(f"argument {flag}: expected one argument")
+            inline, i = argv[i], i + 1
+        try:
+            value = kind(inline)
+        except ValueError:
+            raise UsageError(f"argument {flag}: invalid int value: {inline!r}") from None
+        if many:
+            setattr(options, attr, (getattr(options, attr) or []) + [value])
+        else:
+            setattr(options, attr, value)
+    return options
+
+
+def parse_args(argv: list[str] | None) -> types.SimpleNamespace:
     """Parses the command line; raises UsageError with a one-line reason."""
-    parser = _ArgumentParser(
-        prog="python3 -m bridgepool_worker",
-        description="bridgepool worker: serves length-prefixed JSON requests on fds 3/4.",
-    )
-    parser.add_argument("--handlers", action="append", required=True, metavar="PATH_OR_MODULE",
-                        help="handler module: a .py path or a dotted module name (repeatable)")
-    parser.add_argument("--worker-id", default=None)
-    parser.add_argument("--zygote", action="store_true",
-                        help="be a fork server (zygote.py) for workers started with these "
-                             "arguments; each fork request adds --worker-id")
-    parser.add_argument("--parent-pid", type=int, default=None,
-                        help="exit at once if our parent is not this pid "
-                             "(default: $BRIDGEPOOL_PARENT_PID)")
-    parser.add_argument("--request-fd", type=int, default=DEFAULT_REQUEST_FD)
-    parser.add_argument("--response-fd", type=int, default=DEFAULT_RESPONSE_FD)
-    parser.add_argument("--max-frame-bytes", type=int, default=DEFAULT_MAX_FRAME_BYTES)
-    parser.add_argument("--version-tag", default=None,
-                        help="handlers_version when the handler module has no __version__")
-    options = parser.parse_args(argv)
+    options = _read_options(sys.argv[1:] if argv is None else list(argv))
+    if not options.handlers:
+        raise UsageError("the following arguments are required: --handlers")
     if options.worker_id is None and not options.zygote:
         raise UsageError("the following arguments are required: --worker-id")
     if options.parent_pid is None:
@@ -197,6 +226,8 @@ def _send_best_effort(fd: int, message: dict) -> None:
 
 def fail_init(response_fd: int, spec: str, exc: BaseException) -> None:  # never returns
     """Reports a handler import failure as `init_failed` on fd 4 and stderr; exits 3."""
+    import traceback  # only on this failure path: it costs every worker ~1.5 ms to import
+
     text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     message = f"cannot load handlers {spec!r}: {type(exc).__name__}: {_message_of(exc)}"
     try:
@@ -348,6 +379,8 @@ def _format_traceback(exc: BaseException) -> str | None:
     if tb is not None and tb.tb_next is not None:
         tb = tb.tb_next
     try:
+        import traceback  # loaded at the first error reply, not at start-up (see fail_init)
+
         return "".join(traceback.format_exception(type(exc), exc, tb))
     except Exception:
         return None
@@ -772,7 +805,7 @@ def load_handlers(loader: HandlerLoader, specs: list[str], on_failure) -> None:
             on_failure(spec, exc)
 
 
-def serve_worker(options: argparse.Namespace, loader: HandlerLoader,
+def serve_worker(options: types.SimpleNamespace, loader: HandlerLoader,
                  sentinel_pid: int | None, before_exit=None) -> None:  # never returns
     """Handshake, then the request loop until EOF or `shutdown`; exits with its code.
     `before_exit(runtime)`, if given, runs last (a forked worker's host-death check)."""
