@@ -131,8 +131,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{import_s:.2f} s), {len(samples)} forks: fork -> reply p50 {s['p50']:.2f} ms, "
           f"p99 {s['p99']:.2f} ms, max {s['max']:.2f} ms")
     if a.json:
-        print(json.dumps({"handlers": os.path.abspath(a.handlers), "kind": kind, "import_s": import_s,
-                          "forks": len(samples), "fork_to_reply_ms": s}))
+        print(json.dumps({"handlers": os.path.abspath(a.handlers), "kind": kind,
+                          "import_s": import_s, "forks": len(samples), "fork_to_reply_ms": s}))
     return 0
 
 

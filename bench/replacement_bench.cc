@@ -171,10 +171,9 @@ Result<void> one_kill(Pool& pool, ReplacementWatch& watch, const Options& o, Kil
   const auto ready = watch.wait_ready_after(
       ready_before, std::chrono::duration_cast<milliseconds>(deadline - Clock::now()));
   if (!full || !ready) {
-    return make_error(ErrorCategory::kTimeout,
-                      fmt::format("no {} within {} ms of killing {}",
-                                  ready ? "full capacity" : "replacement", o.timeout_ms,
-                                  victim->id));
+    return make_error(ErrorCategory::kTimeout, fmt::format("no {} within {} ms of killing {}",
+                                                           ready ? "full capacity" : "replacement",
+                                                           o.timeout_ms, victim->id));
   }
   out.ready_ms.push_back(ms_since(t0, *ready));
   out.full_capacity_ms.push_back(ms_since(t0, *full));
@@ -191,7 +190,7 @@ Result<KillFigures> measure_kills(PoolConfig config, const Options& o, Json& han
   const auto commands = p.commands();
   if (std::any_of(commands.begin(), commands.end(), [](auto& c) { return c.name == "info"; })) {
     if (auto info = p.execute("info")) handlers_info = *info;  // bench/heavy_handlers.py says
-  }                                                              // which heavy kind it is
+  }                                                            // which heavy kind it is
   KillFigures out;
   for (std::size_t k = 0; k < o.kills; ++k) {
     if (auto settled = wait_settled(p, o.workers, milliseconds(o.timeout_ms)); !settled) {
@@ -261,7 +260,8 @@ int run(const Options& o) {
   if (o.start_workers > 0) {
     auto start = measure_pool_start(config, o.start_workers);
     if (!start) {
-      std::fprintf(stderr, "replacement_bench: pool start: %s\n", start.error().to_string().c_str());
+      std::fprintf(stderr, "replacement_bench: pool start: %s\n",
+                   start.error().to_string().c_str());
       return 1;
     }
     r["pool_start"] = start_json(*start);

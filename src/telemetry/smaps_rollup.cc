@@ -67,7 +67,8 @@ Result<MemoryRollup> parse_smaps_rollup(std::string_view text) {
         text.substr(pos, eol == std::string_view::npos ? std::string_view::npos : eol - pos);
     pos = eol == std::string_view::npos ? text.size() : eol + 1;
     const auto colon = line.find(':');
-    const Field* field = colon == std::string_view::npos ? nullptr : find_field(line.substr(0, colon));
+    const Field* field =
+        colon == std::string_view::npos ? nullptr : find_field(line.substr(0, colon));
     if (!field) continue;  // the header line, and fields not read
     const auto bytes = kilobytes(line.substr(colon + 1));
     if (!bytes) {

@@ -21,8 +21,8 @@ namespace bridgepool {
 struct MemoryRollup {
   std::uint64_t rss_bytes = 0;
   std::uint64_t pss_bytes = 0;
-  std::uint64_t shared_bytes = 0;   // Shared_Clean + Shared_Dirty (counted in full, as in RSS)
-  std::uint64_t private_bytes = 0;  // Private_Clean + Private_Dirty
+  std::uint64_t shared_bytes = 0;    // Shared_Clean + Shared_Dirty (counted in full, as in RSS)
+  std::uint64_t private_bytes = 0;   // Private_Clean + Private_Dirty
   std::uint64_t swap_pss_bytes = 0;  // SwapPss (0 when the kernel does not report it)
 };
 
