@@ -84,6 +84,10 @@ def _ms(x) -> str:
     return "n/a" if x is None else f"{x:.1f} ms"
 
 
+def _mib(x) -> str:
+    return "n/a" if x is None else f"{x:.1f} MiB"
+
+
 def _ratio_row(figure, value, comp, comp_label, unit_fmt):
     ratio = value / comp if value is not None and comp else None
     return dict(figure=figure, bridgepool=unit_fmt(value), comparison=f"{unit_fmt(comp)} "
@@ -107,8 +111,10 @@ def _replacement_rows(module: str, res: dict, methods: list[str], spares: int) -
                               else "met" if p50 <= limit else "NOT met")
         rows.append(row)
     if key(module, "spares") in res:
-        p50 = _get(res[key(module, "spares")], "full_capacity_ms", "p50")
-        rows.append(dict(figure=f"kill → full capacity p50, {module}, {spares} spare(s)",
+        run = res[key(module, "spares")]
+        p50 = _get(run, "full_capacity_ms", "p50")
+        method = (run or {}).get("start_method", "?")
+        rows.append(dict(figure=f"kill → full capacity p50, {module}, {method} + {spares} spare(s)",
                          bridgepool=_ms(p50), comparison="—", ratio="n/a", ratio_value=None,
                          goal=f"≤ {SPARES_GOAL_MS:g} ms",
                          verdict="n/a" if p50 is None else
@@ -116,23 +122,24 @@ def _replacement_rows(module: str, res: dict, methods: list[str], spares: int) -
     return rows
 
 
-def _versus_spawn_rows(module: str, res: dict, methods: list[str]) -> list[dict]:
-    """Pool start and PSS per worker: every other start method against spawn (information)."""
+def _start_and_memory_rows(module: str, res: dict, methods: list[str]) -> list[dict]:
+    """Pool start and PSS per worker for each start method; other methods against spawn when
+    spawn ran too (information rows)."""
     rows = []
-    if key(module, "spawn") not in res:
-        return rows
-    spawn = res[key(module, "spawn")]
-    for method in (m for m in methods if m != "spawn" and key(module, m) in res):
-        other = res.get(key(module, method))
-        n = _get(other, "pool_start", "workers") or _get(spawn, "pool_start", "workers")
+    spawn = res.get(key(module, "spawn"))
+    for method in (m for m in methods if key(module, m) in res):
+        run = res[key(module, method)]
+        n = _get(run, "pool_start", "workers")
         for what, path, fmt in (
                 (f"pool start, {n} workers, all ready", ("pool_start", "ready_ms"), _ms),
-                ("PSS per worker (mean)", ("pool_start", "worker_pss_mib", "mean"),
-                 lambda x: "n/a" if x is None else f"{x:.1f} MiB"),
-                ("PSS of the whole process tree", ("pool_start", "tree_pss_mib"),
-                 lambda x: "n/a" if x is None else f"{x:.1f} MiB")):
-            rows.append(_ratio_row(f"{what}, {module}, {method} (info)", _get(other, *path),
-                                   _get(spawn, *path), "spawn", fmt))
+                ("PSS per worker (mean)", ("pool_start", "worker_pss_mib", "mean"), _mib),
+                ("PSS of the whole process tree", ("pool_start", "tree_pss_mib"), _mib)):
+            figure = f"{what}, {module}, {method} (info)"
+            if method == "spawn" or spawn is None:
+                rows.append(dict(figure=figure, bridgepool=fmt(_get(run, *path)), comparison="—",
+                                 ratio="n/a", ratio_value=None, goal="—", verdict="info"))
+            else:
+                rows.append(_ratio_row(figure, _get(run, *path), _get(spawn, *path), "spawn", fmt))
     return rows
 
 
@@ -141,7 +148,7 @@ def rows(res: dict, methods: list[str], spares: int) -> list[dict]:
     out = []
     for module, _ in MODULES:
         out += _replacement_rows(module, res, methods, spares)
-        out += _versus_spawn_rows(module, res, methods)
+        out += _start_and_memory_rows(module, res, methods)
     return out
 
 
