@@ -228,9 +228,10 @@ Json start_json(const StartFigures& s) {
           {"tree_processes", s.tree_processes}};
 }
 
-void print_human(const Options& o, const Json& r) {
+void print_human(const Json& r) {
   std::printf("replacement_bench: %s, start method %s, %zu spare(s)\n",
-              r["handlers"].get<std::string>().c_str(), o.start_method.c_str(), o.spare_workers);
+              r["handlers"].get<std::string>().c_str(),
+              r["start_method"].get<std::string>().c_str(), r["spare_workers"].get<std::size_t>());
   if (r.contains("pool_start")) {
     const Json& s = r["pool_start"];
     std::printf(
@@ -252,7 +253,7 @@ void print_human(const Options& o, const Json& r) {
 int run(const Options& o) {
   const PoolConfig config = base_config(o);
   Json r = {{"handlers", config.handlers.empty() ? default_handlers() : config.handlers.front()},
-            {"start_method", o.start_method},
+            {"start_method", std::string(start_method_name(config.start_method))},
             {"spare_workers", o.spare_workers},
             {"workers", o.workers},
             {"kills", o.kills},
@@ -273,7 +274,7 @@ int run(const Options& o) {
   }
   r["replacement_ms"] = summary_json(kills->ready_ms);
   r["full_capacity_ms"] = summary_json(kills->full_capacity_ms);
-  print_human(o, r);
+  print_human(r);
   if (o.json) std::printf("%s\n", r.dump().c_str());
   return 0;
 }
