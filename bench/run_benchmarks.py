@@ -15,6 +15,9 @@ both sides of a ratio alike):
   8. resilience overhead        resilience_overhead_bench, pinned and unpinned
   9. metrics                    metrics_bench --mode overhead (pinned, unpinned), --mode scrape
  10. open loop                  bridgepool bench --rate 1000 (the SLA row)
+ 11. replacement (issue #10)    per handler module (examples, bench/heavy_handlers.py): the fork
+                                floor (bench/fork_floor.py), then replacement_bench per start
+                                method and with spares — see bench/replacement_runs.py
 
 Pinning uses `taskset -c 0`; the CPU affinity is inherited, so the Python processes spawned by the
 pinned program run on the same CPU.
@@ -37,6 +40,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import replacement_runs
 
 REPO = Path(__file__).resolve().parent.parent
 BENCH_DIR = REPO / "bench"
@@ -350,6 +355,13 @@ def git_commit() -> str | None:
         return None
 
 
+def load_average() -> str:
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "?"
+
+
 def resolve_build_dir(arg: str) -> Path:
     p = Path(arg)
     if p.is_absolute():
@@ -383,6 +395,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--peer-requests", type=int, help="override: requests per Python peer figure")
     ap.add_argument("--floor-script", default=str(BENCH_DIR / "floor_echo.py"),
                     help="the Python side of the floor (default: bench/floor_echo.py)")
+    ap.add_argument("--start-methods", default="spawn,fork-server",
+                    help="start methods compared by the replacement runs "
+                         "(default: spawn,fork-server)")
+    ap.add_argument("--spares", type=int, default=1,
+                    help="spare workers in the replacement run with spares (0: no such run; "
+                         "default: 1)")
     ap.add_argument("-v", "--verbose", action="store_true",
                     help="echo every sub-run's human-readable output")
     a = ap.parse_args(argv)
@@ -402,6 +420,11 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--concurrency must list integers >= 1")
     if a.payload_bytes < 0:
         ap.error("--payload-bytes must be >= 0")
+    methods = [m.strip() for m in a.start_methods.split(",") if m.strip()]
+    if not methods or any(m not in ("spawn", "fork-server") for m in methods):
+        ap.error("--start-methods must list spawn and/or fork-server, comma-separated")
+    if a.spares < 0:
+        ap.error("--spares must be >= 0")
 
     build = resolve_build_dir(a.build_dir)
     floor_bin = build / "bench" / "pipe_floor"
@@ -415,6 +438,7 @@ def main(argv: list[str] | None = None) -> int:
     now = datetime.datetime.now().isoformat(timespec='seconds')
     print(f"  date {now}  commit {git_commit() or '?'}"
           f"  host {platform.node()}  cpus {os.cpu_count()}  python {py}")
+    print(f"  load average {load_average()} (other processes move every figure; see uptime)")
     btype = build_type(build)
     print(f"  build dir {build}  CMAKE_BUILD_TYPE={btype or '?'}")
     if btype and btype not in ("Release", "RelWithDebInfo"):
@@ -483,23 +507,31 @@ def main(argv: list[str] | None = None) -> int:
         str(cfg["sla_duration"]), "--command", "flaky", "--args",
         '{"fail_rate":0.05,"crash_share":0.1}', "--python", py, "--json"], pinned=False)
 
+    repl_keys = []
+    for key, name, cmd in replacement_runs.plan(build, py, a.smoke, methods, a.spares):
+        R[key] = Run(name, cmd, pinned=False)
+        repl_keys.append(key)
+
     order = [R["floor_lat_pinned"], R["bp_ping_pinned"], R["floor_lat_unpinned"],
              R["bp_ping_unpinned"], R["floor_tp"], R["floor_tp_pinned_pairs"], *echo_runs,
              R["peers"], R["overhead_pinned"], R["overhead_unpinned"], R["metrics_pinned"],
-             R["metrics_unpinned"], R["metrics_scrape"], R["sla"]]
+             R["metrics_unpinned"], R["metrics_scrape"], R["sla"], *(R[k] for k in repl_keys)]
     for run in order:
         execute(run, cfg["timeout"], a.verbose)
 
-    rows = build_table(R, echo_runs)
+    repl_results = {k: R[k].result for k in repl_keys}
+    rows = build_table(R, echo_runs) + replacement_runs.rows(repl_results, methods, a.spares)
     print()
     print_table(rows)
     print_details(R, echo_runs)
+    for line in replacement_runs.details(repl_results):
+        print(f"  {line}")
 
     failures = [f"{r.name}: {r.error}" for r in order if r.error]
-    problems = sanity(R, echo_runs) if a.smoke else []
+    problems = (sanity(R, echo_runs) + replacement_runs.sanity(repl_results)) if a.smoke else []
     elapsed = time.monotonic() - started
-    print(f"\nTotal time {elapsed:.1f} s. Verdicts are informational; "
-          f"ratios are bridgepool / comparison.")
+    print(f"\nTotal time {elapsed:.1f} s, load average now {load_average()}. Verdicts are "
+          f"informational; ratios are bridgepool / comparison.")
     if failures:
         print("\nFAILED sub-runs:")
         for f in failures:
@@ -512,7 +544,8 @@ def main(argv: list[str] | None = None) -> int:
     if a.json_out:
         report = {
             "smoke": a.smoke, "config": cfg, "payload_bytes": a.payload_bytes,
-            "concurrencies": concurrencies, "python": py, "build_dir": str(build),
+            "concurrencies": concurrencies, "start_methods": methods, "spares": a.spares,
+            "python": py, "build_dir": str(build), "load_average": load_average(),
             "build_type": btype, "commit": git_commit(), "cpus": os.cpu_count(),
             "date": datetime.datetime.now().isoformat(timespec="seconds"),
             "runs": {k: r.to_json() for k, r in R.items()},
