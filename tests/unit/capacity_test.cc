@@ -87,15 +87,15 @@ TEST(CapacitySpares, FailedSpareStartsBackOffWithTheSharedStreak) {
   EXPECT_EQ(c.on_start_failed(e, 1), milliseconds(400));
   ASSERT_TRUE(c.on_started());  // a success resets it
   EXPECT_EQ(c.on_start_failed(e, 1, StartRole::kSpare), milliseconds(100));
-  EXPECT_EQ(levels(c), (Levels{1, 0, 0, 1}));
   EXPECT_EQ(c.snapshot().init_failures, 4u);
+  EXPECT_EQ(levels(c), (Levels{1, 0, 0, 1}));
 }
 
 TEST(CapacitySpares, NothingIsReplenishedOnceClosed) {
   Capacity c = make(1, 0, 2);
   fill(c, 1);
   ASSERT_EQ(c.on_removed(), milliseconds(0));
-  c.close();
+  c.close();  // between the counted start and the promotion
   EXPECT_FALSE(c.on_promoted().has_value());
   EXPECT_FALSE(c.on_removed(StartRole::kSpare).has_value());
   EXPECT_EQ(c.reserve_initial_spares(), 0u);

@@ -218,6 +218,27 @@ TEST_F(PoolSpares, FailedSpareStartsBackOffLikeAnyStart) {
   EXPECT_EQ(pool->stats().live, 1u);
 }
 
+TEST_F(PoolSpares, ACallerThatMakesALazyPoolGrowGetsASpareInsteadOfAStart) {
+  auto c = spare_config(2, 1);
+  c.eager = false;
+  c.min_ready = 1;
+  auto pool = start(c);
+  ASSERT_TRUE(pool);
+  ASSERT_TRUE(spares_ready(*pool, 1));  // after w1, the one min_ready worker
+  EXPECT_EQ(spare_ids(*pool), std::vector<std::string>{"w2"});
+  auto held = std::async(std::launch::async, [&] { return pool->execute("hold"); });
+  ASSERT_TRUE(spawner_->wait_for([&] { return spawner_->requests("hold") == 1; }));
+  // w1 busy: the pool grows towards size, and the slot is filled by the spare.
+  EXPECT_EQ(served_by(*pool), "w2");
+  ASSERT_TRUE(spawner_->wait_for([&] { return !promoted().empty(); }));
+  EXPECT_EQ(promoted(), std::vector<std::string>{"w2<-"});
+  ASSERT_TRUE(spares_ready(*pool, 1));
+  EXPECT_EQ(spare_ids(*pool), std::vector<std::string>{"w3"});
+  EXPECT_EQ(pool->stats().live, 2u);
+  spawner_->release_holds();
+  ASSERT_TRUE(held.get());
+}
+
 TEST_F(PoolSpares, ShutdownEndsTheSparesToo) {
   auto pool = start(spare_config(1, 2));
   ASSERT_TRUE(pool);
