@@ -1,6 +1,7 @@
-// Warm spares with real Python workers: a SIGKILLed worker (busy or idle) is replaced by the
-// spare at once — a caller waiting for a worker is served by the spare's process — a new spare
-// starts, nothing is left as a zombie, and shutdown ends every process, spares included.
+// Warm spares with real Python workers: a SIGKILLed worker (busy or idle), or one killed at its
+// request deadline, is replaced by the spare at once — a caller waiting for a worker is served by
+// the spare's process — a new spare starts, nothing is left as a zombie, and shutdown ends every
+// process, spares included.
 #include <signal.h>
 #include <unistd.h>
 
@@ -129,6 +130,24 @@ TEST_F(PoolSpares, AnIdleWorkerKilledIsReplacedByTheSpareWithoutAStart) {
   EXPECT_EQ(serving, (std::set<std::string>{"w2", "w3"}));
   EXPECT_EQ(spare_ids, std::set<std::string>{"w4"});
   EXPECT_EQ(testing::pid_of(pool, "w3"), spares_[0]);
+}
+
+TEST_F(PoolSpares, AWorkerKilledAtItsDeadlineIsReplacedByTheSpare) {
+  ASSERT_NO_FATAL_FAILURE(start(1, 1));
+  Pool& pool = *pool_;
+  const pid_t late = testing::pid_of(pool, "w1");
+  ExecuteOptions options;
+  options.timeout = 200ms;
+  options.retry = RetryPolicy::none();
+  auto reply = pool.execute("sleep", {{"ms", 5000}}, options);
+  ASSERT_FALSE(reply);
+  EXPECT_EQ(reply.error().category, ErrorCategory::kTimeout);
+  ASSERT_TRUE(wait_until([&] { return !promoted().empty(); }));
+  EXPECT_EQ(promoted(), std::vector<std::string>{"w2<-w1"});
+  auto next = pool.execute("whoami");
+  ASSERT_TRUE(next) << next.error().to_string();
+  EXPECT_EQ((*next)["pid"], spares_[0]);
+  EXPECT_TRUE(wait_until([&] { return !process_running(late) && no_zombies(); }));
 }
 
 TEST_F(PoolSpares, ShutdownEndsWorkersAndSparesAndLeavesNoProcess) {
