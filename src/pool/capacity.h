@@ -15,10 +15,10 @@
 //    succeed, 100 ms, 200 ms, ... 10 s while they fail.
 //  - A failed start is retried under the same rule and backoff.
 //  - A caller about to wait may grow the pool up to size + max_overflow.
-//  - Warm spares (spare_workers): started like workers (initial ones at pool start, eager or
-//    lazy), then kept aside; they never count in in_service. A slot that opens (a counted
-//    replacement or growth) is filled by promoting a ready spare of the current generation when
-//    there is one — on_promoted() turns the counted start into a serving worker and counts the
+//  - Warm spares (spare_workers): started like workers (the initial ones once min_ready workers
+//    serve, eager or lazy), then kept aside; they never count in in_service. A slot that opens (a
+//    counted replacement or growth) is filled by promoting a ready spare of the current generation
+//    when there is one — on_promoted() turns the counted start into a serving worker and counts the
 //    spare that replenishes it — else by a start. A spare that leaves (exit, failed probe,
 //    recycling, old generation) or fails to start is replaced while spares + spares starting <
 //    spare_workers, after the same backoff as any start (failures of spares and workers count in
