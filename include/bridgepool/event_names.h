@@ -25,8 +25,11 @@
     "d: worker_id, status")                                                                      \
   X(kWorkerTransition, "pool.worker.transition",                                                 \
     "A worker changed state. m: time_in_previous_ms; d: worker_id, from, to, reason, ...")       \
+  X(kWorkerSparePromoted, "pool.worker.spare_promoted",                                          \
+    "A warm spare went into service: the pool is back at full capacity without a start. "        \
+    "m: pid, spares (ready ones left); d: worker_id, replaces (the worker that left, or empty)") \
   X(kWorkerHealthCheck, "pool.worker.health_check",                                              \
-    "A health probe ended. m: healthy (0/1); d: worker_id, degraded")                            \
+    "A health probe ended. m: healthy (0/1); d: worker_id, degraded, spare")                     \
   X(kWorkerCheckinError, "pool.worker.checkin_error",                                            \
     "A handler said its worker is no longer trustworthy. m: failures; d: worker_id, reason, "    \
     "action")                                                                                    \

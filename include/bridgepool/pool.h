@@ -57,6 +57,7 @@ struct WorkerInfo {
   std::uint64_t generation = 0;  // spawn generation (1 at start, +1 per rolling_restart)
   std::string current_session;   // session of the request in flight ("" when idle or sessionless)
   std::uint64_t rss_bytes = 0;   // resident memory of the process now (0: unknown or exited)
+  bool spare = false;  // a warm spare kept aside (PoolConfig::spare_workers): takes no traffic
   std::vector<TransitionInfo> history;
 };
 

@@ -23,11 +23,14 @@
   GAUGE(busy, "workers", "Workers checked out (a request, a probe or a session close)")          \
   GAUGE(degraded, "workers", "Workers out of rotation until a health probe passes")              \
   GAUGE(starting, "workers", "Workers spawning, handshaking or waiting out a respawn backoff")   \
+  GAUGE(spare_workers, "workers", "Warm spares ready and kept aside (not in live; no traffic)")  \
+  GAUGE(spares_starting, "workers", "Spares spawning, handshaking or waiting out a backoff")     \
   GAUGE(queue_length, "callers", "Callers waiting for a free worker")                            \
   GAUGE(sessions, "sessions", "Session bindings, lost ones included until closed or expired")    \
   GAUGE(generation, "generation", "Current spawn generation: 1, +1 per rolling restart")         \
   COUNTER(started, "workers", "Workers that completed their handshake and init commands")        \
   COUNTER(replaced, "workers", "Replacements started for workers that left service")             \
+  COUNTER(spare_promotions, "workers", "Spares put into service in place of a start")            \
   COUNTER(init_failures, "starts", "Worker starts that failed (spawn, import, handshake, init)") \
   COUNTER(exits, "processes", "Worker processes reaped")                                         \
   COUNTER(requests, "requests", "Calls accepted (they passed validation)")                       \

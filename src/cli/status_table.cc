@@ -22,6 +22,13 @@ std::string rss_mib(const Json& worker) {
   return fmt::format("{:.1f}", worker["rss_bytes"].get<double>() / (1024.0 * 1024.0));
 }
 
+// A warm spare's state is `ready`, but it takes no traffic: the table says `spare`.
+std::string state(const Json& worker) {
+  const bool spare =
+      worker.contains("spare") && worker["spare"].is_boolean() && worker["spare"].get<bool>();
+  return spare ? "spare" : field(worker, "state");
+}
+
 }  // namespace
 
 std::string format_status(const Json& status) {
@@ -41,7 +48,7 @@ std::string format_status(const Json& status) {
                      "RSS_MIB", "SESSION");
   const Json workers = status.contains("workers") ? status["workers"] : Json::array();
   for (const auto& w : workers) {
-    out += fmt::format(kRow, field(w, "id"), field(w, "pid"), field(w, "state"), field(w, "health"),
+    out += fmt::format(kRow, field(w, "id"), field(w, "pid"), state(w), field(w, "health"),
                        field(w, "requests"), field(w, "python_errors"), field(w, "uptime_s"),
                        field(w, "generation"), rss_mib(w), field(w, "current_session"));
   }

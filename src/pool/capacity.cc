@@ -4,10 +4,11 @@
 
 namespace bridgepool {
 
-Capacity::Capacity(std::size_t size, std::size_t max_overflow, RespawnBackoff backoff,
-                   GenerationPtr first_generation)
+Capacity::Capacity(std::size_t size, std::size_t max_overflow, std::size_t spare_workers,
+                   RespawnBackoff backoff, GenerationPtr first_generation)
     : size_(size),
       max_overflow_(max_overflow),
+      spare_workers_(spare_workers),
       backoff_(backoff),
       generation_(std::move(first_generation)) {
   counts_.generation = generation_->number;
@@ -20,16 +21,24 @@ std::size_t Capacity::reserve_initial(std::size_t n) {
   return n;
 }
 
+std::size_t Capacity::reserve_initial_spares() {
+  std::lock_guard lock(mu_);
+  if (closed_) return 0;
+  counts_.spares_starting += spare_workers_;
+  return spare_workers_;
+}
+
 std::uint64_t Capacity::next_worker_number() {
   std::lock_guard lock(mu_);
   return next_number_++;
 }
 
-bool Capacity::on_started() {
+bool Capacity::on_started(StartRole role) {
   std::lock_guard lock(mu_);
-  --counts_.starting;
+  const bool spare = role == StartRole::kSpare;
+  --(spare ? counts_.spares_starting : counts_.starting);
   if (closed_) return false;
-  ++counts_.in_service;
+  ++(spare ? counts_.spares : counts_.in_service);
   ++counts_.started;
   counts_.consecutive_init_failures = 0;
   return true;
@@ -41,28 +50,49 @@ std::optional<std::chrono::milliseconds> Capacity::replacement_locked() {
   return backoff_.delay(counts_.consecutive_init_failures);
 }
 
+std::optional<std::chrono::milliseconds> Capacity::spare_replacement_locked() {
+  if (closed_ || counts_.spares + counts_.spares_starting >= spare_workers_) return std::nullopt;
+  ++counts_.spares_starting;
+  return backoff_.delay(counts_.consecutive_init_failures);
+}
+
 std::optional<std::chrono::milliseconds> Capacity::on_start_failed(const Error& error,
-                                                                   std::uint64_t generation) {
+                                                                   std::uint64_t generation,
+                                                                   StartRole role) {
   std::lock_guard lock(mu_);
-  --counts_.starting;
+  const bool spare = role == StartRole::kSpare;
+  --(spare ? counts_.spares_starting : counts_.starting);
   ++counts_.init_failures;
   ++counts_.consecutive_init_failures;
   counts_.last_init_error = error;
   counts_.last_failed_generation = generation;
-  return replacement_locked();
+  return spare ? spare_replacement_locked() : replacement_locked();
 }
 
-std::optional<std::chrono::milliseconds> Capacity::on_removed() {
+std::optional<std::chrono::milliseconds> Capacity::on_removed(StartRole role) {
   std::lock_guard lock(mu_);
+  if (role == StartRole::kSpare) {
+    --counts_.spares;
+    return spare_replacement_locked();
+  }
   --counts_.in_service;
   auto delay = replacement_locked();
   if (delay) ++counts_.replaced;
   return delay;
 }
 
-void Capacity::cancel_start() {
+std::optional<std::chrono::milliseconds> Capacity::on_promoted() {
   std::lock_guard lock(mu_);
-  --counts_.starting;
+  --counts_.spares;
+  --counts_.starting;  // the counted start the spare stands in for
+  ++counts_.in_service;
+  ++counts_.spare_promotions;
+  return spare_replacement_locked();
+}
+
+void Capacity::cancel_start(StartRole role) {
+  std::lock_guard lock(mu_);
+  --(role == StartRole::kSpare ? counts_.spares_starting : counts_.starting);
 }
 
 bool Capacity::try_grow() {

@@ -15,6 +15,14 @@
 //    succeed, 100 ms, 200 ms, ... 10 s while they fail.
 //  - A failed start is retried under the same rule and backoff.
 //  - A caller about to wait may grow the pool up to size + max_overflow.
+//  - Warm spares (spare_workers): started like workers (the initial ones once min_ready workers
+//    serve, eager or lazy), then kept aside; they never count in in_service. A slot that opens (a
+//    counted replacement or growth) is filled by promoting a ready spare of the current generation
+//    when there is one — on_promoted() turns the counted start into a serving worker and counts the
+//    spare that replenishes it — else by a start. A spare that leaves (exit, failed probe,
+//    recycling, old generation) or fails to start is replaced while spares + spares starting <
+//    spare_workers, after the same backoff as any start (failures of spares and workers count in
+//    one streak: they run the same code). Total processes: size + spare_workers + overflow.
 //  - After close() nothing starts.
 // Thread-safety: every method from any thread; one mutex, a leaf in the pool's lock order.
 #pragma once
@@ -44,9 +52,15 @@ struct SpawnGeneration {
 };
 using GenerationPtr = std::shared_ptr<const SpawnGeneration>;
 
+// What a start is for: a worker that serves, or a warm spare kept aside.
+enum class StartRole { kService, kSpare };
+
 struct CapacitySnapshot {
   std::size_t in_service = 0;
-  std::size_t starting = 0;
+  std::size_t starting = 0;            // for service (replacements, growth)
+  std::size_t spares = 0;              // ready spares, kept aside
+  std::size_t spares_starting = 0;     // spare starts in flight or waiting out a backoff
+  std::uint64_t spare_promotions = 0;  // spares that went into service
   std::uint64_t started = 0, replaced = 0, init_failures = 0;
   std::uint32_t consecutive_init_failures = 0;
   std::optional<Error> last_init_error;
@@ -56,23 +70,32 @@ struct CapacitySnapshot {
 
 class Capacity {
  public:
-  Capacity(std::size_t size, std::size_t max_overflow, RespawnBackoff backoff,
-           GenerationPtr first_generation);
+  Capacity(std::size_t size, std::size_t max_overflow, std::size_t spare_workers,
+           RespawnBackoff backoff, GenerationPtr first_generation);
 
   // Counts `n` initial starts; returns n (0 once closed).
   std::size_t reserve_initial(std::size_t n);
+  // Counts the initial spare starts; returns spare_workers (0 once closed).
+  std::size_t reserve_initial_spares();
   // A unique, never reused worker number (ids are "w<number>").
   std::uint64_t next_worker_number();
 
-  // A start succeeded. False once closed: the caller ends the worker instead of admitting it.
-  bool on_started();
-  // A start failed. Returns the delay of the replacement start it counted, if one is due.
+  // A start succeeded: the worker serves (kService) or is kept as a spare (kSpare). False once
+  // closed: the caller ends the worker instead of admitting it.
+  bool on_started(StartRole role = StartRole::kService);
+  // A start failed. Returns the delay of the replacement start (same role) it counted, if due.
   std::optional<std::chrono::milliseconds> on_start_failed(const Error& error,
-                                                           std::uint64_t generation);
-  // A worker left service. Returns the delay of the replacement it counted, if one is due.
-  std::optional<std::chrono::milliseconds> on_removed();
+                                                           std::uint64_t generation,
+                                                           StartRole role = StartRole::kService);
+  // A worker left service (kService) or a spare left (kSpare). Returns the delay of the
+  // replacement (same role) it counted, if one is due.
+  std::optional<std::chrono::milliseconds> on_removed(StartRole role = StartRole::kService);
+  // A ready spare took the place of one counted service start (from on_removed,
+  // on_start_failed or try_grow): it serves now. Returns the delay of the spare start that
+  // replenishes it, if one is due (none once closed).
+  std::optional<std::chrono::milliseconds> on_promoted();
   // A counted start that will not happen after all (closed before it ran).
-  void cancel_start();
+  void cancel_start(StartRole role = StartRole::kService);
   // A caller must wait for a worker: grow by one if below size + max_overflow (true: counted).
   bool try_grow();
 
@@ -96,9 +119,11 @@ class Capacity {
 
  private:
   std::optional<std::chrono::milliseconds> replacement_locked();
+  std::optional<std::chrono::milliseconds> spare_replacement_locked();
 
   const std::size_t size_;
   const std::size_t max_overflow_;
+  const std::size_t spare_workers_;
   const RespawnBackoff backoff_;
 
   mutable std::mutex mu_;

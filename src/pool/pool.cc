@@ -47,14 +47,14 @@ Pool::Impl::Impl(PoolConfig cfg, std::string kind_name)
       random(random_of(config)),
       telemetry(config.name, config.logger, config.events, clock),
       loop(clock),
-      capacity(config.size, config.max_overflow,
+      capacity(config.size, config.max_overflow, config.spare_workers,
                RespawnBackoff{config.respawn_backoff_initial, config.respawn_backoff_max},
                std::make_shared<const SpawnGeneration>(
                    SpawnGeneration{1, config, build_worker_env(config)})),
       registry(clock, config.max_queue,
                WorkerRegistry::Hooks{[this] {
                                        if (capacity.try_grow())
-                                         launch_after(std::chrono::milliseconds(0));
+                                         fill_slot(std::chrono::milliseconds(0), "");
                                      },
                                      [this] { return capacity.failing_starts(); },
                                      [this] { return capacity.snapshot().starting; }}),
@@ -256,6 +256,9 @@ PoolStats Pool::Impl::stats() const {
   st.busy = reg.busy;
   st.degraded = reg.degraded;
   st.starting = cap.starting;
+  st.spare_workers = cap.spares;
+  st.spares_starting = cap.spares_starting;
+  st.spare_promotions = cap.spare_promotions;
   st.queue_length = reg.queue_length;
   st.sessions = affinity.size();
   st.generation = cap.generation;
@@ -315,6 +318,8 @@ std::vector<WorkerInfo> Pool::workers() const {
     info.current_session = snap.current_session;
     info.rss_bytes = w->process().resident_bytes().value_or(0);
     s.registry.read_tracking(snap.id, [&](const Tracking& t) { info.generation = t.generation; });
+    info.spare =
+        s.spares.read_tracking(snap.id, [&](const Tracking& t) { info.generation = t.generation; });
     for (const auto& t : snap.history) {
       info.history.push_back(TransitionInfo{
           t.from, t.to, t.reason,

@@ -7,6 +7,7 @@
 //   WorkerSupervisor   worker processes: spawn .. reap, output       its mu_ (leaf) + the loop
 //   Capacity           how many serve / are starting, generation     its mu_ (leaf)
 //   WorkerRegistry     in-service workers, idle/degraded, waiters    its mu_
+//   SpareSet           warm spares kept aside, spare starts          its mu_ (leaf)
 //   SessionAffinity    session -> worker bindings                    64 shard locks + 2 (leaf)
 //   PendingCloses      session closes owed to busy workers           its mu_ (leaf)
 //   PoolResilience     breaker, retry budget, quarantine, counters   their own (leaf)
@@ -45,6 +46,7 @@
 #include "pool/pool_resilience.h"
 #include "pool/recycle_policy.h"
 #include "pool/session_affinity.h"
+#include "pool/spare_set.h"
 #include "pool/worker_registry.h"
 #include "process/spawner.h"
 #include "resilience/error_classifier.h"
@@ -85,6 +87,7 @@ struct Pool::Impl final : WorkerSupervisor::Listener {
   EventLoop loop;  // the monitor thread
   Capacity capacity;
   WorkerRegistry registry;
+  SpareSet spares;
   SessionAffinity affinity;
   PendingCloses pending_closes;
   PoolResilience resilience;
@@ -105,11 +108,18 @@ struct Pool::Impl final : WorkerSupervisor::Listener {
   std::mutex shutdown_mu;                // one shutdown at a time; later callers wait for it
   bool shut_down = false;                // guarded by shutdown_mu
   TimePoint last_session_sweep{};        // maintenance thread only
+  bool initial_spares_launched = false;  // monitor thread only
 
   // ---- lifecycle (pool_lifecycle.cc) ----
   Result<void> start_workers();
-  // Starts one worker after `delay`; the start was already counted in Capacity.
-  void launch_after(std::chrono::milliseconds delay);
+  // Starts one worker (or spare) after `delay`; the start was already counted in Capacity.
+  void launch_after(std::chrono::milliseconds delay, StartRole role = StartRole::kService);
+  // Fills one counted service slot: a ready spare at once if there is one, else a start after
+  // `delay` (on the monitor thread, where every admission happens). `replaces`: the worker
+  // that left ("" for growth or a failed start).
+  void fill_slot(std::chrono::milliseconds delay, std::string replaces);
+  // The newest generation's command table, from a worker that is about to serve.
+  void note_commands(const WorkerPtr& worker, std::uint64_t generation);
   // WorkerSupervisor::Listener (monitor thread).
   void on_ready(const WorkerPtr& worker, std::uint64_t generation, Duration startup) override;
   void on_start_failed(std::uint64_t number, std::uint64_t generation, Error error) override;
@@ -140,6 +150,25 @@ struct Pool::Impl final : WorkerSupervisor::Listener {
   void return_unused(const WorkerPtr& worker);
   void shutdown(std::optional<std::chrono::milliseconds> grace);
   Error shutting_down_error(std::string_view operation) const;
+
+  // ---- warm spares (pool_spares.cc) ----
+  // Monitor thread: a ready spare of the current generation goes into service (false if none).
+  bool promote_spare(const std::string& replaces);
+  // Monitor thread: a spare that completed its start joins the set (retired at once if a
+  // rolling restart made its generation old meanwhile).
+  void admit_spare(const WorkerPtr& worker, std::uint64_t generation);
+  // A spare taken out of the set leaves: counted (and replenished), terminating, SIGKILL if
+  // `kill`, logged. The caller ends it otherwise.
+  void spare_left(const WorkerPtr& worker, TransitionReason reason, bool kill,
+                  const std::string& detail);
+  // Ends (gracefully) the spares `pick` chooses, for `reason`; returns how many.
+  std::size_t retire_spares(const std::function<bool(const Tracking&)>& pick,
+                            TransitionReason reason, const std::string& detail);
+  // Spares of another generation than the current one leave (rolling restart, its revert).
+  void retire_stale_spares();
+  // Maintenance thread: RSS of the spares, recycling of those over a limit, and their probes.
+  void care_for_spares(TimePoint now);
+  void probe_spare(const WorkerPtr& worker);
 
   // ---- requests (pool_request.cc) ----
   struct Attempt {
@@ -186,6 +215,16 @@ struct Pool::Impl final : WorkerSupervisor::Listener {
   // ---- maintenance (pool_maintenance.cc) ----
   void maintenance_round();  // maintenance thread
   void probe(const WorkerPtr& worker, bool was_degraded);
+  // One health_check round trip on a worker the caller holds (or a spare it marked probing),
+  // counted and emitted; `detail` says what failed.
+  struct ProbeResult {
+    WorkerFault fault = WorkerFault::kNone;
+    bool healthy = false;
+    std::string detail;
+  };
+  ProbeResult send_probe(const WorkerPtr& worker, bool degraded, bool spare);
+  // Resident memory of every worker and spare (when max_rss_mb is set); marks recycling due.
+  void measure_rss();
   std::chrono::milliseconds maintenance_tick() const;
   // posix_spawn, or fork from a zygote for StartMethod::kForkServer (fork_server_spawner.h); its
   // log lines go through `telemetry` (tagged "fork-server").

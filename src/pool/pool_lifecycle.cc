@@ -23,18 +23,20 @@ Result<void> Pool::Impl::start_workers() {
   const std::size_t initial = config.eager ? config.size : config.min_ready;
   capacity.reserve_initial(initial);
   for (std::size_t i = 0; i < initial; ++i) launch_after(std::chrono::milliseconds(0));
+  // The spares follow once min_ready workers serve (on_ready).
   return {};
 }
 
-void Pool::Impl::launch_after(std::chrono::milliseconds delay) {
-  loop.post_after(delay, [this] {
+void Pool::Impl::launch_after(std::chrono::milliseconds delay, StartRole role) {
+  loop.post_after(delay, [this, role] {
     if (capacity.closed()) {
-      capacity.cancel_start();
+      capacity.cancel_start(role);
       registry.notify();
       return;
     }
     GenerationPtr gen = capacity.generation();
     const std::uint64_t number = capacity.next_worker_number();
+    if (role == StartRole::kSpare) spares.note_start(number);
     LaunchSpec spec;
     spec.number = number;
     spec.generation = gen->number;
@@ -52,14 +54,7 @@ Tracking Pool::Impl::new_tracking(std::uint64_t generation) {
   return t;
 }
 
-void Pool::Impl::on_ready(const WorkerPtr& worker, std::uint64_t generation, Duration) {
-  if (!capacity.on_started()) {
-    // Started while the pool shut down: it never serves.
-    telemetry.transit(*worker, WorkerState::kTerminating, TransitionReason::kShutdown);
-    supervisor.terminate(worker, config.shutdown_grace);
-    registry.notify();
-    return;
-  }
+void Pool::Impl::note_commands(const WorkerPtr& worker, std::uint64_t generation) {
   // Requests are validated against the commands of the newest generation in service: after a
   // rolling restart that adds a command, it is accepted as soon as a new worker serves.
   if (auto current = command_table.load(); !current || current->generation < generation) {
@@ -71,17 +66,50 @@ void Pool::Impl::on_ready(const WorkerPtr& worker, std::uint64_t generation, Dur
     }
     command_table.store(std::move(table));
   }
-  affinity.add_worker(worker->number());
-  registry.admit(worker, new_tracking(generation));
 }
 
-void Pool::Impl::on_start_failed(std::uint64_t, std::uint64_t generation, Error error) {
-  auto delay = capacity.on_start_failed(error, generation);
+void Pool::Impl::on_ready(const WorkerPtr& worker, std::uint64_t generation, Duration) {
+  const StartRole role =
+      spares.end_start(worker->number()) ? StartRole::kSpare : StartRole::kService;
+  if (!capacity.on_started(role)) {
+    // Started while the pool shut down: it never serves.
+    telemetry.transit(*worker, WorkerState::kTerminating, TransitionReason::kShutdown);
+    supervisor.terminate(worker, config.shutdown_grace);
+    registry.notify();
+    return;
+  }
+  if (role == StartRole::kSpare) {
+    admit_spare(worker, generation);
+    return;
+  }
+  note_commands(worker, generation);
+  affinity.add_worker(worker->number());
+  registry.admit(worker, new_tracking(generation));
+  // The initial spares start once start() has its min_ready workers, eager or lazy: they never
+  // compete with those for the CPU, and a spare's failed start never fails start().
+  if (!initial_spares_launched && registry.counts().live >= config.min_ready) {
+    initial_spares_launched = true;
+    const std::size_t spare_starts = capacity.reserve_initial_spares();
+    for (std::size_t i = 0; i < spare_starts; ++i) {
+      launch_after(std::chrono::milliseconds(0), StartRole::kSpare);
+    }
+  }
+}
+
+void Pool::Impl::on_start_failed(std::uint64_t number, std::uint64_t generation, Error error) {
+  if (spares.end_start(number)) {
+    if (auto delay = capacity.on_start_failed(error, generation, StartRole::kSpare)) {
+      launch_after(*delay, StartRole::kSpare);
+    }
+    registry.notify();  // wait_ready: a failed start may make waiting hopeless
+    return;
+  }
+  // A ready spare, if any, fills the slot now (before waiters are told nobody can serve).
+  if (auto delay = capacity.on_start_failed(error, generation)) fill_slot(*delay, "");
   // Nobody can be served while no worker is alive and starts keep failing: tell the waiters
   // now instead of letting each run into its checkout timeout.
   registry.fail_waiters_if_none_live(error);
   registry.notify();  // wait_ready: a failed start may make waiting hopeless
-  if (delay) launch_after(*delay);
 }
 
 void Pool::Impl::on_exit(const WorkerPtr& worker, const std::string& how) {
@@ -135,8 +163,12 @@ bool Pool::Impl::retire(const WorkerPtr& worker, TransitionReason reason, bool k
              fmt::format("worker {} left service ({}) while this call waited for it", worker->id(),
                          to_string(reason)));
   gone.context.worker_id = worker->id();
+  if (spares.remove(worker)) {
+    spare_left(worker, reason, kill, detail);
+    return true;
+  }
   if (!registry.remove(worker, gone)) return false;
-  if (auto delay = capacity.on_removed()) launch_after(*delay);
+  if (auto delay = capacity.on_removed()) fill_slot(*delay, worker->id());
   pending_closes.drop_worker(worker->id());
   if (std::size_t lost = affinity.drop_worker(worker->number()); lost > 0) {
     telemetry.emit(EventId::kSessionAffinity, {{"lost", double(lost)}},
@@ -213,6 +245,8 @@ void Pool::Impl::shutdown(std::optional<std::chrono::milliseconds> grace_opt) {
       std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock.now()));
   loop.post([this, remaining] {
     std::vector<WorkerPtr> unused = registry.take_all_unused();
+    // Spares too (one being probed is killed below, like a busy worker).
+    for (auto& w : spares.take_if([](const Tracking&) { return true; })) unused.push_back(w);
     for (const auto& w : unused) {
       telemetry.transit(*w, WorkerState::kTerminating, TransitionReason::kShutdown);
       supervisor.terminate(w, remaining);

@@ -37,20 +37,30 @@ std::chrono::milliseconds Pool::Impl::maintenance_tick() const {
                                config.session_cleanup_interval);
 }
 
+void Pool::Impl::measure_rss() {
+  if (config.max_rss_mb <= 0) return;
+  auto record = [this](const WorkerPtr& w, double rss, Tracking& t) {
+    t.rss_mb = rss;
+    if (auto why = recycle.check(w->requests(), rss, t.recycle_limit)) t.recycle_due = why;
+  };
+  // Read outside the components' locks (a /proc read per worker).
+  for (const WorkerPtr& w : registry.in_service()) {
+    const double rss = rss_mb_of(w->pid());
+    registry.with_tracking(w->id(), [&](Tracking& t) { record(w, rss, t); });
+  }
+  for (const WorkerPtr& w : spares.workers()) {
+    const double rss = rss_mb_of(w->pid());
+    spares.with_tracking(w->id(), [&](Tracking& t) { record(w, rss, t); });
+  }
+}
+
 void Pool::Impl::maintenance_round() {
   if (capacity.closed()) return;
   const TimePoint now = clock.now();
   const auto began = clock.wall_now();
   // RSS first (it may make a worker due for recycling below).
-  if (config.max_rss_mb > 0) {
-    for (const WorkerPtr& w : registry.in_service()) {
-      const double rss = rss_mb_of(w->pid());
-      registry.with_tracking(w->id(), [&](Tracking& t) {
-        t.rss_mb = rss;
-        if (auto why = recycle.check(w->requests(), rss, t.recycle_limit)) t.recycle_due = why;
-      });
-    }
-  }
+  measure_rss();
+  care_for_spares(now);
   // One decision pass under the registry's lock: who is probed, recycled or retired.
   std::vector<std::pair<WorkerPtr, bool>> to_probe;
   WorkerPtr to_recycle, to_retire;
@@ -107,7 +117,7 @@ void Pool::Impl::maintenance_round() {
       {}, began);
 }
 
-void Pool::Impl::probe(const WorkerPtr& w, bool was_degraded) {
+Pool::Impl::ProbeResult Pool::Impl::send_probe(const WorkerPtr& w, bool degraded, bool spare) {
   wire::Request request{0, "health_check", Json::object(), std::nullopt, std::nullopt};
   const TimePoint deadline = clock.now() + config.health_check_timeout;
   CallOutcome outcome = w->call(request, deadline, nullptr);
@@ -117,15 +127,30 @@ void Pool::Impl::probe(const WorkerPtr& w, bool was_degraded) {
   counters.health_checks.fetch_add(1, std::memory_order_relaxed);
   if (!healthy) counters.health_check_failures.fetch_add(1, std::memory_order_relaxed);
   telemetry.emit(EventId::kWorkerHealthCheck, {{"healthy", healthy ? 1.0 : 0.0}},
-                 {{"worker_id", w->id()}, {"degraded", was_degraded ? "true" : "false"}});
+                 {{"worker_id", w->id()},
+                  {"degraded", degraded ? "true" : "false"},
+                  {"spare", spare ? "true" : "false"}});
+  ProbeResult out{outcome.fault, healthy, {}};
   if (outcome.fault != WorkerFault::kNone) {
-    // The channel itself failed (exit, bad frame, no answer in time): that failure's kind.
-    worker_failed(w, failure_kind_of(outcome.fault), 1,
-                  "health check: " + (outcome.result ? std::string("data after the reply")
-                                                     : outcome.result.error().message),
-                  true);
+    // The channel itself failed (exit, bad frame, no answer in time).
+    out.detail = "health check: " + (outcome.result ? std::string("data after the reply")
+                                                    : outcome.result.error().message);
+  } else if (!healthy) {
+    out.detail = "health check failed: " +
+                 (answered ? outcome.result->dump(-1, ' ', false, Json::error_handler_t::replace)
+                           : outcome.result.error().message);
+  }
+  return out;
+}
+
+void Pool::Impl::probe(const WorkerPtr& w, bool was_degraded) {
+  const ProbeResult probed = send_probe(w, was_degraded, false);
+  if (probed.fault != WorkerFault::kNone) {
+    // The channel itself failed: that failure's kind.
+    worker_failed(w, failure_kind_of(probed.fault), 1, probed.detail, true);
     return;
   }
+  const bool healthy = probed.healthy;
   std::uint32_t failures = 0;
   registry.with_tracking(w->id(), [&](Tracking& t) {
     if (healthy) {
@@ -143,11 +168,8 @@ void Pool::Impl::probe(const WorkerPtr& w, bool was_degraded) {
     return_unused(w);
     return;
   }
-  const std::string detail =
-      answered ? outcome.result->dump(-1, ' ', false, Json::error_handler_t::replace)
-               : outcome.result.error().message;
   worker_failed(w, FailureKind::kHealthCheckFailed, std::max<std::uint32_t>(failures, 1),
-                "health check failed: " + detail, true);
+                probed.detail, true);
 }
 
 }  // namespace bridgepool

@@ -29,6 +29,8 @@ Result<void> Pool::rolling_restart(const PoolConfig& new_config, std::size_t bat
       SpawnGeneration{gen_number, next, build_worker_env(next)}));
   s.telemetry.emit(EventId::kRollingRestart, {{"generation", double(gen_number)}},
                    {{"phase", "started"}});
+  // Spares of the old generation never serve again: new ones replace them.
+  s.retire_stale_spares();
   const TimePoint deadline = s.clock.now() + timeout;
   for (;;) {
     if (s.capacity.closed()) return tl::unexpected(s.shutting_down_error("rolling_restart"));
@@ -48,6 +50,7 @@ Result<void> Pool::rolling_restart(const PoolConfig& new_config, std::size_t bat
     if (cap.last_init_error && cap.consecutive_init_failures > 0 &&
         cap.last_failed_generation == gen_number) {
       s.capacity.restore_generation(previous);
+      s.retire_stale_spares();
       s.registry.for_each_tracking(
           [](const std::string&, Tracking& t) { t.retire_when_idle = false; });
       Error e = *cap.last_init_error;

@@ -20,7 +20,8 @@ Json worker_json(const WorkerInfo& w) {
               {"uptime_s", w.uptime_s},
               {"generation", w.generation},
               {"current_session", w.current_session},
-              {"rss_bytes", w.rss_bytes}};
+              {"rss_bytes", w.rss_bytes},
+              {"spare", w.spare}};
 }
 
 namespace {

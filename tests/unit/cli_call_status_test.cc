@@ -39,13 +39,16 @@ TEST(StatusTable, OneRowPerWorker) {
     "workers": [{"id": "w1", "pid": 1234, "state": "busy", "health": "healthy", "requests": 6,
                  "python_errors": 1, "uptime_s": 3.25, "generation": 1,
                  "current_session": "s1", "rss_bytes": 10485760},
-                {"id": "w2"}]})");
+                {"id": "w2"},
+                {"id": "w3", "pid": 1240, "state": "ready", "health": "healthy",
+                 "spare": true}]})");
   std::string table = format_status(status);
   EXPECT_NE(table.find("server  127.0.0.1:8765  version 0.1.0  up 12.5 s"), std::string::npos)
       << table;
   EXPECT_NE(table.find("w1         1234 busy          healthy"), std::string::npos) << table;
   EXPECT_NE(table.find("10.0  s1"), std::string::npos) << table;
   EXPECT_NE(table.find("w2            - -"), std::string::npos) << table;
+  EXPECT_NE(table.find("w3         1240 spare         healthy"), std::string::npos) << table;
 }
 
 TEST(StatusTable, NoWorkersSaysSo) {

@@ -207,6 +207,7 @@ TEST(StatusDocument, FollowsTheContract) {
   EXPECT_EQ(s["workers"][0]["state"], "busy");
   EXPECT_EQ(s["workers"][0]["health"], "healthy");
   EXPECT_EQ(s["workers"][0]["rss_bytes"], 1024);
+  EXPECT_EQ(s["workers"][0]["spare"], false);
   EXPECT_EQ(s["breaker"]["state"], "disabled");
   EXPECT_EQ(s["sessions"]["live"], 0);
   EXPECT_TRUE(s["alerts"].is_array());
