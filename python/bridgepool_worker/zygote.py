@@ -18,10 +18,12 @@ Messages on the socket, one JSON object per datagram (descriptors ride along as 
                   write end, stdout write end, stderr write end]
 
 Why each step:
-  * Threads: os.fork() copies only the calling thread. A handler module that started threads at
-    import (a background loader, a client with a heartbeat) would give every worker a copy whose
-    threads are gone and whose locks may be held forever. The zygote refuses to fork then
-    ("unsafe"), and the pool starts that generation's workers with spawn and says so. Native
+  * Threads and sockets: os.fork() copies only the calling thread. A handler module that
+    started threads at import (a background loader, a client with a heartbeat) would give every
+    worker a copy whose threads are gone and whose locks may be held forever; one that opened a
+    socket at import (a database or HTTP connection) would have every worker talk over that one
+    connection. The zygote refuses to fork then ("unsafe"), and the pool starts that
+    generation's workers with spawn and says so. Native
     threads of C libraries (OpenBLAS) are not Python threads: those libraries register
     pthread_atfork handlers and are counted only for the log (`native_threads`).
   * Reaping: workers are the zygote's children, so it reaps them. On SIGCHLD it looks at each
@@ -303,17 +305,41 @@ def serve_forks(options, base_args: list[str]) -> None:  # never returns
                                "traceback": text, "retryable": None}})
         _exit(EXIT_INIT_FAILED)
 
+    sockets_before = _socket_fds()
     load_handlers(_LOADER, options.handlers, failed)
-    threads = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
-    if threads:
-        server.send({"event": "unsafe",
-                     "reason": f"the handler modules started {len(threads)} thread(s) at import "
-                               f"({', '.join(sorted(threads)[:5])}); a forked worker would get "
-                               f"none of them"})
+    reason = _fork_hazard(_socket_fds() - sockets_before)
+    if reason is not None:
+        server.send({"event": "unsafe", "reason": reason})
         _exit(EXIT_OK)
     gc.freeze()
     server.send({"event": "ready", "pid": os.getpid(), "native_threads": _native_threads()})
     server.serve()
+
+
+def _socket_fds() -> set[int]:
+    found = set()
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{name}").startswith("socket:"):
+                found.add(int(name))
+        except OSError:
+            continue  # the listing's own descriptor, closed by now
+    return found
+
+
+def _fork_hazard(new_sockets: set[int]) -> str | None:
+    """Why forking this process would be wrong, or None: Python threads the handler modules
+    started (a child gets none of them, and the locks they held stay held), or sockets they
+    opened (every worker would share one connection: interleaved bytes, stolen replies)."""
+    threads = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
+    if threads:
+        return (f"the handler modules started {len(threads)} thread(s) at import "
+                f"({', '.join(sorted(threads)[:5])}); a forked worker would get none of them")
+    if new_sockets:
+        return (f"the handler modules opened {len(new_sockets)} socket(s) at import (fd "
+                f"{', '.join(map(str, sorted(new_sockets)[:5]))}); forked workers would share "
+                f"them")
+    return None
 
 
 def _native_threads() -> int:

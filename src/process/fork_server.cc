@@ -151,23 +151,19 @@ Result<ForkServer::Forked> ForkServer::fork(const std::vector<std::string>& args
   return make_error(ErrorCategory::kResource, "fork server exited during a fork request");
 }
 
-std::optional<ExitStatus> ForkServer::take_exit(pid_t pid, std::chrono::milliseconds patience) {
+std::optional<ExitStatus> ForkServer::exit_of(pid_t pid, std::chrono::milliseconds patience) const {
   std::unique_lock lock(mu_);
   cv_.wait_for(lock, patience, [&] {
     return exits_.count(pid) > 0 || state_ == State::kDead || state_ == State::kFailed;
   });
   auto it = exits_.find(pid);
   if (it == exits_.end()) return std::nullopt;
-  ExitStatus status = it->second;
-  exits_.erase(it);
-  return status;
+  return it->second;
 }
 
-std::optional<ExitStatus> ForkServer::peek_exit(pid_t pid) const {
+void ForkServer::forget(pid_t pid) {
   std::lock_guard lock(mu_);
-  auto it = exits_.find(pid);
-  if (it == exits_.end()) return std::nullopt;
-  return it->second;
+  exits_.erase(pid);
 }
 
 // ---- the server's thread ------------------------------------------------------------------

@@ -75,11 +75,11 @@ class ForkServer {
   // reply up to `timeout`. Errors: not ready, the zygote died, os.fork() failed, timeout.
   Result<Forked> fork(const std::vector<std::string>& args, const std::array<int, 4>& fds,
                       std::chrono::milliseconds timeout);
-  // The exit status the zygote reported for `pid`, waiting up to `patience` for the report.
-  // nullopt when the zygote is gone and never reported it. Removes the entry.
-  std::optional<ExitStatus> take_exit(pid_t pid, std::chrono::milliseconds patience);
-  // The same without waiting or removing.
-  std::optional<ExitStatus> peek_exit(pid_t pid) const;
+  // The exit status the zygote reported for `pid`, waiting up to `patience` for the report
+  // (0: not at all). nullopt when it has not (yet), or the zygote is gone and never will.
+  std::optional<ExitStatus> exit_of(pid_t pid, std::chrono::milliseconds patience) const;
+  // Drops the report of `pid` (its ForkedProcess is gone).
+  void forget(pid_t pid);
   bool alive() const;
 
  private:
@@ -100,7 +100,7 @@ class ForkServer {
   std::vector<std::string> stderr_tail_;
 
   mutable std::mutex mu_;
-  std::condition_variable cv_;
+  mutable std::condition_variable cv_;
   State state_ = State::kStarting;
   pid_t pid_ = -1;
   bool stopping_ = false;

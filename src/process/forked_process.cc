@@ -14,6 +14,9 @@ namespace {
 // The zygote reaps on SIGCHLD and reports within microseconds; this only bounds a zygote that
 // is stuck or busy forking a large batch.
 constexpr std::chrono::milliseconds kReportPatience{2000};
+// peek_exit_status() of an exited worker: long enough for a report under load, short enough for
+// an error message path.
+constexpr std::chrono::milliseconds kPeekPatience{200};
 
 ExitStatus unknown_status() {
   ExitStatus s;
@@ -31,13 +34,15 @@ ForkedProcess::ForkedProcess(pid_t pid, UniqueFd pidfd, UniqueFd request_fd, Uni
       pidfd_(std::move(pidfd)),
       server_(std::move(server)) {}
 
+ForkedProcess::~ForkedProcess() { server_->forget(pid()); }
+
 bool ForkedProcess::signal(int sig) const {
   return ::pidfd_send_signal(pidfd_.get(), sig, nullptr, 0) == 0;
 }
 
 std::optional<ExitStatus> ForkedProcess::reap() {
   if (reaped()) return std::nullopt;
-  std::optional<ExitStatus> status = server_->take_exit(pid(), kReportPatience);
+  std::optional<ExitStatus> status = server_->exit_of(pid(), kReportPatience);
   if (!status) {
     // Nobody will report it: the zygote is gone and init adopted the worker. Its group id stays
     // reserved while any member lives, so this reaches only what the worker left behind.
@@ -50,12 +55,11 @@ std::optional<ExitStatus> ForkedProcess::reap() {
 
 std::optional<ExitStatus> ForkedProcess::peek_exit_status() const {
   if (auto s = exit_status()) return s;
-  if (auto s = server_->peek_exit(pid())) return s;
-  if (!server_->alive()) {
-    pollfd p{pidfd_.get(), POLLIN, 0};
-    if (::poll(&p, 1, 0) > 0) return unknown_status();
-  }
-  return std::nullopt;
+  pollfd p{pidfd_.get(), POLLIN, 0};
+  if (::poll(&p, 1, 0) <= 0) return std::nullopt;  // still running
+  // It has exited; the zygote's report follows within microseconds of its SIGCHLD.
+  if (auto s = server_->exit_of(pid(), kPeekPatience)) return s;
+  return server_->alive() ? std::nullopt : std::optional(unknown_status());
 }
 
 std::optional<std::uint64_t> ForkedProcess::resident_bytes() const {

@@ -22,6 +22,7 @@ class ForkedProcess final : public ChildProcess {
  public:
   ForkedProcess(pid_t pid, UniqueFd pidfd, UniqueFd request_fd, UniqueFd response_fd,
                 UniqueFd stdout_fd, UniqueFd stderr_fd, std::shared_ptr<ForkServer> server);
+  ~ForkedProcess() override;
 
   int exit_fd() const override { return pidfd_.get(); }
   bool signal(int sig) const override;

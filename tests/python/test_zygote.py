@@ -130,6 +130,13 @@ class ZygoteTest(unittest.TestCase):
         self.assertIn("heartbeat", message["reason"])
         self.assertEqual(z.close(), 0)
 
+    def test_sockets_opened_at_import_are_reported_as_unsafe(self):
+        z = Zygote([os.path.join(DATA, "socket_at_import.py")])
+        message, _ = z.receive()
+        self.assertEqual(message["event"], "unsafe")
+        self.assertIn("opened 1 socket(s) at import", message["reason"])
+        self.assertEqual(z.close(), 0)
+
     def test_without_its_socket_the_zygote_refuses_to_start(self):
         result = subprocess.run(
             [sys.executable, "-m", "bridgepool_worker", "--zygote", "--handlers", HANDLERS],
