@@ -69,8 +69,9 @@ std::optional<std::chrono::milliseconds> Capacity::on_start_failed(const Error& 
   return spare ? spare_replacement_locked() : replacement_locked();
 }
 
-std::optional<std::chrono::milliseconds> Capacity::on_removed(StartRole role) {
+std::optional<std::chrono::milliseconds> Capacity::on_removed(StartRole role, bool ends_recycle) {
   std::lock_guard lock(mu_);
+  if (ends_recycle && recycles_reserved_ > 0) --recycles_reserved_;
   if (role == StartRole::kSpare) {
     --counts_.spares;
     return spare_replacement_locked();
@@ -114,9 +115,19 @@ bool Capacity::all_down() const {
          (counts_.starting == 0 || counts_.consecutive_init_failures > 0);
 }
 
-bool Capacity::may_recycle() const {
+bool Capacity::try_begin_recycle() {
   std::lock_guard lock(mu_);
-  return RecyclePolicy::may_recycle_now(counts_.in_service, size_, counts_.starting);
+  if (!RecyclePolicy::may_recycle_now(counts_.in_service, size_,
+                                      counts_.starting + recycles_reserved_)) {
+    return false;
+  }
+  ++recycles_reserved_;
+  return true;
+}
+
+void Capacity::end_recycle() {
+  std::lock_guard lock(mu_);
+  if (recycles_reserved_ > 0) --recycles_reserved_;
 }
 
 GenerationPtr Capacity::generation() const {

@@ -89,7 +89,9 @@ class Capacity {
                                                            StartRole role = StartRole::kService);
   // A worker left service (kService) or a spare left (kSpare). Returns the delay of the
   // replacement (same role) it counted, if one is due.
-  std::optional<std::chrono::milliseconds> on_removed(StartRole role = StartRole::kService);
+  // `ends_recycle`: this removal is the one try_begin_recycle() reserved.
+  std::optional<std::chrono::milliseconds> on_removed(StartRole role = StartRole::kService,
+                                                      bool ends_recycle = false);
   // A ready spare took the place of one counted service start (from on_removed,
   // on_start_failed or try_grow): it serves now. Returns the delay of the spare start that
   // replenishes it, if one is due (none once closed).
@@ -104,8 +106,13 @@ class Capacity {
   // "Every worker affected" (severity critical): none serves and none is about to — none is
   // starting, or starts keep failing. Replacements on their way after crashes are not critical.
   bool all_down() const;
-  // Whether an idle worker due for recycling may leave now: capacity never dips below size - 1.
-  bool may_recycle() const;
+  // Whether an idle worker due for recycling may leave now (capacity never dips below size - 1,
+  // one recycle at a time), and if so counts it as leaving at once: called under the registry's
+  // lock by the check-in that decides, so a second check-in cannot also leave on the strength of
+  // a count that the first removal has not updated yet. The reservation ends with
+  // on_removed(kService, true), or end_recycle() if the worker did not leave after all.
+  bool try_begin_recycle();
+  void end_recycle();
 
   GenerationPtr generation() const;
   // Installs the next generation (rolling restart); returns the previous one.
@@ -128,6 +135,7 @@ class Capacity {
 
   mutable std::mutex mu_;
   CapacitySnapshot counts_;
+  std::size_t recycles_reserved_ = 0;  // try_begin_recycle() not yet ended
   GenerationPtr generation_;
   std::uint64_t next_number_ = 1;
   std::atomic<bool> closed_{false};  // written under mu_, read without it

@@ -126,12 +126,13 @@ struct Pool::Impl final : WorkerSupervisor::Listener {
   void on_exit(const WorkerPtr& worker, const std::string& how) override;
   // Takes a worker out of service (any thread): registry, capacity (and its replacement),
   // sessions, transition, SIGKILL if `kill`. False if it already was out.
+  // `recycle_reserved`: the removal Capacity::try_begin_recycle() reserved.
   bool retire(const WorkerPtr& worker, TransitionReason reason, bool kill,
-              const std::string& detail);
+              const std::string& detail, bool recycle_reserved = false);
   // The borrower is done with a worker that must leave service: retire it, end it (gracefully
   // unless `kill`) and release it.
   void checkin_remove(const WorkerPtr& worker, TransitionReason reason, bool kill,
-                      const std::string& detail);
+                      const std::string& detail, bool recycle_reserved = false);
   // The borrower gives back a worker whose round trip went fine: back to service unless a
   // recycling limit or a rolling restart says it must go.
   void checkin_ok(const WorkerPtr& worker);

@@ -71,7 +71,19 @@ void Pool::Impl::note_commands(const WorkerPtr& worker, std::uint64_t generation
 void Pool::Impl::on_ready(const WorkerPtr& worker, std::uint64_t generation, Duration) {
   const StartRole role =
       spares.end_start(worker->number()) ? StartRole::kSpare : StartRole::kService;
-  if (!capacity.on_started(role)) {
+  if (role == StartRole::kService) {
+    note_commands(worker, generation);
+    affinity.add_worker(worker->number());
+  }
+  const bool serving =
+      role == StartRole::kSpare
+          ? capacity.on_started(role)
+          // Counted in service under the registry's lock, with the admission itself: a check-in
+          // asking capacity.try_begin_recycle() (under that lock too) never counts a worker that is
+          // not admitted yet, so two workers cannot both leave on its account.
+          : registry.admit(worker, new_tracking(generation),
+                           [&] { return capacity.on_started(role); });
+  if (!serving) {
     // Started while the pool shut down: it never serves.
     telemetry.transit(*worker, WorkerState::kTerminating, TransitionReason::kShutdown);
     supervisor.terminate(worker, config.shutdown_grace);
@@ -82,9 +94,6 @@ void Pool::Impl::on_ready(const WorkerPtr& worker, std::uint64_t generation, Dur
     admit_spare(worker, generation);
     return;
   }
-  note_commands(worker, generation);
-  affinity.add_worker(worker->number());
-  registry.admit(worker, new_tracking(generation));
   // The initial spares start once start() has its min_ready workers, eager or lazy: they never
   // compete with those for the CPU, and a spare's failed start never fails start().
   if (!initial_spares_launched && registry.counts().live >= config.min_ready) {
@@ -158,7 +167,7 @@ void Pool::Impl::worker_failed(const WorkerPtr& worker, FailureKind kind, std::u
 }
 
 bool Pool::Impl::retire(const WorkerPtr& worker, TransitionReason reason, bool kill,
-                        const std::string& detail) {
+                        const std::string& detail, bool recycle_reserved) {
   Error gone(ErrorCategory::kConnection,
              fmt::format("worker {} left service ({}) while this call waited for it", worker->id(),
                          to_string(reason)));
@@ -167,8 +176,13 @@ bool Pool::Impl::retire(const WorkerPtr& worker, TransitionReason reason, bool k
     spare_left(worker, reason, kill, detail);
     return true;
   }
-  if (!registry.remove(worker, gone)) return false;
-  if (auto delay = capacity.on_removed()) fill_slot(*delay, worker->id());
+  if (!registry.remove(worker, gone)) {
+    if (recycle_reserved) capacity.end_recycle();
+    return false;
+  }
+  if (auto delay = capacity.on_removed(StartRole::kService, recycle_reserved)) {
+    fill_slot(*delay, worker->id());
+  }
   pending_closes.drop_worker(worker->id());
   if (std::size_t lost = affinity.drop_worker(worker->number()); lost > 0) {
     telemetry.emit(EventId::kSessionAffinity, {{"lost", double(lost)}},
@@ -184,8 +198,8 @@ bool Pool::Impl::retire(const WorkerPtr& worker, TransitionReason reason, bool k
 }
 
 void Pool::Impl::checkin_remove(const WorkerPtr& worker, TransitionReason reason, bool kill,
-                                const std::string& detail) {
-  if (retire(worker, reason, kill, detail) && !kill) {
+                                const std::string& detail, bool recycle_reserved) {
+  if (retire(worker, reason, kill, detail, recycle_reserved) && !kill) {
     supervisor.terminate(worker, config.shutdown_grace);
   }
   registry.release(worker);
@@ -196,11 +210,12 @@ std::optional<Leave> Pool::Impl::leave_on_return(const WorkerPtr& worker, Tracki
   t.last_used = clock.now();
   if (auto why = recycle.check(worker->requests(), t.rss_mb, t.recycle_limit)) t.recycle_due = why;
   if (t.retire_when_idle) return Leave{TransitionReason::kReplaced, "rolling restart"};
-  if (t.recycle_due && capacity.may_recycle()) {
+  if (t.recycle_due && capacity.try_begin_recycle()) {
     counters.recycled.fetch_add(1, std::memory_order_relaxed);
-    return Leave{TransitionReason::kRecycled, *t.recycle_due == RecycleReason::kMaxRss
-                                                  ? "memory limit (max_rss_mb) reached"
-                                                  : "request limit (max_requests) reached"};
+    return Leave{TransitionReason::kRecycled,
+                 *t.recycle_due == RecycleReason::kMaxRss ? "memory limit (max_rss_mb) reached"
+                                                          : "request limit (max_requests) reached",
+                 true};
   }
   return std::nullopt;
 }
@@ -213,7 +228,7 @@ void Pool::Impl::checkin_ok(const WorkerPtr& worker) {
     return;
   }
   auto leave = registry.check_in(worker, [&](Tracking& t) { return leave_on_return(worker, t); });
-  if (leave) checkin_remove(worker, leave->reason, false, leave->detail);
+  if (leave) checkin_remove(worker, leave->reason, false, leave->detail, leave->recycle_reserved);
 }
 
 void Pool::Impl::return_unused(const WorkerPtr& worker) {

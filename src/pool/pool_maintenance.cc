@@ -78,7 +78,7 @@ void Pool::Impl::maintenance_round() {
       return true;
     }
     // One recycle at a time: capacity never dips below size - 1.
-    if (!degraded && !to_recycle && t.recycle_due && capacity.may_recycle()) {
+    if (!degraded && !to_recycle && t.recycle_due && capacity.try_begin_recycle()) {
       to_recycle = w;
       return true;
     }
@@ -101,7 +101,7 @@ void Pool::Impl::maintenance_round() {
   }
   if (to_recycle) {
     counters.recycled.fetch_add(1, std::memory_order_relaxed);
-    checkin_remove(to_recycle, TransitionReason::kRecycled, false, "recycled while idle");
+    checkin_remove(to_recycle, TransitionReason::kRecycled, false, "recycled while idle", true);
   }
   for (const auto& [w, was_degraded] : to_probe) probe(w, was_degraded);
   if (now - last_session_sweep >= config.session_cleanup_interval) {

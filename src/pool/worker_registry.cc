@@ -52,15 +52,18 @@ WorkerRegistry::WaiterPtr WorkerRegistry::give_back_locked(const WorkerPtr& work
   return nullptr;
 }
 
-void WorkerRegistry::admit(const WorkerPtr& worker, Tracking tracking) {
+bool WorkerRegistry::admit(const WorkerPtr& worker, Tracking tracking,
+                           const std::function<bool()>& gate) {
   WaiterPtr wake;
   {
     std::lock_guard lock(mu_);
+    if (gate && !gate()) return false;
     live_.emplace(worker->id(), Slot{worker, tracking});
     wake = give_back_locked(worker);
   }
   state_cv_.notify_all();
   if (wake) wake->cv.notify_one();
+  return true;
 }
 
 bool WorkerRegistry::remove(const WorkerPtr& worker, const Error& gone) {

@@ -58,6 +58,7 @@ struct Tracking {
 struct Leave {
   TransitionReason reason = TransitionReason::kRecycled;
   std::string detail;
+  bool recycle_reserved = false;  // Capacity::try_begin_recycle() counted it
 };
 
 struct RegistryCounts {
@@ -80,8 +81,9 @@ class WorkerRegistry {
 
   // ---- membership ----
   // The worker joins service: handed to the oldest caller waiting for it or for any worker, or
-  // put on the idle stack.
-  void admit(const WorkerPtr& worker, Tracking tracking);
+  // put on the idle stack. `gate`, if given, runs under the registry's lock first and may refuse
+  // (false: not admitted), so whatever it counts changes atomically with the admission.
+  bool admit(const WorkerPtr& worker, Tracking tracking, const std::function<bool()>& gate = {});
   // The worker leaves service (false if it was not in it). Callers waiting for this worker in
   // particular fail with `gone`. A borrowed worker stays borrowed until release().
   bool remove(const WorkerPtr& worker, const Error& gone);
