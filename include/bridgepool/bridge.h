@@ -7,7 +7,10 @@
 //
 // A Bridge is a pool of one: the same worker supervisor, request path, recovery policy, retry
 // engine, sessions and statistics as a Pool, with this policy on top of the given PoolConfig:
-// size 1, no overflow, started eagerly, start() waits for its one worker. So everything a Pool
+// size 1, no overflow, started eagerly, start() waits for its one worker, and spawned (never
+// forked from a zygote: for one worker a template process would only be a second process that
+// never serves, and as the fallback behind a pool the bridge re-imports the handlers on every
+// restart instead of reusing the pool's loaded state). So everything a Pool
 // guarantees holds here too — a crashed, hung or misbehaving worker is noticed at once and
 // replaced in the background (calls wait for the replacement up to their checkout timeout, or
 // fail fast with the start error while starts keep failing, paced by the respawn backoff);

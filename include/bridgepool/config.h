@@ -73,7 +73,11 @@ struct PoolConfig {
   std::vector<InitCommand>
       init_commands;  // run in order on each new worker; a failure = init failure
 
-  StartMethod start_method = StartMethod::kSpawn;
+  // The default since measured (docs/benchmarks.md): a killed worker is back ~8x sooner with
+  // the example handlers and ~50x sooner with a 1 s import, and workers share the imported
+  // modules' memory. kSpawn re-imports the handlers in every worker (docs/lifecycle.md says
+  // when that is what you want).
+  StartMethod start_method = StartMethod::kForkServer;
   // Warm spares: processes started, handshaken and initialized, kept aside; a worker that dies or
   // is recycled is replaced by a spare at once and the spare is replenished in the background.
   // Spares never take traffic and are counted apart in stats.

@@ -573,7 +573,7 @@ PoolConfig pool_config(const BenchOptions& o, LogLevel level) {
   config.size = o.workers;
   config.handlers = o.handlers;
   config.python = o.python;
-  config.start_method = parse_start_method(o.start_method).value_or(StartMethod::kSpawn);
+  config.start_method = parse_start_method(o.start_method).value_or(StartMethod::kForkServer);
   config.spare_workers = o.spare_workers;
   config.request_timeout = std::chrono::milliseconds(o.timeout_ms);
   config.logger = std::make_shared<Logger>(level);

@@ -41,7 +41,7 @@ struct BenchOptions {
   std::string args_file;  // non-empty: read the arguments from this file instead of args_json
   std::vector<std::string> handlers;
   std::string python;
-  std::string start_method = "spawn";  // spawn|fork-server
+  std::string start_method = "fork-server";  // fork-server|spawn
   std::size_t spare_workers = 0;
   std::string log_level = "warn";
   int timeout_ms = 60000;

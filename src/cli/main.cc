@@ -43,7 +43,8 @@ int run(int argc, char** argv) {
       ->excludes(args);
   b->add_option("--handlers", bench.handlers, "Handler module(s) (path or dotted name)");
   b->add_option("--python", bench.python, "Python interpreter");
-  b->add_option("--start-method", bench.start_method, "spawn|fork-server: how workers start")
+  b->add_option("--start-method", bench.start_method,
+                "fork-server (default) or spawn: how workers start")
       ->check(CLI::IsMember({"spawn", "fork-server", "fork_server"}));
   b->add_option("--spare-workers", bench.spare_workers, "Warm spare processes kept aside")
       ->check(CLI::Range(0, 512));

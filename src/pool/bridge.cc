@@ -10,6 +10,7 @@ Bridge::~Bridge() { shutdown(); }
 Result<std::unique_ptr<Bridge>> Bridge::start(PoolConfig config) {
   config.size = 1;
   config.max_overflow = 0;
+  config.start_method = StartMethod::kSpawn;  // see bridge.h
   config.eager = true;
   config.min_ready = 1;
   auto pool = Pool::start_as(std::move(config), "bridge");

@@ -292,7 +292,7 @@ PoolConfig to_pool_config(const ServeConfig& c) {
   p.max_queue = c.max_queue;
   p.session_ttl = milliseconds(c.session_ttl_s * 1000);
   p.max_requests = c.max_requests;
-  p.start_method = parse_start_method(c.start_method).value_or(StartMethod::kSpawn);
+  p.start_method = parse_start_method(c.start_method).value_or(StartMethod::kForkServer);
   p.spare_workers = c.spare_workers;
   return p;
 }

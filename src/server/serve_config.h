@@ -45,7 +45,7 @@ enum class KeyType { kString, kStringList, kUint, kBool };
   UINT(max_queue, 1024, "Callers waiting for a worker beyond this fail at once (503)")          \
   UINT(session_ttl_s, 300, "Sessions idle this long are closed")                                \
   UINT(max_requests, 0, "Recycle a worker after this many requests (0: never)")                 \
-  STR(start_method, "spawn", "spawn|fork-server: how worker processes are started")             \
+  STR(start_method, "fork-server", "fork-server|spawn: how worker processes are started")       \
   UINT(spare_workers, 0, "Warm spare processes kept aside to replace a dead worker at once")    \
   UINT(shutdown_grace_ms, 10000, "SIGTERM/SIGINT: time in-flight requests get to finish")
 

@@ -89,6 +89,9 @@ TEST(FallbackChainIntegration, DeadPoolFailsOverToTheMockOnlyWhenAllowed) {
   std::filesystem::create_directories(dir);
   auto pool_config = test_config(1, {data_path("resilience_handlers.py")});
   pool_config.env["RESILIENCE_IMPORT_MARKER"] = (dir / "broken").string();
+  // Spawn: the test breaks the handler module on disk after start; forked workers would
+  // never re-import it (docs/lifecycle.md, start methods).
+  pool_config.start_method = StartMethod::kSpawn;
   pool_config.checkout_timeout = 300ms;
   RealChain c(pool_config);
   std::ofstream(dir / "broken") << "1";

@@ -61,7 +61,11 @@ Json builtin_entries(const Json& list) {
 }
 
 TEST(MockExecutorIntegration, BuiltinsHaveTheShapesOfARealWorkersBuiltins) {
-  auto pool = start_pool(test_config(1));
+  // A spawned worker, which has a group sentinel (the mock reports one; a forked worker's
+  // get_stats has "sentinel_pid": null).
+  auto spawned = test_config(1);
+  spawned.start_method = StartMethod::kSpawn;
+  auto pool = start_pool(spawned);
   ASSERT_TRUE(pool);
   auto version = pool->execute("get_stats");
   ASSERT_TRUE(version) << version.error().to_string();

@@ -274,6 +274,9 @@ TEST(PoolFailure, BrokenHandlersAfterStartBackOffInsteadOfStorming) {
       << "@command('crash')\ndef crash(args, ctx):\n    os._exit(1)\n";
   }
   auto config = test_config(1, {module});
+  // Spawn: the test breaks the handler module on disk after start; forked workers would
+  // never re-import it (docs/lifecycle.md, start methods).
+  config.start_method = StartMethod::kSpawn;
   config.respawn_backoff_initial = 100ms;
   auto events = std::make_shared<EventBus>();
   std::mutex mu;
@@ -378,6 +381,8 @@ TEST(PoolFailure, HandshakeTimeoutKillsTheWorker) {
   std::string module = dir + "/slow_import_" + std::to_string(::getpid()) + ".py";
   std::ofstream(module) << "import time\ntime.sleep(30)\n";
   auto config = test_config(1, {module});
+  // A worker's own handshake timeout; a fork server's is ForkServer.AZygoteStuckInItsImports...
+  config.start_method = StartMethod::kSpawn;
   config.init_timeout = 300ms;
   config.startup_timeout = 2000ms;
   auto pool = Pool::start(config);

@@ -27,23 +27,31 @@ using testing::wait_until;
 using namespace std::chrono_literals;
 
 TEST(PoolLifecycle, ShutdownLeavesNoChildProcesses) {
-  std::vector<pid_t> pids;
-  {
-    auto pool = Pool::start(test_config(4));
-    ASSERT_TRUE(pool) << pool.error().to_string();
-    for (const auto& w : (*pool)->workers()) pids.push_back(w.pid);
-    ASSERT_EQ(children_of(::getpid()).size(), 4u);
-    ASSERT_TRUE((*pool)->execute("echo", {{"x", 1}}));
-    auto t0 = std::chrono::steady_clock::now();
-    (*pool)->shutdown();
-    // Idle workers exit on EOF at once; shutdown does not wait out a grace per worker.
-    EXPECT_LT(std::chrono::steady_clock::now() - t0, 1500ms);
-    auto after = (*pool)->execute("ping");
-    ASSERT_FALSE(after);
-    EXPECT_EQ(after.error().category, ErrorCategory::kResource);
+  for (StartMethod method : {StartMethod::kSpawn, StartMethod::kForkServer}) {
+    SCOPED_TRACE(std::string(start_method_name(method)));
+    std::vector<pid_t> pids;
+    auto config = test_config(4);
+    config.start_method = method;
+    {
+      auto pool = Pool::start(config);
+      ASSERT_TRUE(pool) << pool.error().to_string();
+      for (const auto& w : (*pool)->workers()) pids.push_back(w.pid);
+      // Spawned: 4 children. Forked: 1, the zygote, whose children the 4 workers are.
+      auto children = children_of(::getpid());
+      ASSERT_EQ(children.size(), method == StartMethod::kSpawn ? 4u : 1u);
+      if (method == StartMethod::kForkServer) ASSERT_EQ(children_of(children[0]).size(), 4u);
+      ASSERT_TRUE((*pool)->execute("echo", {{"x", 1}}));
+      auto t0 = std::chrono::steady_clock::now();
+      (*pool)->shutdown();
+      // Idle workers exit on EOF at once; shutdown does not wait out a grace per worker.
+      EXPECT_LT(std::chrono::steady_clock::now() - t0, 1500ms);
+      auto after = (*pool)->execute("ping");
+      ASSERT_FALSE(after);
+      EXPECT_EQ(after.error().category, ErrorCategory::kResource);
+    }
+    EXPECT_TRUE(children_of(::getpid()).empty());  // zombies count as children: none left
+    for (pid_t p : pids) EXPECT_FALSE(process_running(p));
   }
-  EXPECT_TRUE(children_of(::getpid()).empty());  // zombies count as children: none left
-  for (pid_t p : pids) EXPECT_FALSE(process_running(p));
 }
 
 TEST(PoolLifecycle, DestructorShutsDownToo) {

@@ -146,6 +146,9 @@ TEST(PoolResilience, CrashLoopingModuleOpensTheBreakerWithAClearErrorAndNoSpawnS
   TempDir dir;
   auto config = resilience_config(2);
   config.env["RESILIENCE_IMPORT_MARKER"] = dir.file("broken");
+  // Spawn: the test breaks the handler module on disk after start; forked workers would
+  // never re-import it (docs/lifecycle.md, start methods).
+  config.start_method = StartMethod::kSpawn;
   config.resilience.breaker.window = BreakerWindow::kConsecutive;
   config.resilience.breaker.failure_threshold = 3;
   config.resilience.breaker.open_timeout = 60s;

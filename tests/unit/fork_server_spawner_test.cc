@@ -57,6 +57,7 @@ TEST(ForkServerRoute, TheWorkerIdIsThePerWorkerTailOfTheCommandLine) {
   PoolConfig spawn_config;
   spawn_config.python = "/usr/bin/python3";
   spawn_config.handlers = {"h.py"};
+  spawn_config.start_method = StartMethod::kSpawn;
   EXPECT_EQ(worker_spawn_spec(spawn_config, "w1", 42, {}).template_args, 0u);
 }
 
