@@ -351,17 +351,25 @@ def sanity(R: dict[str, Run], echo_runs: list[Run]) -> list[str]:
     return problems
 
 
+def resilience_config(a) -> dict:
+    cfg = dict(SCENARIO_SMOKE if a.smoke else SCENARIO_FULL)
+    if a.resilience_seconds is not None:
+        cfg["sla_seconds"] = cfg["scenario_seconds"] = a.resilience_seconds
+        cfg["timeout"] = max(cfg["timeout"], 5 * a.resilience_seconds)
+    return cfg
+
+
 def resilience_runs(bp_bin: Path, py: str, a) -> tuple[dict[str, list[Run]], dict[str, Run]]:
     """Issue #10's SLA runs (SLA_MIXES, `sla_repeats` consecutive runs each) and one run per
     failure scenario, with the --start-method/--spare-workers/--handlers pass-through."""
-    cfg = SCENARIO_SMOKE if a.smoke else SCENARIO_FULL
+    cfg = resilience_config(a)
     extra = ["--start-method", a.start_method, "--spare-workers", str(a.spare_workers)]
     if a.handlers:
         extra += ["--handlers", a.handlers]
     common = [str(bp_bin), "bench", "--workers", "4", "--rate", str(cfg["rate"]), "--python", py,
               "--no-progress", "--json", *extra]
     sla = {key: [Run(f"SLA {label}, run {i + 1}", [
-        *common, "--duration", str(cfg["sla_seconds"]), "--command", "flaky",
+        *common, "--duration", str(cfg["sla_seconds"]), "--command", "flaky", "--distinct-args",
         "--args", json.dumps(args, separators=(",", ":"))], pinned=False)
         for i in range(cfg["sla_repeats"])] for key, label, args in SLA_MIXES}
     scenarios = {name: Run(f"scenario {name}", [
@@ -374,13 +382,17 @@ def ms(x) -> str:
     return "n/a" if x is None else f"{x / 1000:.1f} ms"
 
 
+def whole(x, missing: str = "n/a") -> str:
+    """A figure rounded to a whole number, or `missing` when there is none."""
+    return missing if num(x) is None else f"{num(x):.0f}"
+
+
 def scenario_summary(name: str, s: dict | None) -> str:
     """One line of a scenario's own figures for the table."""
     if not isinstance(s, dict):
         return "n/a"
     if name == "cascade":
-        waves = " / ".join("never" if w.get("recovery_ms") is None else f"{w['recovery_ms']:.0f}"
-                           for w in s.get("waves", []))
+        waves = " / ".join(whole(w.get("recovery_ms"), "never") for w in s.get("waves", []))
         return (f"back to full throughput after {waves} ms; submit failed "
                 f"{get(s, 'submit', 'failed')}, echo failed {get(s, 'echo', 'failed')} "
                 f"(retried {get(s, 'echo', 'retried')})")
@@ -388,10 +400,10 @@ def scenario_summary(name: str, s: dict | None) -> str:
         return (f"others p99 {ms(num(get(s, 'others', 'p99_us')))}; hung "
                 f"{get(s, 'hung', 'sent')}; workers replaced {get(s, 'workers_replaced')}")
     if name == "breaker":
-        return (f"open after {get(s, 'opened_after_ms')} ms, refused {get(s, 'refused')} "
-                f"(p99 {get(s, 'refusal_us', 'p99')} µs), closed "
-                f"{get(s, 'closed_after_recovery_ms')} ms after recovery; echo during p99 "
-                f"{ms(num(get(s, 'others_during', 'p99_us')))}")
+        return (f"open after {whole(get(s, 'opened_after_ms'), 'never')} ms, refused "
+                f"{get(s, 'refused')} (p99 {whole(get(s, 'refusal_us', 'p99'))} µs), closed "
+                f"{whole(get(s, 'closed_after_recovery_ms'), 'never')} ms after recovery; echo "
+                f"during p99 {ms(num(get(s, 'others_during', 'p99_us')))}")
     if name == "slow":
         share, blind = num(get(s, "slow_worker_share")), num(get(s, "blind_share"))
         share_text = "n/a" if share is None or blind is None else f"{share:.1%} (blind {blind:.0%})"
@@ -402,7 +414,7 @@ def scenario_summary(name: str, s: dict | None) -> str:
     return (f"bridge {per_s.get('bridge', 0):.0f}/s p99 {ms(num(get(s, 'pool_down', 'p99_us')))}, "
             f"mock {mock_per_s or 0:.0f}/s p99 "
             f"{ms(num(get(s, 'pool_and_bridge_down', 'p99_us')))}; pool back after "
-            f"{get(s, 'pool_back_after_ms')} ms")
+            f"{whole(get(s, 'pool_back_after_ms'), 'never')} ms")
 
 
 def sla_ok(res: dict | None) -> bool | None:
@@ -512,6 +524,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="SLA and scenario runs: warm spare processes (default: 0)")
     ap.add_argument("--handlers", metavar="FILE",
                     help="SLA and scenario runs: handler module (default: the examples)")
+    ap.add_argument("--resilience-seconds", type=int, metavar="S",
+                    help="SLA and scenario runs: seconds each (default: 60, smoke 2); shorter "
+                         "runs for a contended machine")
     ap.add_argument("-v", "--verbose", action="store_true",
                     help="echo every sub-run's human-readable output")
     a = ap.parse_args(argv)
@@ -533,6 +548,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--payload-bytes must be >= 0")
     if a.spare_workers < 0:
         ap.error("--spare-workers must be >= 0")
+    if a.resilience_seconds is not None and a.resilience_seconds < 1:
+        ap.error("--resilience-seconds must be >= 1")
 
     build = resolve_build_dir(a.build_dir)
     floor_bin = build / "bench" / "pipe_floor"
@@ -625,13 +642,13 @@ def main(argv: list[str] | None = None) -> int:
         execute(run, cfg["timeout"], a.verbose)
     extra = [*(r for runs in sla_runs.values() for r in runs), *scenario_runs.values()]
     if resilience:
-        timeout = (SCENARIO_SMOKE if a.smoke else SCENARIO_FULL)["timeout"]
+        timeout = resilience_config(a)["timeout"]
         for run in extra:
             execute(run, timeout, a.verbose)
         order += extra
 
     rows = build_table(R, echo_runs) if core else []
-    rate = (SCENARIO_SMOKE if a.smoke else SCENARIO_FULL)["rate"]
+    rate = resilience_config(a)["rate"]
     rows += resilience_table(sla_runs, scenario_runs, rate) if resilience else []
     print()
     print_table(rows)

@@ -298,9 +298,12 @@ OpenLoopOutcome drive_open_loop(const BenchOptions& o, const nlohmann::json& arg
   std::mutex first_error_mutex;
   std::string first_error;
   OpenLoopCall call = [&](std::size_t slot) -> SendOutcome {
-    auto reply = o.sessions == 0 ? pool.execute(o.command, args)
+    nlohmann::json distinct;
+    if (o.distinct_args) (distinct = args)["slot"] = slot;
+    const nlohmann::json& sent = o.distinct_args ? distinct : args;
+    auto reply = o.sessions == 0 ? pool.execute(o.command, sent)
                                  : pool.execute_in_session(
-                                       fmt::format("bench-{}", slot % o.sessions), o.command, args);
+                                       fmt::format("bench-{}", slot % o.sessions), o.command, sent);
     if (reply) return {};
     if (shutdown_begun.load()) return {"", true};
     std::lock_guard lock(first_error_mutex);

@@ -61,6 +61,10 @@ struct BenchOptions {
   double sla_p99_ms = 20;   // SPEC §9
   double sla_success_pct = 99.99;
   bool sla_strict = false;  // exit 3 when the SLA fails (with a scenario: its subject's)
+  // Adds "slot": i to request i's arguments, so no two requests are the same request: with one
+  // argument object for all, two crashes close together make the poison quarantine refuse every
+  // request for its cooldown, which then measures the quarantine rather than the crash storm.
+  bool distinct_args = false;
   // A failure scenario during the open loop (fault_schedule.h); "" for none.
   std::string scenario;
   std::uint64_t seed = 1;  // the scenario's choices (kill order, slow worker, hanging calls)
@@ -69,7 +73,8 @@ struct BenchOptions {
 // Exit statuses of `bridgepool bench` (the --help text and the README's table say the same):
 inline constexpr int kExitOk = 0;            // the run completed; at least one request succeeded
 inline constexpr int kExitAllFailed = 1;     // every request failed (said on stderr)
-inline constexpr int kExitUsage = 2;         // invalid command line, or the pool could not start
+inline constexpr int kExitUsage = 2;         // invalid command line, or the pool (or a scenario's
+                                             // bridge) could not start
 inline constexpr int kExitSlaFailed = 3;     // --sla-strict and the SLA verdict is FAIL
 inline constexpr int kExitSignalBase = 128;  // + the signal: 130 for SIGINT, 143 for SIGTERM
 // The exit-status part of `bridgepool bench --help`.
@@ -77,7 +82,7 @@ inline constexpr const char* kBenchExitHelp =
     "Exit status:\n"
     "  0        the run completed and at least one request succeeded\n"
     "  1        every request failed (said on stderr)\n"
-    "  2        invalid command line, or the pool could not start\n"
+    "  2        invalid command line, or the pool (or a scenario's bridge) could not start\n"
     "  3        --sla-strict and the open-loop SLA verdict is FAIL\n"
     "  130/143  interrupted by SIGINT/SIGTERM (the summary, marked interrupted, comes first;\n"
     "           a second signal exits at once without one)\n"

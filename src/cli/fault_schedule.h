@@ -34,8 +34,9 @@ enum class Scenario { kCascade, kTimeouts, kBreaker, kSlow, kFallback };
 // The `--scenario` part of `bridgepool bench --help`.
 inline constexpr const char* kScenarioHelp =
     "Scenarios (--scenario NAME, needs --rate; faults start at D/4 and last min(figure, D/4)):\n"
-    "  cascade   every worker SIGKILLed within 100 ms, twice; echo (idempotent, retried) and\n"
-    "            submit (not idempotent, fails) alternate; time back to full throughput\n"
+    "  cascade   every worker SIGKILLed within 100 ms, twice; echo (idempotent: retried) and\n"
+    "            submit (not idempotent: fails if its worker dies) alternate; time back to\n"
+    "            full throughput\n"
     "  timeouts  2% of calls hang past a 100 ms deadline; p99 of the other 98%, replacements\n"
     "  breaker   flaky fails 100% for 5 s then recovers, behind a per-command breaker: time to\n"
     "            open, calls refused meanwhile and how fast, time to close; echo unaffected\n"

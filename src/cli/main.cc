@@ -76,6 +76,9 @@ int run(int argc, char** argv) {
       ->needs(rate);
   b->add_flag("--sla-strict", bench.sla_strict, "Open loop: exit 3 when the SLA verdict is FAIL")
       ->needs(rate);
+  b->add_flag("--distinct-args", bench.distinct_args,
+              "Open loop: add \"slot\": i to request i's arguments (no two requests alike)")
+      ->needs(rate);
   // The name is checked by run_bench, whose message lists the scenarios.
   auto* scenario = b->add_option("--scenario", bench.scenario,
                                  "Open loop: inject a failure scenario (listed below)")

@@ -680,26 +680,47 @@ TEST(CliBenchScenario, FallbackServesFromTheBridgeThenTheMockThenThePoolAgain) {
   EXPECT_EQ(j["failed"], 0) << s.dump();  // always someone to answer
 }
 
+// The same crashing request again and again is poison, and the quarantine refuses it after two
+// kills; with --distinct-args every request is another one, so each reaches a worker.
+TEST(CliBench, DistinctArgsMakeEveryRequestAnotherOneForTheQuarantine) {
+  auto run = [](bool distinct) {
+    std::vector<std::string> argv = {
+        "bench",         "--workers",   "2",         "--rate",   "40",
+        "--duration",    "0.5",         "--command", "crash",    "--json",
+        "--no-progress", "--log-level", "off",       "--python", BRIDGEPOOL_TEST_PYTHON};
+    if (distinct) argv.push_back("--distinct-args");
+    ArgvRun r = run_argv(argv);
+    EXPECT_EQ(r.code, 1) << r.out << r.err;  // every request failed
+    return last_line_json(r.out);
+  };
+  nlohmann::json same = run(false);
+  nlohmann::json distinct = run(true);
+  ASSERT_TRUE(same.is_object() && distinct.is_object());
+  EXPECT_GE(same["pool"]["quarantine_refused"].get<int>(), 1) << same.dump();
+  EXPECT_EQ(distinct["pool"]["quarantine_refused"], 0) << distinct.dump();
+  EXPECT_EQ(distinct["sent"], 20);
+  // Each call kills its worker (a few may end otherwise while no worker is ready).
+  EXPECT_GE(distinct["workers"]["replaced"].get<int>(), 18) << distinct.dump();
+}
+
 TEST(CliBenchScenario, BadScenarioCommandLinesAreUsageErrors) {
-  ArgvRun unknown = run_argv({"bench", "--rate", "10", "--duration", "1", "--scenario", "meteor",
-                              "--python", BRIDGEPOOL_TEST_PYTHON});
-  EXPECT_EQ(unknown.code, 2) << unknown.err;
-  EXPECT_NE(unknown.err.find("unknown --scenario 'meteor' (one of: cascade, timeouts, breaker, "
-                             "slow, fallback)"),
-            std::string::npos)
-      << unknown.err;
-  ArgvRun no_rate = run_argv(bench_with({"--scenario", "cascade"}));
-  EXPECT_EQ(no_rate.code, 2) << no_rate.err;
-  EXPECT_NE(no_rate.err.find("--scenario requires --rate"), std::string::npos) << no_rate.err;
-  ArgvRun with_command = run_argv({"bench", "--rate", "10", "--scenario", "slow", "--command",
-                                   "echo", "--python", BRIDGEPOOL_TEST_PYTHON});
-  EXPECT_EQ(with_command.code, 2) << with_command.err;
-  EXPECT_NE(with_command.err.find("--command excludes --scenario"), std::string::npos)
-      << with_command.err;
-  ArgvRun seed_alone =
-      run_argv({"bench", "--rate", "10", "--seed", "3", "--python", BRIDGEPOOL_TEST_PYTHON});
-  EXPECT_EQ(seed_alone.code, 2) << seed_alone.err;
-  EXPECT_NE(seed_alone.err.find("--seed requires --scenario"), std::string::npos) << seed_alone.err;
+  const std::string py = BRIDGEPOOL_TEST_PYTHON;
+  const std::pair<std::vector<std::string>, std::string> cases[] = {
+      {{"bench", "--rate", "10", "--duration", "1", "--scenario", "meteor", "--python", py},
+       "unknown --scenario 'meteor' (one of: cascade, timeouts, breaker, slow, fallback)"},
+      {bench_with({"--scenario", "cascade"}), "--scenario requires --rate"},
+      {{"bench", "--rate", "10", "--scenario", "slow", "--command", "echo", "--python", py},
+       "--command excludes --scenario"},
+      {{"bench", "--rate", "10", "--scenario", "slow", "--sessions", "3", "--python", py},
+       "--sessions excludes --scenario"},
+      {{"bench", "--rate", "10", "--seed", "3", "--python", py}, "--seed requires --scenario"},
+      {bench_with({"--distinct-args"}), "--distinct-args requires --rate"},
+  };
+  for (const auto& [argv, message] : cases) {
+    ArgvRun r = run_argv(argv);
+    EXPECT_EQ(r.code, 2) << message << "\n" << r.err;
+    EXPECT_NE(r.err.find(message), std::string::npos) << r.err;
+  }
   ArgvRun help = run_argv({"bench", "--help"});
   EXPECT_EQ(help.code, 0);
   for (const char* name : {"cascade", "timeouts", "breaker", "slow", "fallback"}) {

@@ -124,6 +124,11 @@ TEST(AnalyseScenario, CascadeFindsEachWavesRecoveryAndCountsFailuresAndRetriesPe
   EXPECT_DOUBLE_EQ(f["baseline_per_window"].get<double>(), 10.0);
   EXPECT_DOUBLE_EQ(f["waves"][0]["recovery_ms"].get<double>(), 300.0);
   EXPECT_DOUBLE_EQ(f["waves"][1]["recovery_ms"].get<double>(), 0.0);  // no dip at all
+  // Slot 200 (due at 2.0 s) waited until 2.3 s; slot 201 failed.
+  EXPECT_DOUBLE_EQ(f["waves"][0]["next_second"]["max_us"].get<double>(), 300'000.0);
+  EXPECT_EQ(f["waves"][0]["next_second"]["failed"], 1);
+  EXPECT_EQ(f["waves"][0]["next_second"]["sent"], 100);
+  EXPECT_DOUBLE_EQ(f["waves"][1]["next_second"]["max_us"].get<double>(), 1000.0);
   EXPECT_EQ(f["submit"]["failed"], 1);
   EXPECT_EQ(f["submit"]["errors"]["worker_died"], 1);
   EXPECT_EQ(f["echo"]["failed"], 0);
