@@ -422,6 +422,7 @@ Result<std::optional<ScenarioOutcome>> drive_load(const BenchOptions& o, const n
   so.plan =
       plan_scenario(*parse_scenario(o.scenario), duration_of(o.duration_s), o.workers, o.seed);
   so.rate = o.rate;
+  so.workers = o.workers;
   so.senders = senders;
   so.seed = o.seed;
   auto run = run_scenario(so, pool, stop, shutdown_begun);

@@ -77,27 +77,12 @@ std::string scenario_names() {
 }
 
 std::string_view fault_action_name(FaultAction action) {
-  switch (action) {
-    case FaultAction::kKillWorker:
-      return "kill_worker";
-    case FaultAction::kFailOn:
-      return "fail_on";
-    case FaultAction::kFailOff:
-      return "fail_off";
-    case FaultAction::kSlowOn:
-      return "slow_on";
-    case FaultAction::kSlowOff:
-      return "slow_off";
-    case FaultAction::kPoolDown:
-      return "pool_down";
-    case FaultAction::kPoolUp:
-      return "pool_up";
-    case FaultAction::kBridgeDown:
-      return "bridge_down";
-    case FaultAction::kBridgeUp:
-      return "bridge_up";
-  }
-  return "?";
+  // In the order of FaultAction's values.
+  constexpr std::string_view kNames[] = {"kill_worker", "fail_on",     "fail_off",
+                                         "slow_on",     "slow_off",    "pool_down",
+                                         "pool_up",     "bridge_down", "bridge_up"};
+  auto i = static_cast<std::size_t>(action);
+  return i < std::size(kNames) ? kNames[i] : "?";
 }
 
 ScenarioPlan plan_scenario(Scenario scenario, Duration duration, std::size_t workers,
@@ -147,6 +132,13 @@ ScenarioPlan plan_scenario(Scenario scenario, Duration duration, std::size_t wor
   std::stable_sort(plan.events.begin(), plan.events.end(),
                    [](const FaultEvent& a, const FaultEvent& b) { return a.at < b.at; });
   return plan;
+}
+
+Duration slow_call_length(double rate, std::size_t workers) {
+  if (rate <= 0) return milliseconds(10);
+  Duration half_busy = std::chrono::duration_cast<Duration>(
+      std::chrono::duration<double>(double(std::max<std::size_t>(workers, 1)) / (2 * rate)));
+  return std::clamp<Duration>(half_busy, milliseconds(1), milliseconds(10));
 }
 
 bool hangs(std::uint64_t seed, std::size_t slot, double share) {

@@ -40,7 +40,8 @@ inline constexpr const char* kScenarioHelp =
     "  timeouts  2% of calls hang past a 100 ms deadline; p99 of the other 98%, replacements\n"
     "  breaker   flaky fails 100% for 5 s then recovers, behind a per-command breaker: time to\n"
     "            open, calls refused meanwhile and how fast, time to close; echo unaffected\n"
-    "  slow      one worker 20x slower for 2 s (sleep's slow_pid hook): latency of the others\n"
+    "  slow      one worker 20x slower for 2 s (sleep's slow_pid hook; calls of workers/(2R)):\n"
+    "            its share of the calls meanwhile, latency of the others\n"
     "  fallback  pool unavailable for 5 s inside pool -> bridge -> mock (bridge down for the\n"
     "            second half): throughput and latency per adapter, return to the pool";
 
@@ -92,6 +93,12 @@ inline constexpr double kSlowFactor = 20;
 // picks the kill order within a cascade wave and the slow worker.
 ScenarioPlan plan_scenario(Scenario scenario, Duration duration, std::size_t workers,
                            std::uint64_t seed);
+
+// How long one call of the slow scenario sleeps: half of what keeps every worker busy at `rate`
+// (workers / (2 x rate)), within [1 ms, 10 ms]. 2 ms at 1000/s on 4 workers, 5 ms at 200/s on 2.
+// Calls much shorter than that leave one worker serving everything while the others idle, and
+// the slow worker would be routed around only because it is never needed.
+Duration slow_call_length(double rate, std::size_t workers);
 
 // Whether request `slot` of a timeouts run hangs: a hash of (seed, slot) below `share`, so about
 // share x slots hang, spread evenly, the same ones for the same seed.

@@ -254,23 +254,11 @@ ScenarioOutcome analyse_scenario(const ScenarioInputs& in) {
                  {"fault_length_s", seconds_of(in.plan.fault_length)},
                  {"events", in.applied}};
   for (Duration d : in.plan.fault_starts) out.figures["fault_starts_s"].push_back(seconds_of(d));
-  switch (in.plan.scenario) {
-    case Scenario::kCascade:
-      analyse_cascade(in, out);
-      break;
-    case Scenario::kTimeouts:
-      analyse_timeouts(in, out);
-      break;
-    case Scenario::kBreaker:
-      analyse_breaker(in, out);
-      break;
-    case Scenario::kSlow:
-      analyse_slow(in, out);
-      break;
-    case Scenario::kFallback:
-      analyse_fallback(in, out);
-      break;
-  }
+  // In the order of Scenario's values.
+  using Analysis = void (*)(const ScenarioInputs&, ScenarioOutcome&);
+  constexpr Analysis kAnalyses[] = {analyse_cascade, analyse_timeouts, analyse_breaker,
+                                    analyse_slow, analyse_fallback};
+  kAnalyses[static_cast<std::size_t>(in.plan.scenario)](in, out);
   for (const auto& r : in.records) {
     if (!r.first_error.empty()) {
       out.first_error = r.first_error;

@@ -144,7 +144,9 @@ void send_one(const ScenarioOptions& o, Targets& t, FaultState& f, std::size_t s
       return note_reply(t.pool.execute("echo", args, opts), report, rec);
     case Scenario::kSlow: {
       const pid_t slow = f.slow_pid.load();
-      Json sleep = {{"ms", 1}, {"slow_pid", slow}, {"slow_factor", o.plan.slow_factor}};
+      const double ms =
+          std::chrono::duration<double, std::milli>(slow_call_length(o.rate, o.workers)).count();
+      Json sleep = {{"ms", ms}, {"slow_pid", slow}, {"slow_factor", o.plan.slow_factor}};
       note_reply(t.pool.execute("sleep", sleep, opts), report, rec);
       std::lock_guard lock(f.mu);  // group 1: this call really was slowed
       rec.group = slow != 0 && rec.worker_id == f.slow_worker_id ? 1 : 0;

@@ -10,7 +10,8 @@
 //   breaker   even slots `flaky` (fail_rate 1 during the fault, 0 otherwise) behind a
 //             per-command CircuitBreaker ("command:flaky", 5 consecutive failures open it);
 //             odd slots `echo`, straight to the pool
-//   slow      `sleep` 1 ms with slow_pid/slow_factor: the chosen worker's calls take 20x longer
+//   slow      `sleep` slow_call_length() with slow_pid/slow_factor: the chosen worker's calls
+//             take 20x longer
 //   fallback  `echo` through FallbackChain(pool -> bridge -> mock); the injector forces the
 //             pool's breaker (and, later, the bridge's) open and resets it
 // The SLA verdict of a scenario is judged on its "subject": every request (cascade, slow,
@@ -39,6 +40,7 @@ namespace bridgepool::cli {
 struct ScenarioOptions {
   ScenarioPlan plan;
   double rate = 0;
+  std::size_t workers = 1;  // the pool's size (the slow scenario's call length)
   std::size_t senders = 8;
   std::uint64_t seed = 1;
 };

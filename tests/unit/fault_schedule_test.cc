@@ -23,6 +23,13 @@ TEST(Scenario, NamesRoundTripAndUnknownOnesAreRefused) {
   EXPECT_EQ(scenario_names(), "cascade, timeouts, breaker, slow, fallback");
 }
 
+TEST(FaultAction, EveryActionHasItsName) {
+  EXPECT_EQ(fault_action_name(FaultAction::kKillWorker), "kill_worker");
+  EXPECT_EQ(fault_action_name(FaultAction::kSlowOff), "slow_off");
+  EXPECT_EQ(fault_action_name(FaultAction::kPoolUp), "pool_up");
+  EXPECT_EQ(fault_action_name(FaultAction::kBridgeUp), "bridge_up");
+}
+
 TEST(PlanScenario, CascadeKillsEveryWorkerWithin100MsTwice) {
   ScenarioPlan p = plan_scenario(Scenario::kCascade, seconds(60), 4, 7);
   ASSERT_EQ(p.fault_starts, (std::vector<Duration>{seconds(15), milliseconds(37'500)}));
@@ -86,6 +93,14 @@ TEST(PlanScenario, TimeoutsHaveNoTimedEventsButAShareAndADeadline) {
   EXPECT_TRUE(p.events.empty());
   EXPECT_DOUBLE_EQ(p.hang_share, 0.02);
   EXPECT_EQ(p.hang_deadline, milliseconds(100));
+}
+
+TEST(SlowCallLength, HalfOfWhatKeepsEveryWorkerBusyWithinOneToTenMs) {
+  EXPECT_EQ(slow_call_length(1000, 4), milliseconds(2));
+  EXPECT_EQ(slow_call_length(200, 2), milliseconds(5));
+  EXPECT_EQ(slow_call_length(10000, 4), milliseconds(1));  // 0.2 ms: raised to 1 ms
+  EXPECT_EQ(slow_call_length(10, 4), milliseconds(10));    // 200 ms: capped at 10 ms
+  EXPECT_EQ(slow_call_length(0, 4), milliseconds(10));
 }
 
 TEST(Hangs, AboutTheShareOfSlotsSpreadOverTheRunAndReproducible) {
