@@ -18,6 +18,15 @@ both sides of a ratio alike):
  11. replacement (issue #10)    per handler module (examples, bench/heavy_handlers.py): the fork
                                 floor (bench/fork_floor.py), then replacement_bench per start
                                 method and with spares — see bench/replacement_runs.py
+ 12. SLA set (full mode)        bridgepool bench --rate 1000 --duration 60 --command flaky on 4
+                                workers: 1% and 2% of calls crashing + 4% retryable, three
+                                consecutive runs each (issue #10: success >= 99.99%, p99 < 20 ms)
+ 13. failure scenarios          bridgepool bench --rate 1000 --scenario NAME for cascade, timeouts,
+                                breaker, slow, fallback (docs/benchmarks.md)
+
+--scenarios-only runs just 12 and 13 (with --smoke: one short run of each crash mix and of each
+scenario, the suite's bench_smoke_scenarios). --start-method, --spare-workers and --handlers are
+passed to every run of 12 and 13.
 
 Pinning uses `taskset -c 0`; the CPU affinity is inherited, so the Python processes spawned by the
 pinned program run on the same CPU.
@@ -63,6 +72,18 @@ FULL = dict(latency=20000, warmup=500, floor_tp=200000, echo=100000,
 SMOKE = dict(latency=300, warmup=50, floor_tp=2000, echo=1000,
              peers=300, peers_latency=100, peers_warmup=50, timeout=60,
              overhead_rounds=2, sla_duration=2, metrics_rounds=2, metrics_scrapes=3)
+
+
+# Issue #10's SLA runs: (key, label, flaky args). 1% crashes + 4% retryable is 5% failures of
+# which a fifth crash; 2% + 4% is 6% of which a third crash.
+SLA_MIXES = (
+    ("sla_crash1", "1% crashes + 4% retryable", {"fail_rate": 0.05, "crash_share": 0.2}),
+    ("sla_crash2", "2% crashes + 4% retryable", {"fail_rate": 0.06, "crash_share": 1 / 3}),
+)
+SCENARIOS = ("cascade", "timeouts", "breaker", "slow", "fallback")
+# (runs per SLA mix, SLA run seconds, scenario seconds, rate): full runs take the issue's figures.
+SCENARIO_FULL = dict(sla_repeats=3, sla_seconds=60, scenario_seconds=60, rate=1000, timeout=300)
+SCENARIO_SMOKE = dict(sla_repeats=1, sla_seconds=2, scenario_seconds=2, rate=200, timeout=60)
 
 
 class Run:
@@ -335,6 +356,118 @@ def sanity(R: dict[str, Run], echo_runs: list[Run]) -> list[str]:
     return problems
 
 
+def resilience_config(a) -> dict:
+    cfg = dict(SCENARIO_SMOKE if a.smoke else SCENARIO_FULL)
+    if a.resilience_seconds is not None:
+        cfg["sla_seconds"] = cfg["scenario_seconds"] = a.resilience_seconds
+        cfg["timeout"] = max(cfg["timeout"], 5 * a.resilience_seconds)
+    return cfg
+
+
+def resilience_runs(bp_bin: Path, py: str, a) -> tuple[dict[str, list[Run]], dict[str, Run]]:
+    """Issue #10's SLA runs (SLA_MIXES, `sla_repeats` consecutive runs each) and one run per
+    failure scenario, with the --start-method/--spare-workers/--handlers pass-through."""
+    cfg = resilience_config(a)
+    extra = ["--start-method", a.start_method, "--spare-workers", str(a.spare_workers)]
+    if a.handlers:
+        extra += ["--handlers", a.handlers]
+    common = [str(bp_bin), "bench", "--workers", "4", "--rate", str(cfg["rate"]), "--python", py,
+              "--no-progress", "--json", *extra]
+    sla = {key: [Run(f"SLA {label}, run {i + 1}", [
+        *common, "--duration", str(cfg["sla_seconds"]), "--command", "flaky", "--distinct-args",
+        "--args", json.dumps(args, separators=(",", ":"))], pinned=False)
+        for i in range(cfg["sla_repeats"])] for key, label, args in SLA_MIXES}
+    scenarios = {name: Run(f"scenario {name}", [
+        *common, "--duration", str(cfg["scenario_seconds"]), "--scenario", name], pinned=False)
+        for name in SCENARIOS}
+    return sla, scenarios
+
+
+def ms(x) -> str:
+    return "n/a" if x is None else f"{x / 1000:.1f} ms"
+
+
+def whole(x, missing: str = "n/a") -> str:
+    """A figure rounded to a whole number, or `missing` when there is none."""
+    return missing if num(x) is None else f"{num(x):.0f}"
+
+
+def scenario_summary(name: str, s: dict | None) -> str:
+    """One line of a scenario's own figures for the table."""
+    if not isinstance(s, dict):
+        return "n/a"
+    if name == "cascade":
+        waves = " / ".join(whole(w.get("recovery_ms"), "never") for w in s.get("waves", []))
+        return (f"back to full throughput after {waves} ms; submit failed "
+                f"{get(s, 'submit', 'failed')}, echo failed {get(s, 'echo', 'failed')} "
+                f"(retried {get(s, 'echo', 'retried')})")
+    if name == "timeouts":
+        return (f"others p99 {ms(num(get(s, 'others', 'p99_us')))}; hung "
+                f"{get(s, 'hung', 'sent')}; workers replaced {get(s, 'workers_replaced')}")
+    if name == "breaker":
+        return (f"open after {whole(get(s, 'opened_after_ms'), 'never')} ms, refused "
+                f"{get(s, 'refused')} (p99 {whole(get(s, 'refusal_us', 'p99'))} µs), closed "
+                f"{whole(get(s, 'closed_after_recovery_ms'), 'never')} ms after recovery; echo "
+                f"during p99 {ms(num(get(s, 'others_during', 'p99_us')))}")
+    if name == "slow":
+        share, blind = num(get(s, "slow_worker_share")), num(get(s, "blind_share"))
+        share_text = "n/a" if share is None or blind is None else f"{share:.1%} (blind {blind:.0%})"
+        return (f"slow worker's share {share_text}; others p99 meanwhile "
+                f"{ms(num(get(s, 'others_during', 'p99_us')))}")
+    per_s = get(s, "pool_down", "served_per_s") or {}
+    mock_per_s = get(s, "pool_and_bridge_down", "served_per_s", "mock")
+    return (f"bridge {per_s.get('bridge', 0):.0f}/s p99 {ms(num(get(s, 'pool_down', 'p99_us')))}, "
+            f"mock {mock_per_s or 0:.0f}/s p99 "
+            f"{ms(num(get(s, 'pool_and_bridge_down', 'p99_us')))}; pool back after "
+            f"{whole(get(s, 'pool_back_after_ms'), 'never')} ms")
+
+
+def sla_ok(res: dict | None) -> bool | None:
+    p99, success = num(get(res, "latency_us", "p99")), num(get(res, "success_ratio"))
+    if p99 is None or success is None:
+        return None
+    return p99 < SLA_P99_MS * 1000 and success >= SLA_SUCCESS
+
+
+def resilience_table(sla: dict[str, list[Run]], scenarios: dict[str, Run],
+                     rate: int) -> list[dict]:
+    rows: list[dict] = []
+    for key, label, _ in SLA_MIXES:
+        runs = sla[key]
+        texts = [f"{ms(num(get(r.result, 'latency_us', 'p99')))} / "
+                 f"{(num(get(r.result, 'success_ratio')) or 0):.4%}" for r in runs]
+        oks = [sla_ok(r.result) for r in runs]
+        verdict = "n/a" if None in oks else ("met" if all(oks) else "NOT met")
+        rows.append(dict(figure=f"{rate} req/s, {label}: p99 / success, {len(runs)} "
+                                f"consecutive run(s)",
+                         bridgepool=", ".join(texts), comparison="—", ratio="n/a",
+                         ratio_value=None, goal=f"each: p99 < {SLA_P99_MS:g} ms, success ≥ "
+                                                f"{SLA_SUCCESS:.2%}", verdict=verdict))
+    for name, run in scenarios.items():
+        s = get(run.result, "scenario")
+        passed = get(s, "sla", "pass")
+        rows.append(dict(figure=f"scenario {name}", bridgepool=scenario_summary(name, s),
+                         comparison=f"SLA on {get(s, 'sla', 'subject') or '?'}", ratio="n/a",
+                         ratio_value=None, goal="SLA verdict",
+                         verdict="n/a" if passed is None else ("met" if passed else "NOT met")))
+    return rows
+
+
+def resilience_sanity(sla: dict[str, list[Run]], scenarios: dict[str, Run]) -> list[str]:
+    """Smoke-mode checks: every request of every run accounted for; scenarios report figures."""
+    problems = []
+    for run in [*(r for runs in sla.values() for r in runs), *scenarios.values()]:
+        if run.error or run.result is None:
+            continue
+        if get(run.result, "sent") != get(run.result, "requests"):
+            problems.append(f"{run.name}: sent {get(run.result, 'sent')!r} of "
+                            f"{get(run.result, 'requests')!r}")
+    for name, run in scenarios.items():
+        if run.result is not None and get(run.result, "scenario", "name") != name:
+            problems.append(f"{run.name}: no scenario figures in its JSON")
+    return problems
+
+
 def build_type(build_dir: Path) -> str | None:
     cache = build_dir / "CMakeCache.txt"
     try:
@@ -401,6 +534,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--spares", type=int, default=1,
                     help="spare workers in the replacement run with spares (0: no such run; "
                          "default: 1)")
+    ap.add_argument("--scenarios-only", action="store_true",
+                    help="run only issue #10's SLA runs and the failure scenarios")
+    ap.add_argument("--start-method", default="fork-server", choices=("spawn", "fork-server"),
+                    help="SLA and scenario runs: how workers start (default: fork-server)")
+    ap.add_argument("--spare-workers", type=int, default=0,
+                    help="SLA and scenario runs: warm spare processes (default: 0)")
+    ap.add_argument("--handlers", metavar="FILE",
+                    help="SLA and scenario runs: handler module (default: the examples)")
+    ap.add_argument("--resilience-seconds", type=int, metavar="S",
+                    help="SLA and scenario runs: seconds each (default: 60, smoke 2); shorter "
+                         "runs for a contended machine")
     ap.add_argument("-v", "--verbose", action="store_true",
                     help="echo every sub-run's human-readable output")
     a = ap.parse_args(argv)
@@ -425,6 +569,10 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--start-methods must list spawn and/or fork-server, comma-separated")
     if a.spares < 0:
         ap.error("--spares must be >= 0")
+    if a.spare_workers < 0:
+        ap.error("--spare-workers must be >= 0")
+    if a.resilience_seconds is not None and a.resilience_seconds < 1:
+        ap.error("--resilience-seconds must be >= 1")
 
     build = resolve_build_dir(a.build_dir)
     floor_bin = build / "bench" / "pipe_floor"
@@ -512,23 +660,40 @@ def main(argv: list[str] | None = None) -> int:
         R[key] = Run(name, cmd, pinned=False)
         repl_keys.append(key)
 
+    core = not a.scenarios_only  # the SPEC §9 table and the replacement runs
+    resilience = a.scenarios_only or not a.smoke  # issue #10: SLA set and failure scenarios
+    sla_runs, scenario_runs = resilience_runs(bp_bin, py, a)
     order = [R["floor_lat_pinned"], R["bp_ping_pinned"], R["floor_lat_unpinned"],
              R["bp_ping_unpinned"], R["floor_tp"], R["floor_tp_pinned_pairs"], *echo_runs,
              R["peers"], R["overhead_pinned"], R["overhead_unpinned"], R["metrics_pinned"],
-             R["metrics_unpinned"], R["metrics_scrape"], R["sla"], *(R[k] for k in repl_keys)]
+             R["metrics_unpinned"], R["metrics_scrape"], R["sla"],
+             *(R[k] for k in repl_keys)] if core else []
     for run in order:
         execute(run, cfg["timeout"], a.verbose)
+    extra = [*(r for runs in sla_runs.values() for r in runs), *scenario_runs.values()]
+    if resilience:
+        timeout = resilience_config(a)["timeout"]
+        for run in extra:
+            execute(run, timeout, a.verbose)
+        order += extra
 
-    repl_results = {k: R[k].result for k in repl_keys}
-    rows = build_table(R, echo_runs) + replacement_runs.rows(repl_results, methods, a.spares)
+    repl_results = {k: R[k].result for k in repl_keys} if core else {}
+    rows = build_table(R, echo_runs) if core else []
+    rows += replacement_runs.rows(repl_results, methods, a.spares) if core else []
+    rate = resilience_config(a)["rate"]
+    rows += resilience_table(sla_runs, scenario_runs, rate) if resilience else []
     print()
     print_table(rows)
-    print_details(R, echo_runs)
-    for line in replacement_runs.details(repl_results):
-        print(f"  {line}")
+    if core:
+        print_details(R, echo_runs)
+        for line in replacement_runs.details(repl_results):
+            print(f"  {line}")
 
     failures = [f"{r.name}: {r.error}" for r in order if r.error]
-    problems = (sanity(R, echo_runs) + replacement_runs.sanity(repl_results)) if a.smoke else []
+    problems = []
+    if a.smoke:
+        problems += (sanity(R, echo_runs) + replacement_runs.sanity(repl_results)) if core else []
+        problems += resilience_sanity(sla_runs, scenario_runs) if resilience else []
     elapsed = time.monotonic() - started
     print(f"\nTotal time {elapsed:.1f} s, load average now {load_average()}. Verdicts are "
           f"informational; ratios are bridgepool / comparison.")
@@ -548,7 +713,11 @@ def main(argv: list[str] | None = None) -> int:
             "python": py, "build_dir": str(build), "load_average": load_average(),
             "build_type": btype, "commit": git_commit(), "cpus": os.cpu_count(),
             "date": datetime.datetime.now().isoformat(timespec="seconds"),
-            "runs": {k: r.to_json() for k, r in R.items()},
+            "runs": {k: r.to_json() for k, r in R.items()} if core else {},
+            "sla_runs": {k: [r.to_json() for r in runs] for k, runs in sla_runs.items()}
+            if resilience else {},
+            "scenario_runs": {k: r.to_json() for k, r in scenario_runs.items()}
+            if resilience else {},
             "echo_runs": [r.to_json() for r in echo_runs],
             "table": rows, "failures": failures, "sanity_problems": problems,
             "seconds": round(elapsed, 3),

@@ -6,7 +6,11 @@ Start a worker with it:
 
 Commands (arguments in braces; every command takes a JSON object):
   echo {…}                       returns its args (idempotent)
-  sleep {"ms"}                   sleeps, returns {"slept_ms"} (idempotent)
+  sleep {"ms","slow_pid","slow_factor"}
+                                 sleeps, returns {"slept_ms"} (idempotent); ms x slow_factor in
+                                 the worker whose pid is slow_pid (bench --scenario slow)
+  submit {…}                     returns its args, like echo, but NOT idempotent (never retried
+                                 once delivered: bench --scenario cascade)
   fail {"type","message","retryable"}   raises the named builtin exception (default RuntimeError)
   crash {"code"} | {"signal"}    exits the process at once, or sends itself a signal
   flaky {"fail_rate","crash_share","crash_code","seed"}
@@ -43,9 +47,25 @@ def echo(args, ctx):
 
 @command("sleep", idempotent=True)
 def sleep(args, ctx):
+    """Sleeps `ms`; in the worker whose pid is `slow_pid`, `slow_factor` times longer.
+
+    The slow_pid hook lets `bridgepool bench --scenario slow` make one chosen worker slow (a
+    delay hook rather than SIGSTOP bursts: the slowdown is exact and the worker stays responsive
+    to the pool's health checks).
+    """
     ms = args.get("ms", 0)
+    slow_pid = args.get("slow_pid")
+    if slow_pid and int(slow_pid) == os.getpid():
+        ms = ms * float(args.get("slow_factor", 1))
     time.sleep(ms / 1000.0)
     return {"slept_ms": ms}
+
+
+@command("submit")
+def submit(args, ctx):
+    """Returns its args like echo, but is not idempotent: a call that reached a worker which then
+    died fails instead of being retried (the other half of `bench --scenario cascade`)."""
+    return args
 
 
 @command("fail")

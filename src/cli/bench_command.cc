@@ -24,7 +24,9 @@
 
 #include "bridgepool/pool.h"
 #include "cli/args_json.h"
+#include "cli/fault_schedule.h"
 #include "cli/open_loop.h"
+#include "cli/scenario_runner.h"
 #include "cli/signal_watch.h"
 #include "cli/stop_flag.h"
 #include "telemetry/latency_summary.h"
@@ -296,9 +298,12 @@ OpenLoopOutcome drive_open_loop(const BenchOptions& o, const nlohmann::json& arg
   std::mutex first_error_mutex;
   std::string first_error;
   OpenLoopCall call = [&](std::size_t slot) -> SendOutcome {
-    auto reply = o.sessions == 0 ? pool.execute(o.command, args)
+    nlohmann::json distinct;
+    if (o.distinct_args) (distinct = args)["slot"] = slot;
+    const nlohmann::json& sent = o.distinct_args ? distinct : args;
+    auto reply = o.sessions == 0 ? pool.execute(o.command, sent)
                                  : pool.execute_in_session(
-                                       fmt::format("bench-{}", slot % o.sessions), o.command, args);
+                                       fmt::format("bench-{}", slot % o.sessions), o.command, sent);
     if (reply) return {};
     if (shutdown_begun.load()) return {"", true};
     std::lock_guard lock(first_error_mutex);
@@ -389,30 +394,85 @@ void print_open_loop_human(const nlohmann::json& j, const OpenLoopOutcome& out) 
       count("quarantine_refused"));
 }
 
+// Senders must not be the bottleneck, or the run measures the load generator. A sender is held
+// for the whole call, retries and their backoff included, so by Little's law R req/s at a mean
+// of L seconds per call needs R·L senders: 1000/s at 50 ms is 50. Measured: with 8 senders, a
+// 5% retryable-failure load at 1000/s had a send-lag p99 of 22 ms; with 32, 1.2 ms.
+std::size_t open_loop_senders(const BenchOptions& o) {
+  if (o.senders != 0) return o.senders;
+  auto by_rate = static_cast<std::size_t>(std::ceil(o.rate * 0.05));
+  return std::max({std::size_t{8}, 2 * o.workers, by_rate});
+}
+
+Duration duration_of(double seconds) {
+  return std::chrono::duration_cast<Duration>(std::chrono::duration<double>(seconds));
+}
+
+// The load of an open-loop run: plain (drive_open_loop) or a failure scenario (run_scenario).
+// Returns the scenario's outcome when there is one; fails when the scenario cannot be set up.
+Result<std::optional<ScenarioOutcome>> drive_load(const BenchOptions& o, const nlohmann::json& args,
+                                                  Pool& pool, std::size_t senders, StopFlag& stop,
+                                                  const std::atomic<bool>& shutdown_begun,
+                                                  OpenLoopOutcome& out) {
+  if (o.scenario.empty()) {
+    out = drive_open_loop(o, args, pool, senders, stop, shutdown_begun);
+    return std::nullopt;
+  }
+  ScenarioOptions so;
+  so.plan =
+      plan_scenario(*parse_scenario(o.scenario), duration_of(o.duration_s), o.workers, o.seed);
+  so.rate = o.rate;
+  so.workers = o.workers;
+  so.senders = senders;
+  so.seed = o.seed;
+  auto run = run_scenario(so, pool, stop, shutdown_begun);
+  if (!run) return tl::unexpected(run.error());
+  out = {run->report, run->first_error};
+  return std::move(*run);
+}
+
+// Adds a scenario's figures and the verdict on its subject to the JSON's "scenario".
+void add_scenario(nlohmann::json& j, const ScenarioOutcome& s, const BenchOptions& o,
+                  const SlaVerdict& v) {
+  j["scenario"] = s.figures;
+  j["scenario"]["seed"] = o.seed;
+  j["scenario"]["sla"] = {{"subject", s.subject_name},
+                          {"sent", s.subject.sent},
+                          {"p99_us", s.subject.latency_us.p99},
+                          {"success_ratio", s.subject.success_ratio},
+                          {"p99_ok", v.p99_ok},
+                          {"success_ok", v.success_ok},
+                          {"pass", v.pass()}};
+}
+
+void print_scenario(const ScenarioOutcome& s, const SlaThresholds& t, const SlaVerdict& v) {
+  std::printf("scenario %s\n", s.figures["name"].get<std::string>().c_str());
+  for (const auto& line : s.lines) std::printf("%s\n", line.c_str());
+  std::printf("%s (%s)\n", sla_line(s.subject, t, v).c_str(), s.subject_name.c_str());
+}
+
 // The open-loop bench on a started pool; returns the exit status (bench_command.h).
 int run_open_loop_bench(const BenchOptions& o, const nlohmann::json& args, Pool& pool,
                         InterruptResponse& response) {
   StopFlag& stop = response.stop();
-  // Senders must not be the bottleneck, or the run measures the load generator. A sender is held
-  // for the whole call, retries and their backoff included, so by Little's law R req/s at a mean
-  // of L seconds per call needs R·L senders: 1000/s at 50 ms is 50. Measured: with 8 senders, a
-  // 5% retryable-failure load at 1000/s had a send-lag p99 of 22 ms; with 32, 1.2 ms.
-  std::size_t senders = o.senders;
-  if (senders == 0) {
-    auto by_rate = static_cast<std::size_t>(std::ceil(o.rate * 0.05));
-    senders = std::max({std::size_t{8}, 2 * o.workers, by_rate});
-  }
+  const std::size_t senders = open_loop_senders(o);
   std::atomic<bool> shutdown_begun{false};
   OpenLoopOutcome out;
+  Result<std::optional<ScenarioOutcome>> scenario = std::nullopt;
   Interruption in;
   in.interrupted = run_interruptible(pool, stop, shutdown_begun, [&] {
-    out = drive_open_loop(o, args, pool, senders, stop, shutdown_begun);
+    scenario = drive_load(o, args, pool, senders, stop, shutdown_begun, out);
   });
   response.load_ended();
-  in.signo = stop.signal_number();
-  in.cut_off = out.report.cut_off;
   PoolStats st = pool.stats();
   pool.shutdown();
+  if (!scenario) {
+    std::fprintf(stderr, "bridgepool bench: scenario %s cannot run: %s\n", o.scenario.c_str(),
+                 scenario.error().to_string().c_str());
+    return kExitUsage;
+  }
+  in.signo = stop.signal_number();
+  in.cut_off = out.report.cut_off;
   // 99.99 / 100 is 0.99989999999999990 in binary; rounding to 12 decimals gives the double
   // nearest 0.9999, so the JSON says 0.9999 (judge_sla tolerates either).
   SlaThresholds thresholds{o.sla_p99_ms, std::round(o.sla_success_pct * 1e10) / 1e12};
@@ -420,14 +480,22 @@ int run_open_loop_bench(const BenchOptions& o, const nlohmann::json& args, Pool&
   nlohmann::json j = open_loop_json(o, senders, out.report, thresholds, verdict, st);
   add_sessions(j, o, st);
   add_interruption(j, in, out.report.sent);
+  SlaVerdict scenario_verdict;
+  if (*scenario) {
+    scenario_verdict = judge_sla((*scenario)->subject, thresholds);
+    add_scenario(j, **scenario, o, scenario_verdict);
+    j["command"] = "scenario " + o.scenario;  // the scenario chose the commands
+  }
   response.report([&] {
     print_interruption(in, out.report.sent, out.report.scheduled);
     print_open_loop_human(j, out);
     std::printf("%s\n", sla_line(out.report, thresholds, verdict).c_str());
+    if (*scenario) print_scenario(**scenario, thresholds, scenario_verdict);
     if (o.json) std::printf("%s\n", j.dump().c_str());
   });
+  bool judged_pass = *scenario ? scenario_verdict.pass() : verdict.pass();
   return exit_status(in, out.report.sent, out.report.ok, out.first_error,
-                     o.sla_strict && !verdict.pass());
+                     o.sla_strict && !judged_pass);
 }
 
 // What a closed-loop run came to.
@@ -593,6 +661,11 @@ int run_bench(const BenchOptions& o) {
     return kExitUsage;
   }
   if (!handler_files_exist(o)) return kExitUsage;
+  if (!o.scenario.empty() && !parse_scenario(o.scenario)) {
+    std::fprintf(stderr, "bridgepool bench: unknown --scenario '%s' (one of: %s)\n",
+                 printable_excerpt(o.scenario).c_str(), scenario_names().c_str());
+    return kExitUsage;
+  }
 
   // Before Pool::start creates the first thread (signal_watch.h).
   InterruptResponse response(o);

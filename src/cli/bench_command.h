@@ -14,6 +14,12 @@
 // pool{retries, retries_denied, circuit_rejected, quarantine_refused} and
 // sla{p99_ms_max, success_min, p99_ok, success_ok, pass}.
 //
+// With --scenario NAME (fault_schedule.h lists them) the open loop runs a failure scenario
+// instead of --command (scenario_runner.h): the human output adds the scenario's figures and the
+// SLA verdict on its subject, and the JSON a "scenario" object (name, seed, fault_starts_s,
+// fault_length_s, events, the scenario's figures, sla{subject, sent, p99_us, success_ratio,
+// p99_ok, success_ok, pass}); --sla-strict then judges that verdict.
+//
 // Both carry "interrupted" (bool). SIGINT or SIGTERM (signal_watch.h) ends a run early: no new
 // request is sent, requests in flight get 2 s (kInFlightGrace) to finish, then the pool is shut
 // down (which ends each worker's process group) and the summary is printed, marked interrupted,
@@ -26,6 +32,7 @@
 // nothing: the run is complete, and its summary and exit status say so.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -53,13 +60,21 @@ struct BenchOptions {
   std::size_t senders = 0;  // sender threads; 0: max(8, 2 x workers, rate x 50 ms)
   double sla_p99_ms = 20;   // SPEC §9
   double sla_success_pct = 99.99;
-  bool sla_strict = false;  // exit 3 when the SLA fails
+  bool sla_strict = false;  // exit 3 when the SLA fails (with a scenario: its subject's)
+  // Adds "slot": i to request i's arguments, so no two requests are the same request: with one
+  // argument object for all, two crashes close together make the poison quarantine refuse every
+  // request for its cooldown, which then measures the quarantine rather than the crash storm.
+  bool distinct_args = false;
+  // A failure scenario during the open loop (fault_schedule.h); "" for none.
+  std::string scenario;
+  std::uint64_t seed = 1;  // the scenario's choices (kill order, slow worker, hanging calls)
 };
 
 // Exit statuses of `bridgepool bench` (the --help text and the README's table say the same):
 inline constexpr int kExitOk = 0;            // the run completed; at least one request succeeded
 inline constexpr int kExitAllFailed = 1;     // every request failed (said on stderr)
-inline constexpr int kExitUsage = 2;         // invalid command line, or the pool could not start
+inline constexpr int kExitUsage = 2;         // invalid command line, or the pool (or a scenario's
+                                             // bridge) could not start
 inline constexpr int kExitSlaFailed = 3;     // --sla-strict and the SLA verdict is FAIL
 inline constexpr int kExitSignalBase = 128;  // + the signal: 130 for SIGINT, 143 for SIGTERM
 // The exit-status part of `bridgepool bench --help`.
@@ -67,7 +82,7 @@ inline constexpr const char* kBenchExitHelp =
     "Exit status:\n"
     "  0        the run completed and at least one request succeeded\n"
     "  1        every request failed (said on stderr)\n"
-    "  2        invalid command line, or the pool could not start\n"
+    "  2        invalid command line, or the pool (or a scenario's bridge) could not start\n"
     "  3        --sla-strict and the open-loop SLA verdict is FAIL\n"
     "  130/143  interrupted by SIGINT/SIGTERM (the summary, marked interrupted, comes first;\n"
     "           a second signal exits at once without one)\n"

@@ -10,6 +10,7 @@
 #include "cli/bench_command.h"
 #include "cli/call_command.h"
 #include "cli/call_exit.h"
+#include "cli/fault_schedule.h"
 #include "cli/serve_command.h"
 #include "cli/status_command.h"
 
@@ -30,7 +31,9 @@ int run(int argc, char** argv) {
 
   bridgepool::cli::BenchOptions bench;
   auto* b = app.add_subcommand("bench", "Run a load against a pool and report latency/throughput");
-  b->footer(bridgepool::cli::kBenchExitHelp);
+  const std::string bench_footer =
+      std::string(bridgepool::cli::kScenarioHelp) + "\n\n" + bridgepool::cli::kBenchExitHelp;
+  b->footer(bench_footer);
   b->add_option("--workers", bench.workers, "Worker processes")->check(CLI::Range(1, 512));
   b->add_option("--concurrency", bench.concurrency, "Concurrent callers (default: workers)")
       ->check(CLI::Range(0, 4096));
@@ -74,6 +77,18 @@ int run(int argc, char** argv) {
       ->needs(rate);
   b->add_flag("--sla-strict", bench.sla_strict, "Open loop: exit 3 when the SLA verdict is FAIL")
       ->needs(rate);
+  b->add_flag("--distinct-args", bench.distinct_args,
+              "Open loop: add \"slot\": i to request i's arguments (no two requests alike)")
+      ->needs(rate);
+  // The name is checked by run_bench, whose message lists the scenarios.
+  auto* scenario = b->add_option("--scenario", bench.scenario,
+                                 "Open loop: inject a failure scenario (listed below)")
+                       ->needs(rate);
+  for (const char* used_by_scenario : {"--command", "--args", "--args-file", "--sessions"}) {
+    scenario->excludes(b->get_option(used_by_scenario));
+  }
+  b->add_option("--seed", bench.seed, "Scenario: seed of its random choices (default 1)")
+      ->needs(scenario);
 
   bridgepool::server::ConfigSources serve;
   auto* s = app.add_subcommand("serve", "Serve the HTTP API over a pool (docs/serve.md)");

@@ -5,14 +5,15 @@
 namespace bridgepool::cli {
 
 OpenLoopTally run_open_loop(const SendSchedule& schedule, std::size_t senders,
-                            const OpenLoopCall& call, OpenLoopProgress& progress, StopFlag* stop) {
+                            const OpenLoopCall& call, OpenLoopProgress& progress, StopFlag* stop,
+                            std::optional<std::chrono::steady_clock::time_point> first_due) {
   using SteadyTime = std::chrono::steady_clock;
   senders = std::max<std::size_t>(senders, 1);
   std::vector<OpenLoopTally> tallies(senders);
   std::atomic<std::size_t> next{0};
   // Slot 0 is due 5 ms from now, so starting the sender threads (~100 µs each on this VM) is not
   // charged as latency to the first requests.
-  const auto start = SteadyTime::now() + std::chrono::milliseconds(5);
+  const auto start = first_due.value_or(SteadyTime::now() + std::chrono::milliseconds(5));
   auto since_start = [start] { return Duration(SteadyTime::now() - start); };
 
   std::vector<std::thread> threads;

@@ -25,6 +25,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -230,8 +231,11 @@ struct OpenLoopProgress {
 // time. Blocks the calling thread until the last request has completed; returns the merged tally.
 // When `stop` (optional) is requested, no further request is sent — a sender waiting for its
 // slot's time wakes at once — and the run returns as soon as the requests in flight return.
-OpenLoopTally run_open_loop(const SendSchedule& schedule, std::size_t senders,
-                            const OpenLoopCall& call, OpenLoopProgress& progress,
-                            StopFlag* stop = nullptr);
+// `start` (optional) is when slot 0 is due; by default 5 ms from now. A caller that times other
+// things against the schedule (the fault injector of scenario_runner.h) passes its own.
+OpenLoopTally run_open_loop(
+    const SendSchedule& schedule, std::size_t senders, const OpenLoopCall& call,
+    OpenLoopProgress& progress, StopFlag* stop = nullptr,
+    std::optional<std::chrono::steady_clock::time_point> start = std::nullopt);
 
 }  // namespace bridgepool::cli

@@ -600,4 +600,132 @@ TEST(CliBenchInterrupt, SigintDuringThePoolsStartUpEndsTheStartingWorkersAndExit
   EXPECT_TRUE(wait_until([&] { return all_dead(all); }, 5s));
 }
 
+// -- failure scenarios (--scenario): each applies its fault and reports what it measured ---------
+
+// A short scenario run on 2 workers at 200 req/s for 2 s (faults from 0.5 s, 0.5 s long).
+nlohmann::json scenario_run(const std::string& name, std::string* output = nullptr) {
+  ArgvRun r = run_argv({"bench", "--workers", "2", "--rate", "200", "--duration", "2", "--scenario",
+                        name, "--json", "--no-progress", "--python", BRIDGEPOOL_TEST_PYTHON});
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+  if (output) *output = r.out;
+  nlohmann::json j = last_line_json(r.out);
+  EXPECT_TRUE(j.is_object() && j.contains("scenario")) << r.out << r.err;
+  EXPECT_EQ(j["sent"], 400) << r.out;  // every request accounted for
+  EXPECT_EQ(j["scenario"]["name"], name);
+  EXPECT_EQ(j["scenario"]["sla"]["pass"], j["scenario"]["sla"]["p99_ok"].get<bool>() &&
+                                              j["scenario"]["sla"]["success_ok"].get<bool>());
+  return j;
+}
+
+TEST(CliBenchScenario, CascadeKillsEveryWorkerTwiceAndMeasuresTheRecovery) {
+  std::string out;
+  nlohmann::json j = scenario_run("cascade", &out);
+  const auto& s = j["scenario"];
+  std::size_t kills = 0;
+  for (const auto& e : s["events"]) {
+    kills += e["action"] == "kill_worker" && e["detail"].get<std::string>().starts_with("SIGKILL");
+  }
+  EXPECT_EQ(kills, 4u) << s.dump();
+  EXPECT_GE(j["workers"]["replaced"].get<int>(), 4);
+  ASSERT_EQ(s["waves"].size(), 2u);
+  for (const auto& wave : s["waves"]) EXPECT_TRUE(wave["recovery_ms"].is_number()) << s.dump();
+  EXPECT_EQ(s["echo"]["sent"].get<int>() + s["submit"]["sent"].get<int>(), 400);
+  EXPECT_EQ(s["echo"]["failed"], 0) << s.dump();  // idempotent: retried onto a replacement
+  EXPECT_NE(out.find("full throughput back after"), std::string::npos) << out;
+  EXPECT_NE(out.find("(every request)"), std::string::npos) << out;
+}
+
+TEST(CliBenchScenario, TimeoutsJudgeTheOtherCallsApartFromTheHungOnes) {
+  nlohmann::json j = scenario_run("timeouts");
+  const auto& s = j["scenario"];
+  auto hung = s["hung"]["sent"].get<int>();
+  EXPECT_GT(hung, 0);  // 2% of 400: 8 expected; P(0) = 0.98^400 < 1e-3 (seed 1 gives some)
+  EXPECT_EQ(s["hung"]["errors"]["timeout"], hung) << s.dump();
+  EXPECT_EQ(s["others"]["sent"].get<int>() + hung, 400);
+  EXPECT_EQ(s["others"]["failed"], 0) << s.dump();
+  EXPECT_GE(s["workers_replaced"].get<int>(), 1);  // a worker past its deadline is replaced
+  EXPECT_EQ(s["sla"]["subject"], "the other 98%");
+}
+
+TEST(CliBenchScenario, BreakerOpensRefusesFastAndClosesAfterTheRecovery) {
+  nlohmann::json j = scenario_run("breaker");
+  const auto& s = j["scenario"];
+  ASSERT_TRUE(s["opened_after_ms"].is_number()) << s.dump();
+  EXPECT_GT(s["refused"].get<int>(), 0) << s.dump();
+  EXPECT_EQ(s["refused_before_fault"], 0);
+  ASSERT_TRUE(s["closed_after_recovery_ms"].is_number()) << s.dump();
+  EXPECT_LT(s["refusal_us"]["p99"].get<double>(), 1000.0);  // refused without a call
+  EXPECT_EQ(s["others_during"]["failed"], 0) << s.dump();
+  EXPECT_GT(s["guarded"]["failed"].get<int>(), 0);
+}
+
+TEST(CliBenchScenario, SlowWorkerServesLessThanItsShareWhileSlow) {
+  nlohmann::json j = scenario_run("slow");
+  const auto& s = j["scenario"];
+  EXPECT_GT(s["slow_worker"]["sent"].get<int>(), 0) << s.dump();
+  EXPECT_LT(s["slow_worker_share"].get<double>(), s["blind_share"].get<double>()) << s.dump();
+  EXPECT_GT(s["slow_worker"]["p50_us"].get<double>(), 20 * 1000.0 * 0.9);  // 1 ms x 20
+}
+
+TEST(CliBenchScenario, FallbackServesFromTheBridgeThenTheMockThenThePoolAgain) {
+  nlohmann::json j = scenario_run("fallback");
+  const auto& s = j["scenario"];
+  // Phases go by intended send time: a call due right at the boundary may run a few µs before
+  // the injector forces the pool's breaker open, and still reach the pool.
+  EXPECT_LE(s["pool_down"]["served_by"]["pool"].get<int>(), 2) << s.dump();
+  EXPECT_GT(s["pool_down"]["served_by"]["bridge"].get<int>(), 40) << s.dump();  // of 50
+  EXPECT_GT(s["pool_and_bridge_down"]["served_by"]["mock"].get<int>(), 0) << s.dump();
+  EXPECT_GT(s["after"]["served_by"]["pool"].get<int>(), 0) << s.dump();
+  EXPECT_TRUE(s["pool_back_after_ms"].is_number()) << s.dump();
+  EXPECT_EQ(j["failed"], 0) << s.dump();  // always someone to answer
+}
+
+// The same crashing request again and again is poison, and the quarantine refuses it after two
+// kills; with --distinct-args every request is another one, so each reaches a worker.
+TEST(CliBench, DistinctArgsMakeEveryRequestAnotherOneForTheQuarantine) {
+  auto run = [](bool distinct) {
+    std::vector<std::string> argv = {
+        "bench",         "--workers",   "2",         "--rate",   "40",
+        "--duration",    "0.5",         "--command", "crash",    "--json",
+        "--no-progress", "--log-level", "off",       "--python", BRIDGEPOOL_TEST_PYTHON};
+    if (distinct) argv.push_back("--distinct-args");
+    ArgvRun r = run_argv(argv);
+    EXPECT_EQ(r.code, 1) << r.out << r.err;  // every request failed
+    return last_line_json(r.out);
+  };
+  nlohmann::json same = run(false);
+  nlohmann::json distinct = run(true);
+  ASSERT_TRUE(same.is_object() && distinct.is_object());
+  EXPECT_GE(same["pool"]["quarantine_refused"].get<int>(), 1) << same.dump();
+  EXPECT_EQ(distinct["pool"]["quarantine_refused"], 0) << distinct.dump();
+  EXPECT_EQ(distinct["sent"], 20);
+  // Each call kills its worker (a few may end otherwise while no worker is ready).
+  EXPECT_GE(distinct["workers"]["replaced"].get<int>(), 18) << distinct.dump();
+}
+
+TEST(CliBenchScenario, BadScenarioCommandLinesAreUsageErrors) {
+  const std::string py = BRIDGEPOOL_TEST_PYTHON;
+  const std::pair<std::vector<std::string>, std::string> cases[] = {
+      {{"bench", "--rate", "10", "--duration", "1", "--scenario", "meteor", "--python", py},
+       "unknown --scenario 'meteor' (one of: cascade, timeouts, breaker, slow, fallback)"},
+      {bench_with({"--scenario", "cascade"}), "--scenario requires --rate"},
+      {{"bench", "--rate", "10", "--scenario", "slow", "--command", "echo", "--python", py},
+       "--command excludes --scenario"},
+      {{"bench", "--rate", "10", "--scenario", "slow", "--sessions", "3", "--python", py},
+       "--sessions excludes --scenario"},
+      {{"bench", "--rate", "10", "--seed", "3", "--python", py}, "--seed requires --scenario"},
+      {bench_with({"--distinct-args"}), "--distinct-args requires --rate"},
+  };
+  for (const auto& [argv, message] : cases) {
+    ArgvRun r = run_argv(argv);
+    EXPECT_EQ(r.code, 2) << message << "\n" << r.err;
+    EXPECT_NE(r.err.find(message), std::string::npos) << r.err;
+  }
+  ArgvRun help = run_argv({"bench", "--help"});
+  EXPECT_EQ(help.code, 0);
+  for (const char* name : {"cascade", "timeouts", "breaker", "slow", "fallback"}) {
+    EXPECT_NE(help.out.find(std::string("  ") + name + " "), std::string::npos) << help.out;
+  }
+}
+
 }  // namespace

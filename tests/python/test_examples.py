@@ -38,6 +38,31 @@ class SimpleCommandsTest(WorkerTestCase):
         self.assertEqual(worker.result("sleep", {"ms": 30}), {"slept_ms": 30})
         self.assertGreaterEqual(time.monotonic() - started, 0.03)
 
+    def test_sleep_is_slow_only_in_the_worker_named_by_slow_pid(self):
+        worker = self.ready()
+        started = time.monotonic()
+        other = worker.result("sleep", {"ms": 5, "slow_pid": worker.pid + 1, "slow_factor": 20})
+        fast_s = time.monotonic() - started
+        self.assertEqual(other, {"slept_ms": 5})
+        started = time.monotonic()
+        slowed = worker.result("sleep", {"ms": 5, "slow_pid": worker.pid, "slow_factor": 20})
+        self.assertEqual(slowed, {"slept_ms": 100.0})
+        self.assertGreaterEqual(time.monotonic() - started, 0.1)
+        self.assertLess(fast_s, 0.1)
+        # slow_pid 0 (the bench's "nobody") and a missing factor leave the sleep alone.
+        self.assertEqual(worker.result("sleep", {"ms": 1, "slow_pid": 0, "slow_factor": 20}),
+                         {"slept_ms": 1})
+        self.assertEqual(worker.result("sleep", {"ms": 1, "slow_pid": worker.pid}),
+                         {"slept_ms": 1.0})
+
+    def test_submit_echoes_but_is_not_idempotent(self):
+        worker = self.ready()
+        args = {"slot": 7, "d": {"k": [1, 2]}}
+        self.assertEqual(worker.result("submit", args), args)
+        commands = {c["name"]: c for c in worker.result("list_commands")["commands"]}
+        self.assertFalse(commands["submit"]["idempotent"])
+        self.assertTrue(commands["echo"]["idempotent"])
+
     def test_fail_defaults_and_unknown_types(self):
         worker = self.ready()
         error = self.assertError(worker.call("fail"), "RuntimeError")

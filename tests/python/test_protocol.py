@@ -28,7 +28,7 @@ EXAMPLE_COMMANDS = [
     ("execute_program", False), ("fail", False), ("flaky", True), ("get_config", True),
     ("get_stats", True), ("health_check", True), ("list_commands", True), ("list_programs", True),
     ("ping", True), ("shutdown", False), ("sleep", True), ("spam", False), ("stream", False),
-    ("whoami", True),
+    ("submit", False), ("whoami", True),
 ]
 
 
