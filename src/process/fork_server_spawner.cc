@@ -203,28 +203,22 @@ Result<std::unique_ptr<ChildProcess>> ForkServerSpawner::spawn(const SpawnSpec& 
 
 Result<std::unique_ptr<ChildProcess>> ForkServerSpawner::fork_from(
     const std::shared_ptr<ForkServer>& server, const SpawnSpec& spec) {
-  auto request = make_pipe();
-  if (!request) return tl::unexpected(request.error());
-  auto response = make_pipe();
-  if (!response) return tl::unexpected(response.error());
-  auto out = make_pipe();
-  if (!out) return tl::unexpected(out.error());
-  auto err = make_pipe();
-  if (!err) return tl::unexpected(err.error());
+  auto pipes = make_worker_pipes();
+  if (!pipes) return tl::unexpected(pipes.error());
   std::vector<std::string> args(spec.argv.begin() + static_cast<std::ptrdiff_t>(std::min(
                                                         spec.template_args, spec.argv.size())),
                                 spec.argv.end());
-  auto forked = server->fork(
-      args, {request->read.get(), response->write.get(), out->write.get(), err->write.get()},
-      options_.fork_timeout);
+  auto forked = server->fork(args,
+                             {pipes->child_request(), pipes->child_response(),
+                              pipes->child_stdout(), pipes->child_stderr()},
+                             options_.fork_timeout);
   if (!forked) return tl::unexpected(forked.error());
-  for (int fd : {request->write.get(), response->read.get(), out->read.get(), err->read.get()}) {
-    set_nonblocking(fd);
-  }
+  pipes->host_ends_nonblocking();
   // The worker's ends close here: EOF on a pipe then means the worker's end is gone.
-  return std::make_unique<ForkedProcess>(forked->pid, std::move(forked->pidfd),
-                                         std::move(request->write), std::move(response->read),
-                                         std::move(out->read), std::move(err->read), server);
+  return std::make_unique<ForkedProcess>(
+      forked->pid, std::move(forked->pidfd), std::move(pipes->request.write),
+      std::move(pipes->response.read), std::move(pipes->out.read), std::move(pipes->err.read),
+      server);
 }
 
 void ForkServerSpawner::prune_retired() {

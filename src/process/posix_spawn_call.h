@@ -32,6 +32,18 @@ Result<Pipe> make_pipe();
 
 bool set_nonblocking(int fd);
 
+// The four pipes of a worker (SPEC §2): requests, responses, stdout, stderr. The child gets the
+// `child_*` ends; the host keeps the others, which host_ends_nonblocking() prepares.
+struct WorkerPipes {
+  Pipe request, response, out, err;
+  int child_request() const { return request.read.get(); }
+  int child_response() const { return response.write.get(); }
+  int child_stdout() const { return out.write.get(); }
+  int child_stderr() const { return err.write.get(); }
+  void host_ends_nonblocking() const;
+};
+Result<WorkerPipes> make_worker_pipes();
+
 struct StartedProcess {
   pid_t pid = -1;
   UniqueFd pidfd;

@@ -65,6 +65,22 @@ bool set_nonblocking(int fd) {
   return flags >= 0 && ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) == 0;
 }
 
+void WorkerPipes::host_ends_nonblocking() const {
+  for (int fd : {request.write.get(), response.read.get(), out.read.get(), err.read.get()}) {
+    set_nonblocking(fd);
+  }
+}
+
+Result<WorkerPipes> make_worker_pipes() {
+  WorkerPipes p;
+  for (Pipe* pipe : {&p.request, &p.response, &p.out, &p.err}) {
+    auto made = make_pipe();
+    if (!made) return tl::unexpected(made.error());
+    *pipe = std::move(*made);
+  }
+  return p;
+}
+
 Result<StartedProcess> posix_spawn_process(const SpawnSpec& spec,
                                            const std::vector<int>& child_fds) {
   if (spec.argv.empty() || spec.argv[0].empty()) {
@@ -123,25 +139,17 @@ Result<std::unique_ptr<ChildProcess>> PosixSpawner::spawn(const SpawnSpec& spec)
   if (spec.argv.empty() || spec.argv[0].empty()) {
     return make_error(ErrorCategory::kInitialization, "spawn: empty argv");
   }
-  auto request = make_pipe();
-  if (!request) return tl::unexpected(request.error());
-  auto response = make_pipe();
-  if (!response) return tl::unexpected(response.error());
-  auto out = make_pipe();
-  if (!out) return tl::unexpected(out.error());
-  auto err = make_pipe();
-  if (!err) return tl::unexpected(err.error());
+  auto pipes = make_worker_pipes();
+  if (!pipes) return tl::unexpected(pipes.error());
   // Child fds 1, 2, 3 (requests), 4 (responses).
-  auto started = posix_spawn_process(
-      spec, {out->write.get(), err->write.get(), request->read.get(), response->write.get()});
+  auto started = posix_spawn_process(spec, {pipes->child_stdout(), pipes->child_stderr(),
+                                            pipes->child_request(), pipes->child_response()});
   if (!started) return tl::unexpected(started.error());
-  for (int fd : {request->write.get(), response->read.get(), out->read.get(), err->read.get()}) {
-    set_nonblocking(fd);
-  }
+  pipes->host_ends_nonblocking();
   // The child-side ends close here (UniqueFd), so EOF on a pipe means the child end is gone.
-  return std::make_unique<PidfdProcess>(started->pid, std::move(started->pidfd),
-                                        std::move(request->write), std::move(response->read),
-                                        std::move(out->read), std::move(err->read));
+  return std::make_unique<PidfdProcess>(
+      started->pid, std::move(started->pidfd), std::move(pipes->request.write),
+      std::move(pipes->response.read), std::move(pipes->out.read), std::move(pipes->err.read));
 }
 
 }  // namespace bridgepool

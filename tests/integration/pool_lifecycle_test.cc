@@ -39,7 +39,9 @@ TEST(PoolLifecycle, ShutdownLeavesNoChildProcesses) {
       // Spawned: 4 children. Forked: 1, the zygote, whose children the 4 workers are.
       auto children = children_of(::getpid());
       ASSERT_EQ(children.size(), method == StartMethod::kSpawn ? 4u : 1u);
-      if (method == StartMethod::kForkServer) ASSERT_EQ(children_of(children[0]).size(), 4u);
+      if (method == StartMethod::kForkServer) {
+        ASSERT_EQ(children_of(children[0]).size(), 4u);
+      }
       ASSERT_TRUE((*pool)->execute("echo", {{"x", 1}}));
       auto t0 = std::chrono::steady_clock::now();
       (*pool)->shutdown();
