@@ -96,9 +96,12 @@ class FlakyError(RuntimeError):
     retryable = True
 
 
-# Seeded from os.urandom when the module is imported, i.e. once per worker process (workers are
-# spawned, not forked), so every worker draws a different sequence.
+# Seeded from os.urandom when the module is imported. A generator made at import is copied into
+# every worker forked from the fork server (the default start method), so it is re-seeded in
+# each: otherwise all workers would draw the same "random" sequence — here, a request that
+# crashed one worker would crash the worker it is retried on too (docs/lifecycle.md).
 _flaky_rng = random.Random()
+os.register_at_fork(after_in_child=lambda: _flaky_rng.seed(os.urandom(16)))
 
 
 @command("flaky", idempotent=True)

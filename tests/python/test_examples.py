@@ -160,6 +160,39 @@ class FlakyTest(WorkerTestCase):
         self.assertNotEqual(sequence(self.ready(), unseeded), sequence(self.ready(), unseeded))
 
 
+class FlakyForkTest(unittest.TestCase):
+    def test_forked_copies_of_the_module_draw_different_sequences(self):
+        """Workers forked from a fork server share the module's import-time state: flaky's
+        generator must be re-seeded in each, or every worker crashes on the same requests."""
+        import importlib.util
+        import random
+
+        spec = importlib.util.spec_from_file_location("flaky_fork_probe", HANDLERS)
+        module = importlib.util.module_from_spec(spec)
+        random_state = random.getstate()
+        try:
+            from bridgepool_worker.registry import default_registry
+
+            commands = dict(default_registry().commands)
+            spec.loader.exec_module(module)
+        finally:
+            default_registry().commands.clear()
+            default_registry().commands.update(commands)
+            random.setstate(random_state)
+        draws = []
+        for _ in range(2):
+            read_end, write_end = os.pipe()
+            pid = os.fork()
+            if pid == 0:
+                os.write(write_end, repr(module._flaky_rng.random()).encode())
+                os._exit(0)
+            os.close(write_end)
+            draws.append(os.read(read_end, 64))
+            os.close(read_end)
+            os.waitpid(pid, 0)
+        self.assertNotEqual(draws[0], draws[1])
+
+
 class ProgramsTest(WorkerTestCase):
     handlers = HANDLERS
 
