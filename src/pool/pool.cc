@@ -74,7 +74,7 @@ Pool::Impl::~Impl() { shutdown(std::chrono::milliseconds(0)); }
 std::shared_ptr<Spawner> Pool::Impl::default_spawner() {
   ForkServerSpawner::Options o;
   o.start_timeout = config.init_timeout;
-  o.fork_timeout = config.init_timeout;
+  o.fork_timeout = std::min<std::chrono::milliseconds>(config.init_timeout, o.fork_timeout);
   o.backoff_initial = config.respawn_backoff_initial;
   o.backoff_max = config.respawn_backoff_max;
   // Called only once workers launch, when `telemetry` (a later member) exists.

@@ -107,6 +107,17 @@ bool ForkServer::alive() const {
   return state_ == State::kReady || state_ == State::kStarting;
 }
 
+void ForkServer::abandon(const std::string& why) {
+  {
+    std::lock_guard lock(mu_);
+    if (state_ != State::kReady) return;
+  }
+  if (options_.log) {
+    options_.log(LogLevel::kError, fmt::format("fork server (pid {}) {}: killing it", pid(), why));
+  }
+  ::pidfd_send_signal(pidfd_.get(), SIGKILL, nullptr, 0);
+}
+
 Result<ForkServer::Forked> ForkServer::fork(const std::vector<std::string>& args,
                                             const std::array<int, 4>& fds,
                                             std::chrono::milliseconds timeout) {
@@ -145,8 +156,11 @@ Result<ForkServer::Forked> ForkServer::fork(const std::vector<std::string>& args
     return out;
   }
   if (!answered) {
-    return make_error(ErrorCategory::kResource,
-                      fmt::format("fork server did not answer within {} ms", timeout.count()));
+    lock.unlock();
+    const std::string why =
+        fmt::format("did not answer a fork request within {} ms", timeout.count());
+    abandon(why);  // hung: a replacement zygote starts; this worker is spawned instead
+    return make_error(ErrorCategory::kResource, "fork server " + why);
   }
   return make_error(ErrorCategory::kResource, "fork server exited during a fork request");
 }

@@ -72,7 +72,8 @@ class ForkServer {
 
   // Forks a worker whose fds 3, 4, 1, 2 become `fds` = {request read end, response write end,
   // stdout write end, stderr write end}; `args` are its per-worker arguments. Waits for the
-  // reply up to `timeout`. Errors: not ready, the zygote died, os.fork() failed, timeout.
+  // reply up to `timeout`. Errors: not ready, the zygote died, os.fork() failed, timeout (the
+  // zygote is then abandoned).
   Result<Forked> fork(const std::vector<std::string>& args, const std::array<int, 4>& fds,
                       std::chrono::milliseconds timeout);
   // The exit status the zygote reported for `pid`, waiting up to `patience` for the report
@@ -81,6 +82,10 @@ class ForkServer {
   // Drops the report of `pid` (its ForkedProcess is gone).
   void forget(pid_t pid);
   bool alive() const;
+  // The zygote stopped answering (a fork request or an exit report timed out: SIGSTOP, a
+  // livelock): SIGKILL it. It then goes dead as usual (on_died: replaced with backoff) and
+  // waiters stop waiting for it.
+  void abandon(const std::string& why);
 
  private:
   void run(SpawnSpec spec);

@@ -46,8 +46,10 @@ class ForkServerSpawner final : public Spawner {
  public:
   struct Options {
     std::chrono::milliseconds start_timeout{10'000};  // zygote spawn -> ready
-    std::chrono::milliseconds fork_timeout{10'000};   // one fork request
-    std::chrono::milliseconds backoff_initial{100};   // zygote restarts
+    // One fork request; past it the zygote is taken as hung (killed, replaced) and the worker
+    // spawned instead. A fork of even a multi-GiB interpreter takes tens of milliseconds.
+    std::chrono::milliseconds fork_timeout{2'000};
+    std::chrono::milliseconds backoff_initial{100};  // zygote restarts
     std::chrono::milliseconds backoff_max{10'000};
     ForkServer::LogSink log;
   };

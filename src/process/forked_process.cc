@@ -11,9 +11,10 @@
 namespace bridgepool {
 namespace {
 
-// The zygote reaps on SIGCHLD and reports within microseconds; this only bounds a zygote that
-// is stuck or busy forking a large batch.
-constexpr std::chrono::milliseconds kReportPatience{2000};
+// The zygote reaps on SIGCHLD and reports within microseconds; past this it is taken as hung
+// (stopped, livelocked): killed and replaced, and the status is unknown. Bounded because reap()
+// runs on the supervisor's loop.
+constexpr std::chrono::milliseconds kReportPatience{500};
 // peek_exit_status() of an exited worker: long enough for a report under load, short enough for
 // an error message path.
 constexpr std::chrono::milliseconds kPeekPatience{200};
@@ -43,6 +44,9 @@ bool ForkedProcess::signal(int sig) const {
 std::optional<ExitStatus> ForkedProcess::reap() {
   if (reaped()) return std::nullopt;
   std::optional<ExitStatus> status = server_->exit_of(pid(), kReportPatience);
+  if (!status && server_->alive()) {
+    server_->abandon("did not report a worker's exit within 500 ms");
+  }
   if (!status) {
     // Nobody will report it: the zygote is gone and init adopted the worker. Its group id stays
     // reserved while any member lives, so this reaches only what the worker left behind.

@@ -256,6 +256,39 @@ TEST(ForkServer, DeadZygoteIsReplacedWhileItsWorkersKeepServing) {
   for (int i = 0; i < 10; ++i) ASSERT_TRUE(pool->execute("family"));
 }
 
+TEST(ForkServer, AHungZygoteIsKilledAndReplacedWhileReplacementsAreSpawned) {
+  LogCapture logs;
+  auto config = fork_config(2, {data_path("fork_checks.py")});
+  config.logger = logs.logger(LogLevel::kInfo);
+  config.respawn_backoff_initial = 50ms;
+  auto pool = start_pool(config);
+  ASSERT_TRUE(pool);
+  const pid_t stopped = zygotes().at(0);
+  ASSERT_EQ(::kill(stopped, SIGSTOP), 0);  // alive, but answers nothing
+  const pid_t victim = pool->workers().at(0).pid;
+  auto t0 = std::chrono::steady_clock::now();
+  ASSERT_EQ(::kill(victim, SIGKILL), 0);
+  // Its exit report never comes: after 500 ms the zygote is abandoned (SIGKILL), the worker's
+  // status is unknown, and the replacement is spawned while a new zygote starts.
+  ASSERT_TRUE(wait_until([&] {
+    auto pids = worker_pids(*pool);
+    return pool->stats().live == 2 && !pids.count(victim);
+  }));
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 3000ms);
+  EXPECT_TRUE(wait_until([&] { return !process_running(stopped); }));
+  EXPECT_EQ(logs.count_if([](const LogRecord& r) {
+              return r.message.find("did not report a worker's exit within 500 ms: killing it") !=
+                     std::string::npos;
+            }),
+            1u);
+  EXPECT_TRUE(wait_until([&] {
+    return logs.count_if([](const LogRecord& r) {
+             return r.message.find("fork server ready") != std::string::npos;
+           }) == 2;
+  }));
+  for (int i = 0; i < 6; ++i) ASSERT_TRUE(pool->execute("family"));
+}
+
 TEST(ForkServer, ThreadsAtImportFallBackToSpawnWithAWarning) {
   LogCapture logs;
   auto config = fork_config(2, {data_path("thread_at_import.py")});
