@@ -297,6 +297,17 @@ TEST(CliBenchHostileInput, ArgsThatAreNotJsonNameTheProblemAndItsPosition) {
   EXPECT_NE(empty.err.find("--args is not valid JSON"), std::string::npos) << empty.err;
 }
 
+TEST(CliBenchHostileInput, UnknownStartMethodAndNegativeOrHugeSparesAreUsageErrors) {
+  for (std::vector<std::string> bad : {std::vector<std::string>{"--start-method", "forkserver"},
+                                       {"--start-method", ""},
+                                       {"--spare-workers", "-1"},
+                                       {"--spare-workers", "513"}}) {
+    ArgvRun r = run_argv(bench_with(bad));
+    EXPECT_EQ(r.code, 2) << bad[0] << " " << bad[1] << ": " << r.err;
+    EXPECT_NE(r.err.find(bad[0]), std::string::npos) << r.err;
+  }
+}
+
 TEST(CliBenchHostileInput, ArgsThatAreNotAnObjectSayWhatTheyAre) {
   for (auto [text, type] : std::vector<std::pair<std::string, std::string>>{
            {"[1,2]", "array"}, {"\"text\"", "string"}, {"42", "number"}, {"null", "null"}}) {

@@ -277,14 +277,14 @@ TEST(ForkServer, AHungZygoteIsKilledAndReplacedWhileReplacementsAreSpawned) {
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 3000ms);
   EXPECT_TRUE(wait_until([&] { return !process_running(stopped); }));
   EXPECT_EQ(logs.count_if([](const LogRecord& r) {
-              return r.message.find("did not report a worker's exit within 500 ms: killing it") !=
-                     std::string::npos;
-            }),
+    return r.message.find("did not report a worker's exit within 500 ms: killing it") !=
+           std::string::npos;
+  }),
             1u);
   EXPECT_TRUE(wait_until([&] {
     return logs.count_if([](const LogRecord& r) {
-             return r.message.find("fork server ready") != std::string::npos;
-           }) == 2;
+      return r.message.find("fork server ready") != std::string::npos;
+    }) == 2;
   }));
   for (int i = 0; i < 6; ++i) ASSERT_TRUE(pool->execute("family"));
 }
