@@ -28,7 +28,7 @@ namespace bridgepool {
 // Poison-request quarantine: src/resilience/poison_quarantine.h states the rule and its arithmetic.
 struct QuarantineConfig {
   std::uint32_t window = 16;         // attempts remembered per fingerprint (1..64)
-  std::uint32_t kill_threshold = 2;  // kills needed in the window, whatever the ratio (>= 1)
+  std::uint32_t kill_threshold = 3;  // kills needed in the window, whatever the ratio (>= 1)
   std::chrono::milliseconds memory{60'000};         // older attempts do not count
   std::chrono::milliseconds cooldown{30'000};       // first refusal period; doubles per relapse
   std::chrono::milliseconds max_cooldown{600'000};  // cap of the doubling

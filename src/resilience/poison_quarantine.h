@@ -12,21 +12,21 @@
 // outcome is recorded. For a tracked fingerprint, look at its last `window` (16) attempts, ignoring
 // those older than `memory` (60 s): with k kills among n counted attempts it is quarantined when
 //
-//     k >= kill_threshold (2)   and   2·k >= n + c
+//     k >= kill_threshold (3)   and   2·k >= n + c
 //
 // where c is a credit of assumed successes. c = 0 for a fingerprint never seen surviving, so an
-// always-crashing request goes K → (1 of 1: no) → K → (2 of 2: quarantined) on its 2nd kill, and
-// "2 of its last 3" (K S K: 4 >= 3) trips too. A fingerprint that *survived an attempt within
+// always-crashing request goes K → K → K (3 of 3: quarantined) on its 3rd kill, and "3 of its last
+// 5" (K S K S K: 6 >= 5) trips too. A fingerprint that *survived an attempt within
 // `memory` before its first kill* starts with c = window − 1 = 15 (the oldest slots of its window
 // are taken to be those successes; the credit shrinks as real outcomes fill the window, c =
 // min(15, window − n), and lapses after `memory`). It then needs half of a full window: 8 kills of
 // its last 16 attempts — consecutive kills trip it on the 8th.
 //
 // Why the credit. Without it no rule could tell a command that crashes 1.5% of the time from one
-// that always crashes: both can show "K K" right after tracking starts (the first with probability
-// 1.5% per kill — at 1000 req/s, 15 kills/s, that is a quarantine every few seconds). What tells
-// them apart is the successes *before* the first kill, which are not tracked (the common path
-// must stay cheap). So successes of untracked fingerprints go to a small lossy survivor table:
+// that always crashes: both can show "K K K" right after tracking starts (the first with
+// probability 1.5%² per kill — at 1000 req/s, 15 kills/s, a quarantine every ~5 minutes). What
+// tells them apart is the successes *before* the first kill, which are not tracked (the common
+// path must stay cheap). So successes of untracked fingerprints go to a small lossy survivor table:
 // 16,384 slots, slot = hash bits, value = the fingerprint's other 44 bits + the second it last
 // survived (one relaxed atomic store per success). A slot overwritten by another fingerprint
 // only makes that fingerprint "never seen surviving" again — stricter, never looser.
@@ -43,8 +43,15 @@
 //    6e-4 at R = 10,000/s) *and* one of its next 3 attempts is a kill (1 − 0.985^3 ≈ 4.4%):
 //    ≈ 3e-5 per fresh start. A fresh start happens once: the entry then stays tracked as long as
 //    the command kills within `memory` (at 15 kills/s, forever).
-//  - An always-crashing request never survives, has no credit, and is refused after its 2nd kill.
+//  - An always-crashing request never survives, has no credit, and is refused after its 3rd kill.
 //    A request that used to succeed and now always crashes is refused after its 8th kill.
+//
+// Why 3 kills, not 2. Requests with arguments never seen before get no credit, so with crashes
+// independent of the arguments at rate p (and retries, max_attempts 3) a fresh request is refused
+// when it kills k workers in a row: p^k of them. k = 2 refused 1e-4 of the requests at 1% and 4e-4
+// at 2% (6–34 per 60,000 in the SLA runs of docs/benchmarks.md: 99.99% out of reach); k = 3 gives
+// 1e-6 and 8e-6. The price is one more worker killed by a real poison request: ~5 ms with the
+// fork-server start method, the interpreter's start time with spawn (issue #10).
 //
 // Cooldown and probe. A quarantined fingerprint is refused for `cooldown` (30 s). The first
 // admit() after that is a probe; others are refused while it runs (a probe whose outcome is not

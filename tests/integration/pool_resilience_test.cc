@@ -103,17 +103,17 @@ TEST(PoolResilience, RetriesStopAtTheStrategyBudgetAndSayWhy) {
   EXPECT_EQ(read_count(dir.file("r3")), 1);
 }
 
-TEST(PoolResilience, PoisonRequestIsQuarantinedAfterKillingTwoWorkers) {
+TEST(PoolResilience, PoisonRequestIsQuarantinedAfterKillingThreeWorkers) {
   auto pool = start_pool(resilience_config(3));
   auto first = pool->execute("crash_always", {{"n", 1}});
   ASSERT_FALSE(first);
-  // Attempt 1 and its retry each killed a worker; the third attempt was refused.
+  // Attempt 1 and its first two retries each killed a worker; the fourth attempt was refused.
   EXPECT_NE(first.error().message.find("quarantine"), std::string::npos)
       << first.error().format_for_logging();
-  auto st = pool->stats();
-  ASSERT_TRUE(wait_until([&] { return pool->stats().exits >= 2; }));
+  EXPECT_EQ(first.error().context.attempt, 4) << first.error().format_for_logging();
+  ASSERT_TRUE(wait_until([&] { return pool->stats().exits >= 3; }));
   std::uint64_t exits = pool->stats().exits;
-  EXPECT_EQ(exits, 2u);
+  EXPECT_EQ(exits, 3u);
   // The same request again is refused without touching a worker ...
   auto again = pool->execute("crash_always", {{"n", 1}});
   ASSERT_FALSE(again);

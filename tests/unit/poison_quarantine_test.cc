@@ -1,4 +1,4 @@
-// PoisonQuarantine: an always-crashing request is refused after its 2nd kill (exact message), the
+// PoisonQuarantine: an always-crashing request is refused after its 3rd kill (exact message), the
 // cooldown, the single probe, the doubled and capped cooldowns, release on a surviving probe, the
 // survivor credit, 1,000,000 attempts of a 1.5%-crash command (seeded) without a quarantine,
 // bounded memory with LRU eviction, and concurrent use (clean under -fsanitize=thread).
@@ -37,6 +37,10 @@ class PoisonQuarantineTest : public ::testing::Test {
     }
     return true;
   }
+  // An always-crashing request's three kills (kill_threshold 3): quarantined.
+  void trip(std::uint64_t fp) {
+    for (int w = 1; w <= 3; ++w) attempt(fp, true, "w" + std::to_string(w));
+  }
 };
 
 TEST(PoisonQuarantineFingerprint, IgnoresKeyOrderButNotValuesOrCommand) {
@@ -55,18 +59,19 @@ TEST(PoisonQuarantineFingerprint, IgnoresKeyOrderButNotValuesOrCommand) {
   EXPECT_NE(PoisonQuarantine::fingerprint("echo", Json{{"s", std::string("\xff\xfe")}}), 0u);
 }
 
-TEST_F(PoisonQuarantineTest, AlwaysCrashingRequestIsRefusedAfterItsSecondKill) {
+TEST_F(PoisonQuarantineTest, AlwaysCrashingRequestIsRefusedAfterItsThirdKill) {
   EXPECT_TRUE(attempt(fp_, true, "w1"));
-  EXPECT_EQ(q_.counters().quarantined, 0u);
   EXPECT_TRUE(attempt(fp_, true, "w2"));
+  EXPECT_EQ(q_.counters().quarantined, 0u);
+  EXPECT_TRUE(attempt(fp_, true, "w3"));
   EXPECT_EQ(q_.counters().quarantined, 1u);
 
   auto refused = q_.admit(fp_, "crash");
   ASSERT_FALSE(refused);
   EXPECT_EQ(refused.error().category, ErrorCategory::kInvalidRequest);
   EXPECT_EQ(refused.error().message,
-            "request quarantined: command 'crash' with these arguments killed 2 of its last 2 "
-            "attempts (workers w1, w2); refused for another 30 s");
+            "request quarantined: command 'crash' with these arguments killed 3 of its last 3 "
+            "attempts (workers w1, w2, w3); refused for another 30 s");
   EXPECT_EQ(refused.error().context.operation, "quarantine");
   EXPECT_EQ(refused.error().context.command, "crash");
   EXPECT_NE(refused.error().context.cause.find("cooldown 30 s"), std::string::npos);
@@ -79,18 +84,22 @@ TEST_F(PoisonQuarantineTest, AlwaysCrashingRequestIsRefusedAfterItsSecondKill) {
   EXPECT_EQ(q_.counters().tracked, 1u);
 }
 
-TEST_F(PoisonQuarantineTest, TwoKillsOfTheLastThreeTripIt) {
+TEST_F(PoisonQuarantineTest, ThreeKillsOfTheLastFiveTripIt) {
   EXPECT_TRUE(attempt(fp_, true));
   EXPECT_TRUE(attempt(fp_, false));
   EXPECT_TRUE(attempt(fp_, true, "w2"));
+  EXPECT_TRUE(attempt(fp_, false));
+  EXPECT_EQ(q_.counters().quarantined, 0u);
+  EXPECT_TRUE(attempt(fp_, true, "w3"));
   EXPECT_EQ(q_.counters().quarantined, 1u);
   auto refused = q_.admit(fp_, "crash");
   ASSERT_FALSE(refused);
-  EXPECT_NE(refused.error().message.find("killed 2 of its last 3 attempts (workers w1, w2)"),
+  EXPECT_NE(refused.error().message.find("killed 3 of its last 5 attempts (workers w1, w2, w3)"),
             std::string::npos);
 }
 
 TEST_F(PoisonQuarantineTest, KillsFartherApartThanMemoryDoNotAccumulate) {
+  EXPECT_TRUE(attempt(fp_, true));
   EXPECT_TRUE(attempt(fp_, true));
   clock_.advance(seconds(61));
   EXPECT_TRUE(attempt(fp_, true));
@@ -99,8 +108,7 @@ TEST_F(PoisonQuarantineTest, KillsFartherApartThanMemoryDoNotAccumulate) {
 }
 
 TEST_F(PoisonQuarantineTest, AfterTheCooldownExactlyOneProbeIsAdmitted) {
-  attempt(fp_, true);
-  attempt(fp_, true);
+  trip(fp_);
   clock_.advance(seconds(30));
   EXPECT_TRUE(q_.admit(fp_, "crash"));  // the probe
   auto second = q_.admit(fp_, "crash");
@@ -114,8 +122,7 @@ TEST_F(PoisonQuarantineTest, AfterTheCooldownExactlyOneProbeIsAdmitted) {
 }
 
 TEST_F(PoisonQuarantineTest, ProbeThatKillsDoublesTheCooldownUpToTheCap) {
-  attempt(fp_, true, "w1");
-  attempt(fp_, true, "w2");
+  trip(fp_);
   const std::vector<int> expected_s = {60, 120, 240, 480, 600, 600};
   for (std::size_t i = 0; i < expected_s.size(); ++i) {
     const int previous = i == 0 ? 30 : expected_s[i - 1];
@@ -123,7 +130,7 @@ TEST_F(PoisonQuarantineTest, ProbeThatKillsDoublesTheCooldownUpToTheCap) {
     EXPECT_FALSE(q_.admit(fp_, "crash")) << "cooldown " << i;
     clock_.advance(milliseconds(1));
     ASSERT_TRUE(q_.admit(fp_, "crash")) << "probe " << i;
-    q_.record_kill(fp_, "w" + std::to_string(i + 3));
+    q_.record_kill(fp_, "w" + std::to_string(i + 4));
     auto refused = q_.admit(fp_, "crash");
     ASSERT_FALSE(refused);
     EXPECT_NE(refused.error().message.find(fmt::format("refused for another {} s", expected_s[i])),
@@ -137,8 +144,7 @@ TEST_F(PoisonQuarantineTest, ProbeThatKillsDoublesTheCooldownUpToTheCap) {
 }
 
 TEST_F(PoisonQuarantineTest, SurvivingProbeReleasesAndClearsTheHistory) {
-  attempt(fp_, true);
-  attempt(fp_, true);
+  trip(fp_);
   clock_.advance(seconds(30));
   ASSERT_TRUE(q_.admit(fp_, "crash"));
   q_.record_survived(fp_);
@@ -171,6 +177,7 @@ TEST_F(PoisonQuarantineTest, SurvivorCreditLapsesAfterMemory) {
   clock_.advance(seconds(62));  // the survival is older than memory: no credit
   ASSERT_TRUE(attempt(fp_, true));
   ASSERT_TRUE(attempt(fp_, true));
+  ASSERT_TRUE(attempt(fp_, true));
   EXPECT_EQ(q_.counters().quarantined, 1u);
 }
 
@@ -185,8 +192,7 @@ TEST_F(PoisonQuarantineTest, SurvivalWithNoRecentKillDropsTheEntry) {
 }
 
 TEST_F(PoisonQuarantineTest, LateOutcomesDuringTheCooldownChangeNothing) {
-  attempt(fp_, true);
-  attempt(fp_, true);
+  trip(fp_);
   q_.record_kill(fp_, "w9");  // admitted before the quarantine, finished after
   q_.record_survived(fp_);
   auto refused = q_.admit(fp_, "crash");
@@ -197,8 +203,7 @@ TEST_F(PoisonQuarantineTest, LateOutcomesDuringTheCooldownChangeNothing) {
 }
 
 TEST_F(PoisonQuarantineTest, OtherRequestsAreUnaffected) {
-  attempt(fp_, true);
-  attempt(fp_, true);
+  trip(fp_);
   const auto other = PoisonQuarantine::fingerprint("crash", Json{{"code", 2}});
   EXPECT_TRUE(q_.admit(other, "crash"));
   EXPECT_FALSE(q_.admit(fp_, "crash"));
@@ -294,7 +299,9 @@ TEST(PoisonQuarantine, TrackedEntriesAreBoundedAndTheLeastRecentlySeenGoesFirst)
   clock.advance(milliseconds(10));
   q.record_kill(b, "w2");  // b starts over (1 of 1: no quarantine) and evicts c
   EXPECT_EQ(q.counters().quarantined, 0u);
-  q.record_kill(a, "w2");  // a remembered its first kill
+  q.record_kill(a, "w2");  // a remembered its first kill: 2 of 2, one short of the threshold
+  EXPECT_EQ(q.counters().quarantined, 0u);
+  q.record_kill(a, "w3");
   EXPECT_EQ(q.counters().quarantined, 1u);
   EXPECT_FALSE(q.admit(a, "x"));
   q.record_kill(c, "w2");  // c starts over too
@@ -308,7 +315,8 @@ TEST(PoisonQuarantine, QuarantinedEntriesAreEvictedLast) {
   config.max_fingerprints = 2;
   PoisonQuarantine q(config, clock);
   q.record_kill(1, "w1");
-  q.record_kill(1, "w2");  // quarantined, and the least recently seen
+  q.record_kill(1, "w2");
+  q.record_kill(1, "w3");  // quarantined, and the least recently seen
   clock.advance(milliseconds(10));
   q.record_kill(2, "w3");
   clock.advance(milliseconds(10));
@@ -360,7 +368,7 @@ TEST(PoisonQuarantine, ConcurrentUseGivesExactCounts) {
   const auto c = q.counters();
   EXPECT_EQ(c.quarantined, static_cast<std::uint64_t>(kThreads));
   EXPECT_EQ(c.refused, static_cast<std::uint64_t>(refused_crashing.load()));
-  EXPECT_EQ(refused_crashing.load(), kThreads * (kRounds - 2));
+  EXPECT_EQ(refused_crashing.load(), kThreads * (kRounds - 3));
   EXPECT_EQ(c.tracked, static_cast<std::size_t>(kThreads));
 }
 

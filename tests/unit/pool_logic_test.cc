@@ -401,7 +401,7 @@ TEST_F(PoolLogic, AWorkerThatDiedIsDescribedByItsExitStatusNotAsStillRunning) {
 TEST_F(PoolLogic, ARequestThatKeepsKillingWorkersIsQuarantined) {
   auto pool = start(config(2));
   ASSERT_TRUE(pool);
-  for (int i = 0; i < 2; ++i) {
+  for (int i = 0; i < 3; ++i) {  // kill_threshold 3
     auto r = pool->execute("crash", {{"code", 9}});
     ASSERT_FALSE(r);
     EXPECT_EQ(r.error().category, ErrorCategory::kConnection);
@@ -410,11 +410,11 @@ TEST_F(PoolLogic, ARequestThatKeepsKillingWorkersIsQuarantined) {
   ASSERT_FALSE(refused);
   EXPECT_EQ(refused.error().category, ErrorCategory::kInvalidRequest);
   EXPECT_EQ(refused.error().message.rfind("request quarantined", 0), 0u) << refused.error().message;
-  EXPECT_EQ(spawner_->requests("crash"), 2);  // the third never reached a worker
+  EXPECT_EQ(spawner_->requests("crash"), 3);  // the fourth never reached a worker
   EXPECT_EQ(pool->stats().quarantine_refused, 1u);
   // Other arguments are another request.
   EXPECT_FALSE(pool->execute("crash", {{"code", 8}}));
-  EXPECT_EQ(spawner_->requests("crash"), 3);
+  EXPECT_EQ(spawner_->requests("crash"), 4);
 }
 
 TEST_F(PoolLogic, TheBreakerOpensOnServiceFailuresAndHalfOpensOnTheClock) {
