@@ -30,6 +30,7 @@ struct CallReport {
   std::string worker_id;       // the worker of the last attempt, if any
   std::uint32_t attempts = 0;  // attempts made on that executor, the first included
   std::vector<std::string> adapters_tried;  // fallback chains: adapters called, in order
+  std::chrono::microseconds queue_wait{0};  // pools: waiting for a free worker, all attempts
 };
 
 struct ExecuteOptions {

@@ -44,6 +44,7 @@ constexpr std::chrono::milliseconds kInFlightGrace{2000};
 
 struct CallerResult {
   std::vector<double> latencies_us;
+  std::vector<double> queue_waits_us;  // closed loop: each call's wait for a free worker
   std::uint64_t ok = 0;
   std::map<std::string, std::uint64_t> errors;
   std::string first_error;
@@ -273,6 +274,11 @@ void print_human(const nlohmann::json& j, const CallerResult& all) {
   std::printf("  latency  p50 %.1f us   p90 %.1f us   p99 %.1f us   max %.1f us\n",
               l["p50"].get<double>(), l["p90"].get<double>(), l["p99"].get<double>(),
               l["max"].get<double>());
+  if (j.contains("queue_wait_us")) {
+    const auto& w = j["queue_wait_us"];
+    std::printf("  queue wait  p50 %.1f us   p99 %.1f us   max %.1f us\n", w["p50"].get<double>(),
+                w["p99"].get<double>(), w["max"].get<double>());
+  }
   std::printf("  throughput %.0f req/s over %.2f s\n", j["throughput_per_s"].get<double>(),
               j["duration_s"].get<double>());
   if (j.contains("sessions")) std::printf("  sessions %s\n", j["sessions"].dump().c_str());
@@ -516,17 +522,23 @@ ClosedLoopOutcome drive_closed_loop(const BenchOptions& o, const nlohmann::json&
   auto caller = [&](std::size_t c) {
     CallerResult& r = results[c];
     r.latencies_us.reserve(o.requests / concurrency + 1);
+    r.queue_waits_us.reserve(o.requests / concurrency + 1);
+    CallReport report;
+    ExecuteOptions options;
+    options.report = &report;
     for (std::size_t i; !stop.stop_requested() && (i = next.fetch_add(1)) < o.requests;) {
       auto start = Clock::now();
-      auto reply = o.sessions == 0 ? pool.execute(o.command, args)
-                                   : pool.execute_in_session(
-                                         fmt::format("bench-{}", i % o.sessions), o.command, args);
+      auto reply = o.sessions == 0
+                       ? pool.execute(o.command, args, options)
+                       : pool.execute_in_session(fmt::format("bench-{}", i % o.sessions), o.command,
+                                                 args, options);
       if (!reply && shutdown_begun.load()) {
         ++cut_off[c];  // ended by the interrupt's shutdown: its latency measures that
         continue;
       }
       r.latencies_us.push_back(
           std::chrono::duration<double, std::micro>(Clock::now() - start).count());
+      r.queue_waits_us.push_back(double(report.queue_wait.count()));
       if (reply) {
         ++r.ok;
       } else {
@@ -555,6 +567,8 @@ ClosedLoopOutcome drive_closed_loop(const BenchOptions& o, const nlohmann::json&
   for (auto& r : results) {
     out.all.latencies_us.insert(out.all.latencies_us.end(), r.latencies_us.begin(),
                                 r.latencies_us.end());
+    out.all.queue_waits_us.insert(out.all.queue_waits_us.end(), r.queue_waits_us.begin(),
+                                  r.queue_waits_us.end());
     out.all.ok += r.ok;
     for (auto& [k, v] : r.errors) out.all.errors[k] += v;
     if (out.all.first_error.empty()) out.all.first_error = r.first_error;
@@ -572,6 +586,8 @@ int run_closed_loop_bench(const BenchOptions& o, const nlohmann::json& args, Poo
   PoolStats st = pool.stats();
   pool.shutdown();
   nlohmann::json j = summary_json(o, concurrency, out.all, lat, out.secs, st);
+  const LatencySummary wait = LatencySummary::of(out.all.queue_waits_us);
+  j["queue_wait_us"] = {{"p50", wait.p50}, {"p99", wait.p99}, {"max", wait.max}};
   add_sessions(j, o, st);
   add_interruption(j, out.in, completed);
   response.report([&] {

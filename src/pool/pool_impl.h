@@ -180,6 +180,25 @@ struct Pool::Impl final : WorkerSupervisor::Listener {
   // caller asked for the worker to be removed after a good round trip).
   Attempt attempt_on(const WorkerPtr& worker, wire::Request& request, TimePoint deadline,
                      const ChunkCallback& on_chunk, bool close = false);
+  // attempt_on in two halves. The first — the worker checked, marked busy, the request written —
+  // may run on another caller's thread: the one that hands this caller its worker (see
+  // WorkerRegistry::Handoff); the second, on the caller's thread, reads the reply and checks the
+  // worker in. `Sending` is the first half's state, owned by the caller.
+  struct Sending {
+    Sending(const wire::PreparedRequest& r, TimePoint d) : request(&r), deadline(d) {}
+    const wire::PreparedRequest* request;
+    TimePoint deadline;
+    bool done = false;  // send_attempt ran
+    std::uint64_t id = 0;
+    std::optional<CallOutcome> failed;  // it could not be sent: the attempt's outcome
+    FailureKind kind = FailureKind::kPythonException;
+  };
+  // Requests up to this size (JSON text) may be sent by another caller's thread: a write into an
+  // empty pipe (64 KiB) that never waits for the worker to read.
+  static constexpr std::size_t kHandoffMaxBytes = 16 * 1024;
+  void send_attempt(const WorkerPtr& worker, Sending& sending);
+  Attempt finish_attempt(const WorkerPtr& worker, Sending& sending, wire::Request& request,
+                         const ChunkCallback& on_chunk, bool close);
   // One sessionless attempt: checkout (avoiding `avoid_worker` when another is idle), round
   // trip, re-routing what was provably not delivered (it never ran: not a retry).
   PoolResilience::Once run_once(wire::Request& request, TimePoint checkout_deadline,

@@ -41,27 +41,45 @@ Result<void> Pool::Impl::validate(std::optional<std::string_view> session, std::
 Pool::Impl::Attempt Pool::Impl::attempt_on(const WorkerPtr& w, wire::Request& request,
                                            TimePoint deadline, const ChunkCallback& on_chunk,
                                            bool close) {
+  const wire::PreparedRequest prepared = wire::prepare_request(request);
+  Sending sending(prepared, deadline);
+  send_attempt(w, sending);
+  return finish_attempt(w, sending, request, on_chunk, close);
+}
+
+void Pool::Impl::send_attempt(const WorkerPtr& w, Sending& sending) {
+  sending.done = true;
   std::optional<std::string> unusable = w->check_usable();
   if (!unusable && !telemetry.transit(*w, WorkerState::kBusy, TransitionReason::kCheckout)) {
     unusable = "it is no longer in service";
   }
-  CallOutcome outcome;
-  // What the failure means for the worker; the request's fault says whether it may have run.
-  FailureKind kind = FailureKind::kPythonException;
   if (unusable) {
     counters.discarded.fetch_add(1, std::memory_order_relaxed);
     Error e(ErrorCategory::kConnection,
             fmt::format("worker {} was unusable at checkout: {}", w->id(), *unusable));
     e.context.worker_id = w->id();
-    outcome = CallOutcome{tl::unexpected(std::move(e)), WorkerFault::kNotDelivered, {}};
+    sending.failed = CallOutcome{tl::unexpected(std::move(e)), WorkerFault::kNotDelivered, {}};
     // A process still alive whose stream holds data nobody asked for cannot be trusted.
-    kind = w->process().has_exited() ? FailureKind::kNotDelivered : FailureKind::kProtocolViolation;
-  } else {
-    auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock.now());
-    request.deadline_ms = std::max<std::int64_t>(0, remaining.count());
-    outcome = w->call(request, deadline, on_chunk);
-    kind = failure_kind_of(outcome.fault);
+    sending.kind =
+        w->process().has_exited() ? FailureKind::kNotDelivered : FailureKind::kProtocolViolation;
+    return;
   }
+  auto remaining =
+      std::chrono::duration_cast<std::chrono::milliseconds>(sending.deadline - clock.now());
+  sending.failed = w->send(*sending.request, std::max<std::int64_t>(0, remaining.count()),
+                           sending.deadline, sending.id);
+  if (sending.failed) sending.kind = failure_kind_of(sending.failed->fault);
+}
+
+Pool::Impl::Attempt Pool::Impl::finish_attempt(const WorkerPtr& w, Sending& sending,
+                                               wire::Request& request,
+                                               const ChunkCallback& on_chunk, bool close) {
+  request.id = sending.id;
+  CallOutcome outcome =
+      sending.failed ? std::move(*sending.failed)
+                     : w->receive(sending.id, sending.deadline, on_chunk, sending.request->command);
+  // What the failure means for the worker; the request's fault says whether it may have run.
+  const FailureKind kind = sending.failed ? sending.kind : failure_kind_of(outcome.fault);
   if (outcome.fault == WorkerFault::kNone) {
     // Success, or a Python exception reported in a normal reply: the round trip worked
     // (RecoveryPolicy: kPythonException keeps the worker) — unless the handler said its worker
@@ -133,9 +151,16 @@ PoolResilience::Once Pool::Impl::run_once(wire::Request& request, TimePoint chec
   // all die on arrival still answers.
   const std::size_t max_reroutes = config.size + config.max_overflow + 2;
   std::string avoid = avoid_worker;
+  const wire::PreparedRequest prepared = wire::prepare_request(request);
+  const bool may_hand_off = prepared.middle.size() <= kHandoffMaxBytes;
   for (std::size_t reroute = 1;; ++reroute) {
+    Sending sending(prepared, deadline);
+    // If this call has to wait, the caller that frees a worker sends the request for it.
+    const WorkerRegistry::Handoff handoff = [this, &sending](const WorkerPtr& w) {
+      send_attempt(w, sending);
+    };
     const TimePoint checkout_start = clock.now();
-    auto worker = registry.checkout(checkout_deadline, avoid);
+    auto worker = registry.checkout(checkout_deadline, avoid, may_hand_off ? &handoff : nullptr);
     queue_wait += clock.now() - checkout_start;
     PoolResilience::Once once;
     if (!worker) {
@@ -145,7 +170,8 @@ PoolResilience::Once Pool::Impl::run_once(wire::Request& request, TimePoint chec
       return once;
     }
     once.worker_id = (*worker)->id();
-    Attempt a = attempt_on(*worker, request, deadline, options.on_chunk, options.close_worker);
+    if (!sending.done) send_attempt(*worker, sending);
+    Attempt a = finish_attempt(*worker, sending, request, options.on_chunk, options.close_worker);
     if (a.fault == WorkerFault::kNotDelivered && reroute < max_reroutes && !capacity.closed()) {
       counters.rerouted.fetch_add(1, std::memory_order_relaxed);
       avoid.clear();
@@ -259,6 +285,7 @@ Result<Json> Pool::Impl::execute(std::optional<std::string_view> session, std::s
   if (options.report) {
     options.report->worker_id = served_by;
     options.report->attempts = attempts;
+    options.report->queue_wait = std::chrono::duration_cast<std::chrono::microseconds>(queue_wait);
   }
   return finish(std::move(result));
 }

@@ -41,6 +41,8 @@ PoolResilience::Once Pool::Impl::run_session_once(std::string_view session_id,
   };
   const bool strict = config.session_mode == SessionMode::kStrict;
   const std::size_t max_routes = config.size + config.max_overflow + 2;
+  const wire::PreparedRequest prepared = wire::prepare_request(request);
+  const bool may_hand_off = prepared.middle.size() <= kHandoffMaxBytes;
   for (std::size_t route = 1; route <= max_routes; ++route) {
     LookupResult where = affinity.lookup(session_id);
     if (telemetry.emitting(EventId::kSessionAffinity)) {
@@ -53,11 +55,20 @@ PoolResilience::Once Pool::Impl::run_session_once(std::string_view session_id,
       return fail(session_lost(session_id, where.lost_worker));
     }
     bool fresh_binding = false;  // bound by this very call: no state can have been lost yet
+    // A bound session's call may be sent by the caller that frees its worker (run_once says
+    // why); one still to be bound is not: binding and owed closes come first.
+    Sending sending(prepared, deadline);
+    const WorkerRegistry::Handoff handoff = [this, &sending](const WorkerPtr& w) {
+      send_attempt(w, sending);
+    };
     const TimePoint checkout_start = clock.now();
     Result<WorkerPtr> worker = tl::unexpected(Error());
     if (where.outcome == LookupOutcome::kHit) {
       WorkerPtr target = registry.find(*where.worker);
-      if (target) worker = registry.checkout_worker(target, checkout_deadline);
+      if (target) {
+        worker =
+            registry.checkout_worker(target, checkout_deadline, may_hand_off ? &handoff : nullptr);
+      }
       if (!target || (!worker && worker.error().category == ErrorCategory::kConnection)) {
         // Removed between the lookup and now: the binding is being dropped.
         if (strict) return fail(session_lost(session_id, *where.worker));
@@ -93,7 +104,8 @@ PoolResilience::Once Pool::Impl::run_session_once(std::string_view session_id,
     }
     queue_wait += clock.now() - checkout_start;
     if (!worker) return fail(worker.error());
-    Attempt a = attempt_on(*worker, request, deadline, options.on_chunk, options.close_worker);
+    if (!sending.done) send_attempt(*worker, sending);
+    Attempt a = finish_attempt(*worker, sending, request, options.on_chunk, options.close_worker);
     if (a.fault == WorkerFault::kNotDelivered) {
       // The session's worker died before it got the request: its state died with it — unless
       // this call had just bound it, in which case there was no state yet: bind afresh.

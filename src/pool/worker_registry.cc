@@ -32,24 +32,27 @@ RegistryCounts WorkerRegistry::counts() const {
   return counts_locked();
 }
 
-WorkerRegistry::WaiterPtr WorkerRegistry::give_back_locked(const WorkerPtr& worker) {
+WorkerRegistry::WaiterPtr WorkerRegistry::give_back_locked(const WorkerPtr& worker,
+                                                           bool with_handoff) {
+  WaiterPtr waiter;
   if (auto t = targeted_.find(worker->id()); t != targeted_.end()) {
-    WaiterPtr waiter = std::move(t->second.front());
+    waiter = std::move(t->second.front());
     t->second.pop_front();
     if (t->second.empty()) targeted_.erase(t);
-    ++borrowed_;
-    waiter->worker = worker;
-    return waiter;
   }
-  while (auto ticket = queue_.pop_next(clock_.now())) {
-    auto it = waiters_.find(*ticket);
-    if (it == waiters_.end()) continue;
-    ++borrowed_;
-    it->second->worker = worker;
-    return it->second;
+  while (!waiter) {
+    auto ticket = queue_.pop_next(clock_.now());
+    if (!ticket) break;
+    if (auto it = waiters_.find(*ticket); it != waiters_.end()) waiter = it->second;
   }
-  idle_.push_back(worker);
-  return nullptr;
+  if (!waiter) {
+    idle_.push_back(worker);
+    return nullptr;
+  }
+  ++borrowed_;
+  waiter->worker = worker;
+  waiter->handing_off = with_handoff && waiter->handoff != nullptr;
+  return waiter;
 }
 
 bool WorkerRegistry::admit(const WorkerPtr& worker, Tracking tracking,
@@ -59,7 +62,7 @@ bool WorkerRegistry::admit(const WorkerPtr& worker, Tracking tracking,
     std::lock_guard lock(mu_);
     if (gate && !gate()) return false;
     live_.emplace(worker->id(), Slot{worker, tracking});
-    wake = give_back_locked(worker);
+    wake = give_back_locked(worker, false);
   }
   state_cv_.notify_all();
   if (wake) wake->cv.notify_one();
@@ -107,12 +110,25 @@ Result<WorkerPtr> WorkerRegistry::wait_locked(std::unique_lock<std::mutex>& lock
   while (!waiter->worker && !waiter->error) {
     if (!wait_until(clock_, waiter->cv, lock, deadline)) break;
   }
+  // Given a worker, its handoff running on the giver's thread: that takes a write, and the
+  // caller's state is being filled in — wait for it whatever the deadline.
+  while (waiter->handing_off) waiter->cv.wait(lock);
   if (waiter->worker) return std::move(waiter->worker);
   if (waiter->error) return tl::unexpected(std::move(*waiter->error));
   return tl::unexpected(Error());  // timed out: the caller says how
 }
 
-Result<WorkerPtr> WorkerRegistry::checkout(TimePoint deadline, std::string_view avoid) {
+void WorkerRegistry::hand_over(const WaiterPtr& waiter, const WorkerPtr& worker, bool handing_off) {
+  if (handing_off) {
+    (*waiter->handoff)(worker);
+    std::lock_guard lock(mu_);
+    waiter->handing_off = false;
+  }
+  waiter->cv.notify_one();
+}
+
+Result<WorkerPtr> WorkerRegistry::checkout(TimePoint deadline, std::string_view avoid,
+                                           const Handoff* handoff) {
   std::unique_lock lock(mu_);
   if (closed_) return tl::unexpected(*closed_);
   if (!idle_.empty()) {
@@ -143,6 +159,7 @@ Result<WorkerPtr> WorkerRegistry::checkout(TimePoint deadline, std::string_view 
   // extra workers absorb a burst (retired again after overflow_idle_timeout).
   if (hooks_.on_wait) hooks_.on_wait();
   auto waiter = std::make_shared<Waiter>();
+  waiter->handoff = handoff;
   waiters_.emplace(*ticket, waiter);
   const TimePoint queued_at = clock_.now();
   auto got = wait_locked(lock, waiter, deadline);
@@ -155,7 +172,8 @@ Result<WorkerPtr> WorkerRegistry::checkout(TimePoint deadline, std::string_view 
                                                    waited.count(), describe_load_locked())));
 }
 
-Result<WorkerPtr> WorkerRegistry::checkout_worker(const WorkerPtr& target, TimePoint deadline) {
+Result<WorkerPtr> WorkerRegistry::checkout_worker(const WorkerPtr& target, TimePoint deadline,
+                                                  const Handoff* handoff) {
   std::unique_lock lock(mu_);
   auto fail = [&](ErrorCategory category, std::string message) {
     Error e = refusal(category, std::move(message));
@@ -174,6 +192,7 @@ Result<WorkerPtr> WorkerRegistry::checkout_worker(const WorkerPtr& target, TimeP
     return target;
   }
   auto waiter = std::make_shared<Waiter>();
+  waiter->handoff = handoff;
   targeted_[target->id()].push_back(waiter);
   const TimePoint queued_at = clock_.now();
   auto got = wait_locked(lock, waiter, deadline);
@@ -211,6 +230,7 @@ WorkerPtr WorkerRegistry::take_least_loaded(
 std::optional<Leave> WorkerRegistry::check_in(
     const WorkerPtr& worker, const std::function<std::optional<Leave>(Tracking&)>& decide) {
   WaiterPtr wake;
+  bool handing_off = false;
   std::optional<Leave> leave;
   {
     std::lock_guard lock(mu_);
@@ -222,12 +242,13 @@ std::optional<Leave> WorkerRegistry::check_in(
       leave = decide(it->second.tracking);
       if (!leave) {
         --borrowed_;
-        wake = give_back_locked(worker);
+        wake = give_back_locked(worker, true);
+        handing_off = wake && wake->handing_off;
       }
     }
   }
   state_cv_.notify_all();
-  if (wake) wake->cv.notify_one();
+  if (wake) hand_over(wake, worker, handing_off);
   return leave;
 }
 

@@ -91,13 +91,23 @@ class WorkerRegistry {
   std::vector<WorkerPtr> in_service() const;
 
   // ---- checkout ----
+  // What a waiting caller lets the thread that hands it a worker do first: check_in() runs it
+  // with the worker, outside the lock, before it wakes the caller — so the caller's request is
+  // on its way to the worker while the caller wakes up (a wake-up across CPUs costs ~25 µs that
+  // the worker would otherwise sit idle). Must not block for long nor call into the registry;
+  // the caller learns from its own state whether it ran. Not run when a new worker is admitted.
+  using Handoff = std::function<void(const WorkerPtr&)>;
+
   // An idle worker — the most recently used, but not `avoid` when another is idle — else waits
-  // in FIFO order until `deadline`. Errors: resource (closed, queue full), timeout (saying how
-  // long it waited and how loaded the pool is), or the hooks' failing_starts error.
-  Result<WorkerPtr> checkout(TimePoint deadline, std::string_view avoid = {});
+  // in FIFO order until `deadline` (`handoff`, if given, as above). Errors: resource (closed,
+  // queue full), timeout (saying how long it waited and how loaded the pool is), or the hooks'
+  // failing_starts error.
+  Result<WorkerPtr> checkout(TimePoint deadline, std::string_view avoid = {},
+                             const Handoff* handoff = nullptr);
   // Exactly `target`, waiting while it is busy (such callers are served before the FIFO queue:
   // they cannot use any other worker). Connection error if it leaves service first.
-  Result<WorkerPtr> checkout_worker(const WorkerPtr& target, TimePoint deadline);
+  Result<WorkerPtr> checkout_worker(const WorkerPtr& target, TimePoint deadline,
+                                    const Handoff* handoff = nullptr);
   // The idle worker with the lowest score (ties: the most recently used), or null if none idle.
   WorkerPtr take_least_loaded(const std::function<std::size_t(const Worker&)>& score);
 
@@ -143,6 +153,8 @@ class WorkerRegistry {
     std::condition_variable cv;
     WorkerPtr worker;
     std::optional<Error> error;
+    const Handoff* handoff = nullptr;  // the caller's, alive while it waits
+    bool handing_off = false;          // given a worker; its handoff is running elsewhere
   };
   using WaiterPtr = std::shared_ptr<Waiter>;
   struct Slot {
@@ -151,10 +163,14 @@ class WorkerRegistry {
   };
 
   // mu_ held: hands `worker` (in service, ready, not counted borrowed) to the next waiter
-  // (counting it borrowed) or puts it on the idle stack; returns the waiter to notify.
-  [[nodiscard]] WaiterPtr give_back_locked(const WorkerPtr& worker);
+  // (counting it borrowed; marked handing_off if `with_handoff` and it has a handoff) or puts it
+  // on the idle stack; returns the waiter to notify.
+  [[nodiscard]] WaiterPtr give_back_locked(const WorkerPtr& worker, bool with_handoff);
   Result<WorkerPtr> wait_locked(std::unique_lock<std::mutex>& lock, const WaiterPtr& waiter,
                                 TimePoint deadline);
+  // check_in() after give_back_locked, mu_ released: runs the waiter's handoff (if it was marked
+  // handing_off then), then wakes it.
+  void hand_over(const WaiterPtr& waiter, const WorkerPtr& worker, bool handing_off);
   RegistryCounts counts_locked() const;
   std::string describe_load_locked() const;
   Error refusal(ErrorCategory category, std::string message) const;

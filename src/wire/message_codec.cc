@@ -327,11 +327,9 @@ Error communication_error(std::string_view what, std::string_view payload) {
                fmt::format("malformed worker message: {} (payload: {})", what, excerpt(payload)));
 }
 
-}  // namespace
-
-void append_request_json(std::string& out, const Request& request) {
-  out += "{\"id\":";
-  append_integer(out, request.id);
+// `,"command":...,"args":...,"session_id":...,"deadline_ms":` — everything but the id and the
+// deadline's value.
+void append_request_middle(std::string& out, const Request& request) {
   out += ",\"command\":";
   append_json_string(out, request.command);
   out += ",\"args\":";
@@ -347,12 +345,53 @@ void append_request_json(std::string& out, const Request& request) {
     out += "null";
   }
   out += ",\"deadline_ms\":";
-  if (request.deadline_ms) {
-    append_integer(out, *request.deadline_ms);
+}
+
+void append_request_head(std::string& out, std::uint64_t id) {
+  out += "{\"id\":";
+  append_integer(out, id);
+}
+
+void append_request_tail(std::string& out, std::optional<std::int64_t> deadline_ms) {
+  if (deadline_ms) {
+    append_integer(out, *deadline_ms);
   } else {
     out += "null";
   }
   out += '}';
+}
+
+}  // namespace
+
+void append_request_json(std::string& out, const Request& request) {
+  append_request_head(out, request.id);
+  append_request_middle(out, request);
+  append_request_tail(out, request.deadline_ms);
+}
+
+PreparedRequest prepare_request(const Request& request) {
+  PreparedRequest p;
+  append_request_middle(p.middle, request);
+  p.command = request.command;
+  p.session_id = request.session_id;
+  return p;
+}
+
+std::string request_head(std::uint64_t id) {
+  std::string out;
+  append_request_head(out, id);
+  return out;
+}
+
+std::string request_tail(std::optional<std::int64_t> deadline_ms) {
+  std::string out;
+  append_request_tail(out, deadline_ms);
+  return out;
+}
+
+std::size_t PreparedRequest::size_with(std::uint64_t id,
+                                       std::optional<std::int64_t> deadline_ms) const {
+  return request_head(id).size() + middle.size() + request_tail(deadline_ms).size();
 }
 
 std::string encode_request(const Request& request) {

@@ -35,6 +35,22 @@ struct Request {
 void append_request_json(std::string& out, const Request& request);
 std::string encode_request(const Request& request);
 
+// A request encoded before it is known which worker gets it and when: the JSON text without the
+// two values filled in at send time — the id (per worker) and deadline_ms (the time left then).
+// The message is  {"id": <id>  + middle +  <deadline_ms>}  (middle ends with `"deadline_ms":`),
+// so a sender writes it as four pieces with no copy of the middle (Worker::send).
+struct PreparedRequest {
+  std::string middle;
+  std::string command;                    // for error messages
+  std::optional<std::string> session_id;  // the worker's current session while it runs
+  // The message's length for a given id and deadline_ms.
+  std::size_t size_with(std::uint64_t id, std::optional<std::int64_t> deadline_ms) const;
+};
+PreparedRequest prepare_request(const Request& request);
+// The pieces around the middle: `{"id":<id>` and `<deadline_ms or null>}`.
+std::string request_head(std::uint64_t id);
+std::string request_tail(std::optional<std::int64_t> deadline_ms);
+
 // A command the worker announced in its handshake.
 struct CommandInfo {
   std::string name;

@@ -2,10 +2,13 @@
 
 #include <poll.h>
 #include <sys/ioctl.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <cstring>
 
 #include <fmt/format.h>
@@ -192,12 +195,22 @@ Error Worker::python_error(const wire::ReplyError& pe, std::string_view command)
   return e;
 }
 
-Result<void> Worker::write_request(TimePoint deadline) {
-  std::size_t off = 0;
-  while (off < out_.size()) {
-    ssize_t n = ::write(process_->request_fd(), out_.data() + off, out_.size() - off);
+Result<void> Worker::write_frame(std::span<iovec> pieces, TimePoint deadline) {
+  std::size_t first = 0;
+  while (first < pieces.size()) {
+    ssize_t n = ::writev(process_->request_fd(), pieces.data() + first,
+                         static_cast<int>(std::min<std::size_t>(pieces.size() - first, IOV_MAX)));
     if (n > 0) {
-      off += static_cast<std::size_t>(n);
+      // Skip what was written: whole pieces, then the front of a partly written one.
+      auto left = static_cast<std::size_t>(n);
+      while (first < pieces.size() && left >= pieces[first].iov_len) {
+        left -= pieces[first].iov_len;
+        ++first;
+      }
+      if (left > 0) {
+        pieces[first].iov_base = static_cast<char*>(pieces[first].iov_base) + left;
+        pieces[first].iov_len -= left;
+      }
       continue;
     }
     if (n < 0 && errno == EINTR) continue;
@@ -215,26 +228,29 @@ Result<void> Worker::write_request(TimePoint deadline) {
   return {};
 }
 
-CallOutcome Worker::call(wire::Request& request, TimePoint deadline,
-                         const ChunkCallback& on_chunk) {
-  request.id = next_request_id_++;
-  out_.assign(wire::kFrameHeaderSize, '\0');
-  wire::append_request_json(out_, request);
-  std::size_t payload = out_.size() - wire::kFrameHeaderSize;
+std::optional<CallOutcome> Worker::send(const wire::PreparedRequest& request,
+                                        std::optional<std::int64_t> deadline_ms, TimePoint deadline,
+                                        std::uint64_t& id) {
+  id = next_request_id_++;
+  const std::string head = wire::request_head(id);
+  const std::string tail = wire::request_tail(deadline_ms);
+  const std::size_t payload = head.size() + request.middle.size() + tail.size();
   if (payload > max_frame_bytes_) {
     return fail(ErrorCategory::kInvalidRequest, WorkerFault::kNone,
                 fmt::format("request of {} bytes exceeds the maximum frame size of {} bytes",
                             payload, max_frame_bytes_),
                 request.command);
   }
-  for (int i = 0; i < 4; ++i) out_[i] = static_cast<char>((payload >> (8 * (3 - i))) & 0xff);
+  char header[wire::kFrameHeaderSize];
+  for (int i = 0; i < 4; ++i) header[i] = static_cast<char>((payload >> (8 * (3 - i))) & 0xff);
+  iovec pieces[4] = {{header, sizeof header},
+                     {const_cast<char*>(head.data()), head.size()},
+                     {const_cast<char*>(request.middle.data()), request.middle.size()},
+                     {const_cast<char*>(tail.data()), tail.size()}};
 
   set_current_session(request.session_id ? *request.session_id : std::string());
-  struct ClearSession {
-    Worker* w;
-    ~ClearSession() { w->set_current_session({}); }
-  } clear_session{this};
-  if (auto written = write_request(deadline); !written) {
+  if (auto written = write_frame(pieces, deadline); !written) {
+    set_current_session({});
     if (written.error().category == ErrorCategory::kTimeout) {
       return fail(ErrorCategory::kTimeout, WorkerFault::kTimeout,
                   fmt::format("worker {} did not accept the request before the deadline", id_),
@@ -246,7 +262,25 @@ CallOutcome Worker::call(wire::Request& request, TimePoint deadline,
                             pid(), describe_exit()),
                 request.command);
   }
-  return read_reply(request.id, deadline, on_chunk, request.command);
+  return std::nullopt;
+}
+
+CallOutcome Worker::receive(std::uint64_t id, TimePoint deadline, const ChunkCallback& on_chunk,
+                            std::string_view command) {
+  struct ClearSession {
+    Worker* w;
+    ~ClearSession() { w->set_current_session({}); }
+  } clear_session{this};
+  return read_reply(id, deadline, on_chunk, command);
+}
+
+CallOutcome Worker::call(wire::Request& request, TimePoint deadline,
+                         const ChunkCallback& on_chunk) {
+  const wire::PreparedRequest prepared = wire::prepare_request(request);
+  if (auto failed = send(prepared, request.deadline_ms, deadline, request.id)) {
+    return std::move(*failed);
+  }
+  return receive(request.id, deadline, on_chunk, request.command);
 }
 
 CallOutcome Worker::read_reply(std::uint64_t id, TimePoint deadline, const ChunkCallback& on_chunk,

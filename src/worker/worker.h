@@ -12,6 +12,7 @@
 #pragma once
 
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #include <atomic>
 #include <functional>
@@ -19,6 +20,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -94,6 +96,16 @@ class Worker {
 
   // Borrower thread: one round trip. Sets request.id. `deadline` bounds the whole call.
   CallOutcome call(wire::Request& request, TimePoint deadline, const ChunkCallback& on_chunk);
+  // The round trip in two halves, so another thread may send on the borrower's behalf (the pool's
+  // hand-off: the caller returning a worker writes the next waiter's request before waking it).
+  // Whoever holds the worker calls them, one after the other, never concurrently. send() sets
+  // `id` and returns the failed outcome if the request could not be written (too large: nothing
+  // sent; the deadline passed; the process gone: not delivered); receive() reads its reply.
+  std::optional<CallOutcome> send(const wire::PreparedRequest& request,
+                                  std::optional<std::int64_t> deadline_ms, TimePoint deadline,
+                                  std::uint64_t& id);
+  CallOutcome receive(std::uint64_t id, TimePoint deadline, const ChunkCallback& on_chunk,
+                      std::string_view command);
 
   // Borrower thread, right after checkout: the process is alive and nothing is pending on the
   // response pipe (an idle worker has no business writing; if it did, its stream is suspect).
@@ -121,7 +133,7 @@ class Worker {
   }
 
  private:
-  Result<void> write_request(TimePoint deadline);
+  Result<void> write_frame(std::span<iovec> pieces, TimePoint deadline);
   CallOutcome read_reply(std::uint64_t id, TimePoint deadline, const ChunkCallback& on_chunk,
                          std::string_view command);
   CallOutcome exited_outcome(std::string_view command, bool partial_reply) const;
@@ -137,7 +149,6 @@ class Worker {
 
   // Borrower-owned I/O state.
   wire::FrameDecoder decoder_;
-  std::string out_;
   std::uint64_t next_request_id_ = 1;  // 0 is the handshake
 
   wire::Handshake handshake_;

@@ -1,6 +1,6 @@
 """Handlers that exercise the runtime's edge cases (used by tests/python and usable from C++).
 
-  context {}            the ctx fields of this call
+  context {"sleep_ms"}  the ctx fields of this call (after sleeping sleep_ms, default 0)
   counter {}            increments ctx.session["n"]; returns {"n", "session_id"}
   unserialisable {}     returns a set (not JSON)
   nan {}                returns NaN (not JSON either: allow_nan=False)
@@ -52,6 +52,7 @@ class ClassFlaggedError(RuntimeError):
 
 @command("context", idempotent=True)
 def context(args, ctx):
+    time.sleep(args.get("sleep_ms", 0) / 1000)  # hold the worker first, if asked
     return {
         "session_id": ctx.session_id,
         "worker_id": ctx.worker_id,
