@@ -14,6 +14,7 @@ both sides of a ratio alike):
   7. Python peers               bench/peers.py (ProcessPoolExecutor, multiprocessing.Pool.imap)
   8. resilience overhead        resilience_overhead_bench, pinned and unpinned
   9. metrics                    metrics_bench --mode overhead (pinned, unpinned), --mode scrape
+     checkout + checkin         checkout_bench (no I/O; 1 and 2 threads)
  10. open loop                  bridgepool bench --rate 1000 (the SLA row)
  11. replacement (issue #10)    per handler module (examples, bench/heavy_handlers.py): the fork
                                 floor (bench/fork_floor.py), then replacement_bench per start
@@ -63,15 +64,18 @@ OVERHEAD_GOAL = 1.02     # resilience layer: < 2% added latency on a successful 
 METRICS_GOAL = 1.03      # metrics on the request path: < 3% added latency
 SLA_P99_MS = 20.0        # 1000 req/s with 5% injected failures: p99 < 20 ms ...
 SLA_SUCCESS = 0.9999     # ... and success after retries >= 99.99%
+CHECKOUT_NS = 300.0      # checkout + checkin without I/O, 1 thread: < 300 ns
 
 # (latency requests, floor warm-up, two-pair floor requests, bridgepool echo requests,
 #  peer throughput requests, peer latency requests, peer warm-up)
 FULL = dict(latency=20000, warmup=500, floor_tp=200000, echo=100000,
             peers=20000, peers_latency=5000, peers_warmup=500, timeout=900,
-            overhead_rounds=40, sla_duration=60, metrics_rounds=40, metrics_scrapes=50)
+            overhead_rounds=40, sla_duration=60, metrics_rounds=40, metrics_scrapes=50,
+            checkout_pairs=1000000)
 SMOKE = dict(latency=300, warmup=50, floor_tp=2000, echo=1000,
              peers=300, peers_latency=100, peers_warmup=50, timeout=60,
-             overhead_rounds=2, sla_duration=2, metrics_rounds=2, metrics_scrapes=3)
+             overhead_rounds=2, sla_duration=2, metrics_rounds=2, metrics_scrapes=3,
+             checkout_pairs=20000)
 
 
 # Issue #10's SLA runs: (key, label, flaky args). 1% crashes + 4% retryable is 5% failures of
@@ -240,6 +244,18 @@ def build_table(R: dict[str, Run], echo_runs: list[Run]) -> list[dict]:
             verdict = "n/a" if ratio is None else ("met" if ratio < goal else "NOT met")
             row(f"{what}, ping p50, {where}", fmt_us(num(get(res, on, "p50"))),
                 f"{fmt_us(num(get(res, off, 'p50')))} ({baseline})", ratio, goal_text, verdict)
+    ck = R["checkout"].result
+    for threads, key in ((1, "1_thread"), (2, "2_threads")):
+        pair = num(get(ck, f"states_{key}_ns"))
+        registry_only = num(get(ck, f"registry_{key}_ns"))
+        text = "n/a" if pair is None else f"{pair:.0f} ns"
+        comp = "n/a" if registry_only is None else f"{registry_only:.0f} ns (registry alone)"
+        if threads == 1:
+            verdict = "n/a" if pair is None else ("met" if pair < CHECKOUT_NS else "NOT met")
+            row("checkout + checkin without I/O, 1 thread", text, comp, None,
+                f"< {CHECKOUT_NS:g} ns", verdict)
+        else:
+            row("checkout + checkin without I/O, 2 threads (info)", text, comp, None, "—", "info")
     sla = R["sla"].result
     p99 = num(get(sla, "latency_us", "p99"))
     success = num(get(sla, "success_ratio"))
@@ -345,6 +361,9 @@ def sanity(R: dict[str, Run], echo_runs: list[Run]) -> list[str]:
     for key in ("metrics_pinned", "metrics_unpinned"):
         positive(R[key], "on_us", "p50")
         positive(R[key], "off_us", "p50")
+    for key in ("registry_1_thread_ns", "registry_2_threads_ns", "states_1_thread_ns",
+                "states_2_threads_ns"):
+        positive(R["checkout"], key)
     for key in ("default_limit", "all_commands"):
         positive(R["metrics_scrape"], key, "median_ms")
         positive(R["metrics_scrape"], key, "bytes")
@@ -645,6 +664,9 @@ def main(argv: list[str] | None = None) -> int:
     R["metrics_unpinned"] = Run("metrics overhead, unpinned", [
         str(metrics_bin), "--mode", "overhead", "--rounds", str(cfg["metrics_rounds"]),
         "--python", py, "--json"], pinned=False)
+    R["checkout"] = Run("checkout + checkin without I/O", [
+        str(build / "bench" / "checkout_bench"), "--iterations", str(cfg["checkout_pairs"]),
+        "--json"], pinned=False)
     R["metrics_scrape"] = Run("metrics scrape cost", [
         str(metrics_bin), "--mode", "scrape", "--scrapes", str(cfg["metrics_scrapes"]), "--json"],
         pinned=False)
@@ -666,7 +688,7 @@ def main(argv: list[str] | None = None) -> int:
     order = [R["floor_lat_pinned"], R["bp_ping_pinned"], R["floor_lat_unpinned"],
              R["bp_ping_unpinned"], R["floor_tp"], R["floor_tp_pinned_pairs"], *echo_runs,
              R["peers"], R["overhead_pinned"], R["overhead_unpinned"], R["metrics_pinned"],
-             R["metrics_unpinned"], R["metrics_scrape"], R["sla"],
+             R["metrics_unpinned"], R["metrics_scrape"], R["checkout"], R["sla"],
              *(R[k] for k in repl_keys)] if core else []
     for run in order:
         execute(run, cfg["timeout"], a.verbose)

@@ -3,10 +3,6 @@
 // in FIFO order, for targeted waiters too; the waiter does not return while it runs, even past
 // its deadline; a worker admitted (new) or a waiter without a handoff gets no handoff run.
 // Workers here are never spoken to: a process object with no pipes stands in.
-#include "pool/worker_registry.h"
-
-#include <sys/eventfd.h>
-
 #include <atomic>
 #include <mutex>
 #include <thread>
@@ -14,25 +10,13 @@
 
 #include <gtest/gtest.h>
 
+#include "pool/worker_registry.h"
+#include "process/inert_process.h"
+
 namespace bridgepool {
 namespace {
 
 using namespace std::chrono_literals;
-
-// A "process" that never exits and has no pipes: the registry never touches either.
-class IdleProcess final : public ChildProcess {
- public:
-  IdleProcess() : ChildProcess(0, UniqueFd(), UniqueFd(), UniqueFd(), UniqueFd()) {
-    exit_.reset(::eventfd(0, EFD_CLOEXEC));
-  }
-  int exit_fd() const override { return exit_.get(); }
-  bool signal(int) const override { return false; }
-  std::optional<ExitStatus> reap() override { return std::nullopt; }
-  std::optional<ExitStatus> peek_exit_status() const override { return std::nullopt; }
-
- private:
-  UniqueFd exit_;
-};
 
 class RegistryHandoff : public ::testing::Test {
  protected:
@@ -41,7 +25,7 @@ class RegistryHandoff : public ::testing::Test {
   std::uint64_t next_ = 1;
 
   WorkerPtr admit() {
-    auto w = std::make_shared<Worker>(next_++, std::make_unique<IdleProcess>(), 1024, clock_);
+    auto w = std::make_shared<Worker>(next_++, std::make_unique<InertProcess>(), 1024, clock_);
     EXPECT_TRUE(registry_.admit(w, Tracking{HealthTracker(HealthConfig{}, clock_.now())}));
     return w;
   }
