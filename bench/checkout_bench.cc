@@ -71,8 +71,8 @@ double measure(Setup& s, int threads, bool states, long pairs, int rounds) {
       });
     }
     for (auto& th : pool) th.join();
-    const double ns = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0)
-                          .count();
+    const double ns =
+        std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count();
     if (!ok) {
       std::fprintf(stderr, "checkout_bench: a checkout failed\n");
       std::exit(1);

@@ -1,8 +1,9 @@
 // The hand-off (issue #11): a caller that returns a worker while others wait sends the next
 // waiter's request itself before waking it. With real Python workers: a queued call carries the
 // time it has left when it is sent (not when it queued), queued calls reach the worker in their
-// queue order, a call handed a worker that died meanwhile is re-routed, and many callers on few
-// workers each get their own reply.
+// queue order, a large queued request is sent by its own caller, a bound session's queued call
+// reaches its worker, a call handed a worker that died meanwhile is re-routed, and many callers
+// on few workers each get their own reply.
 #include <atomic>
 #include <chrono>
 #include <thread>
@@ -64,6 +65,36 @@ TEST(Handoff, QueuedCallsReachTheWorkerInTheirQueueOrder) {
   for (int i = 1; i < kWaiters; ++i) {
     EXPECT_EQ(request_ids[i], request_ids[i - 1] + 1) << "waiter " << i;
   }
+}
+
+TEST(Handoff, ALargeQueuedRequestIsSentByItsOwnCaller) {
+  auto pool = start_pool(one_worker());
+  ASSERT_TRUE(pool);
+  std::thread busy([&] { EXPECT_TRUE(pool->execute("context", {{"sleep_ms", 200}})); });
+  ASSERT_TRUE(wait_until([&] { return pool->stats().busy == 1; }));
+  // 200 KB of arguments: more than a pipe holds, so the giver must not write it (it would wait
+  // for the worker to read, on its own caller's time); the waiter sends it when woken.
+  const std::string big(200'000, 'x');
+  auto queued = pool->execute("context", {{"payload", big}});
+  busy.join();
+  ASSERT_TRUE(queued) << queued.error().to_string();
+  EXPECT_TRUE((*queued)["deadline_ms"].is_number());
+}
+
+TEST(Handoff, AQueuedCallOfABoundSessionIsSentToItsWorker) {
+  auto pool = start_pool(test_config(2, {data_path("edge_cases.py")}));
+  ASSERT_TRUE(pool);
+  ASSERT_TRUE(pool->execute_in_session("s1", "counter"));  // binds s1
+  std::thread busy([&] {
+    EXPECT_TRUE(pool->execute_in_session("s1", "context", {{"sleep_ms", 300}}));
+  });
+  ASSERT_TRUE(wait_until([&] { return pool->stats().busy == 1; }));
+  // Waits for s1's worker (the other one is idle but holds no state of s1).
+  auto second = pool->execute_in_session("s1", "counter");
+  busy.join();
+  ASSERT_TRUE(second) << second.error().to_string();
+  EXPECT_EQ((*second)["n"], 2);
+  EXPECT_EQ((*second)["session_id"], "s1");
 }
 
 TEST(Handoff, ACallHandedAWorkerThatDiedIsReroutedToAnother) {
