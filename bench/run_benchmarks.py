@@ -15,6 +15,8 @@ both sides of a ratio alike):
   8. resilience overhead        resilience_overhead_bench, pinned and unpinned
   9. metrics                    metrics_bench --mode overhead (pinned, unpinned), --mode scrape
      checkout + checkin         checkout_bench (no I/O; 1 and 2 threads)
+     payload sweep              bench/payload_sweep.py: echo of strings and nested objects of
+                                64 B .. 1 MB, bridgepool vs multiprocessing imap (issue #11)
  10. open loop                  bridgepool bench --rate 1000 (the SLA row)
  11. replacement (issue #10)    per handler module (examples, bench/heavy_handlers.py): the fork
                                 floor (bench/fork_floor.py), then replacement_bench per start
@@ -65,6 +67,7 @@ METRICS_GOAL = 1.03      # metrics on the request path: < 3% added latency
 SLA_P99_MS = 20.0        # 1000 req/s with 5% injected failures: p99 < 20 ms ...
 SLA_SUCCESS = 0.9999     # ... and success after retries >= 99.99%
 CHECKOUT_NS = 300.0      # checkout + checkin without I/O, 1 thread: < 300 ns
+PAYLOAD_GOAL = 2.0       # issue #11: echo >= 2x multiprocessing imap at every payload size
 
 # (latency requests, floor warm-up, two-pair floor requests, bridgepool echo requests,
 #  peer throughput requests, peer latency requests, peer warm-up)
@@ -256,6 +259,13 @@ def build_table(R: dict[str, Run], echo_runs: list[Run]) -> list[dict]:
                 f"< {CHECKOUT_NS:g} ns", verdict)
         else:
             row("checkout + checkin without I/O, 2 threads (info)", text, comp, None, "—", "info")
+    for r in get(R["payload_sweep"].result, "rows", default=[]) or []:
+        ratio = num(r.get("ratio"))
+        verdict = "n/a" if ratio is None else ("met" if ratio >= PAYLOAD_GOAL else "NOT met")
+        row(f"echo {r.get('shape')} of {r.get('json_bytes', 0):,} B JSON, 2 workers",
+            fmt_rate(num(r.get("bridgepool_per_s"))),
+            f"{fmt_rate(num(r.get('imap_per_s')))} (multiprocessing imap, chunksize=1)", ratio,
+            f"≥ {PAYLOAD_GOAL:g}× imap", verdict)
     sla = R["sla"].result
     p99 = num(get(sla, "latency_us", "p99"))
     success = num(get(sla, "success_ratio"))
@@ -364,6 +374,14 @@ def sanity(R: dict[str, Run], echo_runs: list[Run]) -> list[str]:
     for key in ("registry_1_thread_ns", "registry_2_threads_ns", "states_1_thread_ns",
                 "states_2_threads_ns"):
         positive(R["checkout"], key)
+    sweep_rows = get(R["payload_sweep"].result, "rows", default=[]) or []
+    if not R["payload_sweep"].error and not sweep_rows:
+        problems.append("payload sweep: no rows")
+    for r in sweep_rows:
+        for key in ("bridgepool_per_s", "imap_per_s"):
+            v = num(r.get(key))
+            if v is None or not v > 0:
+                problems.append(f"payload sweep {r.get('shape')} {r.get('size')}: {key} = {v!r}")
     for key in ("default_limit", "all_commands"):
         positive(R["metrics_scrape"], key, "median_ms")
         positive(R["metrics_scrape"], key, "bytes")
@@ -667,6 +685,9 @@ def main(argv: list[str] | None = None) -> int:
     R["checkout"] = Run("checkout + checkin without I/O", [
         str(build / "bench" / "checkout_bench"), "--iterations", str(cfg["checkout_pairs"]),
         "--json"], pinned=False)
+    R["payload_sweep"] = Run("payload sweep", [
+        py, str(BENCH_DIR / "payload_sweep.py"), "--bridgepool", str(bp_bin), "--python", py,
+        *(["--smoke"] if a.smoke else [])], pinned=False)
     R["metrics_scrape"] = Run("metrics scrape cost", [
         str(metrics_bin), "--mode", "scrape", "--scrapes", str(cfg["metrics_scrapes"]), "--json"],
         pinned=False)
@@ -688,7 +709,8 @@ def main(argv: list[str] | None = None) -> int:
     order = [R["floor_lat_pinned"], R["bp_ping_pinned"], R["floor_lat_unpinned"],
              R["bp_ping_unpinned"], R["floor_tp"], R["floor_tp_pinned_pairs"], *echo_runs,
              R["peers"], R["overhead_pinned"], R["overhead_unpinned"], R["metrics_pinned"],
-             R["metrics_unpinned"], R["metrics_scrape"], R["checkout"], R["sla"],
+             R["metrics_unpinned"], R["metrics_scrape"], R["checkout"], R["payload_sweep"],
+             R["sla"],
              *(R[k] for k in repl_keys)] if core else []
     for run in order:
         execute(run, cfg["timeout"], a.verbose)
