@@ -389,11 +389,6 @@ std::string request_tail(std::optional<std::int64_t> deadline_ms) {
   return out;
 }
 
-std::size_t PreparedRequest::size_with(std::uint64_t id,
-                                       std::optional<std::int64_t> deadline_ms) const {
-  return request_head(id).size() + middle.size() + request_tail(deadline_ms).size();
-}
-
 std::string encode_request(const Request& request) {
   std::string out;
   append_request_json(out, request);

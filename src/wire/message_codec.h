@@ -43,8 +43,6 @@ struct PreparedRequest {
   std::string middle;
   std::string command;                    // for error messages
   std::optional<std::string> session_id;  // the worker's current session while it runs
-  // The message's length for a given id and deadline_ms.
-  std::size_t size_with(std::uint64_t id, std::optional<std::int64_t> deadline_ms) const;
 };
 PreparedRequest prepare_request(const Request& request);
 // The pieces around the middle: `{"id":<id>` and `<deadline_ms or null>}`.

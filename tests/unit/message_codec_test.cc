@@ -2,7 +2,9 @@
 // and every malformed one is a communication error (never an exception).
 #include "wire/message_codec.h"
 
+#include <optional>
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -71,6 +73,36 @@ TEST(RequestEncodingTest, AppendKeepsExistingBytesAndNullArgsBecomeEmptyObject) 
   std::string out = "HEAD";
   append_request_json(out, request);
   EXPECT_EQ(out, R"(HEAD{"id":3,"command":"c","args":{},"session_id":null,"deadline_ms":-5})");
+}
+
+// A request prepared before its worker and send time are known: head + middle + tail is the very
+// text encode_request gives once the id and deadline are set (Worker::send writes the pieces).
+TEST(PreparedRequestTest, PiecesMakeTheSameTextAsEncodeRequest) {
+  std::vector<Request> cases(4);
+  cases[0].command = "ping";
+  cases[1].command = "execute_program";
+  cases[1].args = {{"inputs", {{"q", "caf\xc3\xa9 \"x\""}}}, {"n", 3}};
+  cases[1].session_id = "session-\x01-42";
+  cases[2].command = "bad\xff";
+  cases[2].args = Json();  // null: no arguments
+  cases[3].command = "c";
+  cases[3].args = {{"deep", {{"a", {1, 2, {{"b", nullptr}}}}}}};
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    const PreparedRequest prepared = prepare_request(cases[i]);
+    EXPECT_EQ(prepared.command, cases[i].command);
+    EXPECT_EQ(prepared.session_id, cases[i].session_id);
+    for (std::optional<std::int64_t> deadline :
+         {std::optional<std::int64_t>(), std::optional<std::int64_t>(0),
+          std::optional<std::int64_t>(-5), std::optional<std::int64_t>(1767225600123)}) {
+      for (std::uint64_t id : {std::uint64_t{1}, std::uint64_t{18446744073709551615ull}}) {
+        Request r = cases[i];
+        r.id = id;
+        r.deadline_ms = deadline;
+        const std::string pieces = request_head(id) + prepared.middle + request_tail(deadline);
+        EXPECT_EQ(pieces, encode_request(r)) << "case " << i;
+      }
+    }
+  }
 }
 
 // --- replies ---------------------------------------------------------------------------------
