@@ -218,12 +218,18 @@ TEST(ForkServer, TimeoutOnAForkedWorkerFailsTheCallAndReplacesTheWorker) {
   EXPECT_TRUE(pool->execute("ping"));
 }
 
-TEST(ForkServer, DeadZygoteIsReplacedWhileItsWorkersKeepServing) {
-  LogCapture logs;
+// Two workers of fork_checks.py, logging into `logs`, with a short restart backoff: for the
+// tests that kill or stop the zygote.
+PoolConfig zygote_restart_config(LogCapture& logs) {
   auto config = fork_config(2, {data_path("fork_checks.py")});
   config.logger = logs.logger(LogLevel::kInfo);
   config.respawn_backoff_initial = 50ms;
-  auto pool = start_pool(config);
+  return config;
+}
+
+TEST(ForkServer, DeadZygoteIsReplacedWhileItsWorkersKeepServing) {
+  LogCapture logs;
+  auto pool = start_pool(zygote_restart_config(logs));
   ASSERT_TRUE(pool);
   const pid_t first = zygotes().at(0);
   const auto old_workers = worker_pids(*pool);
@@ -258,10 +264,7 @@ TEST(ForkServer, DeadZygoteIsReplacedWhileItsWorkersKeepServing) {
 
 TEST(ForkServer, AHungZygoteIsKilledAndReplacedWhileReplacementsAreSpawned) {
   LogCapture logs;
-  auto config = fork_config(2, {data_path("fork_checks.py")});
-  config.logger = logs.logger(LogLevel::kInfo);
-  config.respawn_backoff_initial = 50ms;
-  auto pool = start_pool(config);
+  auto pool = start_pool(zygote_restart_config(logs));
   ASSERT_TRUE(pool);
   const pid_t stopped = zygotes().at(0);
   ASSERT_EQ(::kill(stopped, SIGSTOP), 0);  // alive, but answers nothing
