@@ -8,7 +8,7 @@
 namespace bridgepool {
 namespace {
 
-tl::unexpected<Error> invalid(std::string message) {
+tl::unexpected<Error> invalid_config(std::string message) {
   Error e(ErrorCategory::kInvalidRequest, "error reporter config: " + std::move(message));
   e.severity = ErrorSeverity::kMajor;
   e.strategy = RecoveryStrategy::kAbandon;
@@ -16,46 +16,48 @@ tl::unexpected<Error> invalid(std::string message) {
   return tl::unexpected(std::move(e));
 }
 
-double seconds(Duration d) { return std::chrono::duration<double>(d).count(); }
+double seconds_of(Duration d) { return std::chrono::duration<double>(d).count(); }
 
 tl::expected<void, Error> validate_threshold(AlertRule rule, const AlertThreshold& t) {
   if (!t.enabled) return {};
   if (!(t.clear < t.raise)) {
-    return invalid(
+    return invalid_config(
         fmt::format("{}: clear ({}) must be below raise ({}), or the alert could "
                     "flap or never clear",
                     alert_rule_name(rule), t.clear, t.raise));
   }
   if (t.raise_hold < Duration(0) || t.clear_hold < Duration(0)) {
-    return invalid(fmt::format("{}: hold times must not be negative", alert_rule_name(rule)));
+    return invalid_config(
+        fmt::format("{}: hold times must not be negative", alert_rule_name(rule)));
   }
   return {};
 }
 
 tl::expected<void, Error> validate_windows(const ErrorReporterConfig& c) {
-  if (c.bucket_width <= Duration(0)) return invalid("bucket_width must be positive");
-  if (c.windows.empty()) return invalid("windows must list at least one window");
+  if (c.bucket_width <= Duration(0)) return invalid_config("bucket_width must be positive");
+  if (c.windows.empty()) return invalid_config("windows must list at least one window");
   for (Duration w : c.windows) {
     if (w <= Duration(0) || w % c.bucket_width != Duration(0)) {
-      return invalid(fmt::format("window {} s is not a positive whole number of {} s buckets",
-                                 seconds(w), seconds(c.bucket_width)));
+      return invalid_config(
+          fmt::format("window {} s is not a positive whole number of {} s buckets", seconds_of(w),
+                      seconds_of(c.bucket_width)));
     }
   }
   const Duration longest = *std::max_element(c.windows.begin(), c.windows.end());
   if (static_cast<std::size_t>(longest / c.bucket_width) > ErrorReporterConfig::kMaxBuckets) {
-    return invalid(
+    return invalid_config(
         fmt::format("the longest window ({} s) needs {} buckets of {} s; at most {} "
                     "(use wider buckets)",
-                    seconds(longest), longest / c.bucket_width, seconds(c.bucket_width),
+                    seconds_of(longest), longest / c.bucket_width, seconds_of(c.bucket_width),
                     ErrorReporterConfig::kMaxBuckets));
   }
   for (auto [name, w] : {std::pair{"error_rate_window", c.error_rate_window},
                          std::pair{"crash_loop_window", c.crash_loop_window}}) {
     if (w <= Duration(0) || w > longest || w % c.bucket_width != Duration(0)) {
-      return invalid(
+      return invalid_config(
           fmt::format("{} ({} s) must be a whole number of buckets, at most the "
                       "longest window ({} s)",
-                      name, seconds(w), seconds(longest)));
+                      name, seconds_of(w), seconds_of(longest)));
     }
   }
   return {};

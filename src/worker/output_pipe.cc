@@ -8,7 +8,8 @@
 namespace bridgepool {
 namespace {
 
-constexpr std::size_t kReadChunk = std::size_t{64} * 1024;
+// Bytes of a worker's stdout/stderr read per read(2).
+constexpr std::size_t kOutputReadChunk = std::size_t{64} * 1024;
 
 void append(std::vector<std::string>& to, std::vector<std::string> from) {
   to.insert(to.end(), std::make_move_iterator(from.begin()), std::make_move_iterator(from.end()));
@@ -17,7 +18,7 @@ void append(std::vector<std::string>& to, std::vector<std::string> from) {
 }  // namespace
 
 bool drain_output_pipe(int fd, OutputCapture& capture, std::vector<std::string>& lines) {
-  char buf[kReadChunk];
+  char buf[kOutputReadChunk];
   for (;;) {
     ssize_t n = ::read(fd, buf, sizeof buf);
     if (n > 0) {

@@ -675,7 +675,10 @@ TEST(CliBenchScenario, BreakerOpensRefusesFastAndClosesAfterTheRecovery) {
   EXPECT_GT(s["refused"].get<int>(), 0) << s.dump();
   EXPECT_EQ(s["refused_before_fault"], 0);
   ASSERT_TRUE(s["closed_after_recovery_ms"].is_number()) << s.dump();
-  EXPECT_LT(s["refusal_us"]["p99"].get<double>(), 1000.0);  // refused without a call
+  // Refused without a call: faster than a call that goes to a worker, measured in the same run
+  // (an absolute bound fails on a loaded machine or under a sanitizer).
+  EXPECT_LT(s["refusal_us"]["p50"].get<double>(), s["others_before"]["p50_us"].get<double>())
+      << s.dump();
   EXPECT_EQ(s["others_during"]["failed"], 0) << s.dump();
   EXPECT_GT(s["guarded"]["failed"].get<int>(), 0);
 }

@@ -59,8 +59,8 @@ class EventLog {
 };
 
 // One breaker on a ManualClock with its events recorded.
-struct Fixture {
-  explicit Fixture(CircuitBreakerConfig config = {})
+struct BreakerFixture {
+  explicit BreakerFixture(CircuitBreakerConfig config = {})
       : bus(std::make_shared<EventBus>()), log(bus), breaker("target", config, clock, bus) {}
 
   Permit admit() {
@@ -162,7 +162,7 @@ class BreakerScript : public ::testing::TestWithParam<ScriptRow> {};
 
 TEST_P(BreakerScript, EndsInStateWithEvents) {
   const ScriptRow& row = GetParam();
-  Fixture f;
+  BreakerFixture f;
   std::deque<Permit> outstanding;
   auto finish = [&](BreakerOutcome outcome) {
     ASSERT_FALSE(outstanding.empty()) << "script records a permit it never took";
@@ -244,51 +244,51 @@ struct ConfigRow {
 
 void PrintTo(const ConfigRow& row, std::ostream* os) { *os << row.name; }
 
-using C = CircuitBreakerConfig;
+using Cfg = CircuitBreakerConfig;
 const std::vector<ConfigRow> kConfigs = {
-    {"Defaults", [](C&) {}, nullptr},
-    {"CountDefaults", [](C& c) { c.window = BreakerWindow::kCount; }, nullptr},
-    {"TimeDefaults", [](C& c) { c.window = BreakerWindow::kTime; }, nullptr},
-    {"ZeroFailureThreshold", [](C& c) { c.failure_threshold = 0; }, "failure_threshold"},
-    {"ZeroRate", [](C& c) { c.failure_rate_threshold = 0.0; }, "failure_rate_threshold"},
-    {"RateAboveOne", [](C& c) { c.failure_rate_threshold = 1.01; }, "failure_rate_threshold"},
-    {"RateNaN", [](C& c) { c.failure_rate_threshold = std::nan(""); }, "failure_rate_threshold"},
-    {"RateOne", [](C& c) { c.failure_rate_threshold = 1.0; }, nullptr},
-    {"ZeroWindowSize", [](C& c) { c.window_size = 0; }, "window_size"},
-    {"HugeWindowSize", [](C& c) { c.window_size = C::kMaxWindowSize + 1; }, "window_size"},
-    {"ZeroWindowDuration", [](C& c) { c.window_duration = milliseconds(0); }, "window_duration"},
-    {"ZeroMinimumCalls", [](C& c) { c.minimum_calls = 0; }, "minimum_calls"},
+    {"Defaults", [](Cfg&) {}, nullptr},
+    {"CountDefaults", [](Cfg& c) { c.window = BreakerWindow::kCount; }, nullptr},
+    {"TimeDefaults", [](Cfg& c) { c.window = BreakerWindow::kTime; }, nullptr},
+    {"ZeroFailureThreshold", [](Cfg& c) { c.failure_threshold = 0; }, "failure_threshold"},
+    {"ZeroRate", [](Cfg& c) { c.failure_rate_threshold = 0.0; }, "failure_rate_threshold"},
+    {"RateAboveOne", [](Cfg& c) { c.failure_rate_threshold = 1.01; }, "failure_rate_threshold"},
+    {"RateNaN", [](Cfg& c) { c.failure_rate_threshold = std::nan(""); }, "failure_rate_threshold"},
+    {"RateOne", [](Cfg& c) { c.failure_rate_threshold = 1.0; }, nullptr},
+    {"ZeroWindowSize", [](Cfg& c) { c.window_size = 0; }, "window_size"},
+    {"HugeWindowSize", [](Cfg& c) { c.window_size = Cfg::kMaxWindowSize + 1; }, "window_size"},
+    {"ZeroWindowDuration", [](Cfg& c) { c.window_duration = milliseconds(0); }, "window_duration"},
+    {"ZeroMinimumCalls", [](Cfg& c) { c.minimum_calls = 0; }, "minimum_calls"},
     {"MinimumCallsAboveCountWindow",
-     [](C& c) {
+     [](Cfg& c) {
        c.window = BreakerWindow::kCount;
        c.window_size = 10;
        c.minimum_calls = 11;
      },
      "minimum_calls"},
     {"MinimumCallsAboveSizeIrrelevantForTime",
-     [](C& c) {
+     [](Cfg& c) {
        c.window = BreakerWindow::kTime;
        c.window_size = 10;
        c.minimum_calls = 11;
      },
      nullptr},
-    {"ZeroOpenTimeout", [](C& c) { c.open_timeout = milliseconds(0); }, "open_timeout"},
-    {"NegativeOpenTimeout", [](C& c) { c.open_timeout = milliseconds(-5); }, "open_timeout"},
+    {"ZeroOpenTimeout", [](Cfg& c) { c.open_timeout = milliseconds(0); }, "open_timeout"},
+    {"NegativeOpenTimeout", [](Cfg& c) { c.open_timeout = milliseconds(-5); }, "open_timeout"},
     {"ZeroHalfOpenCalls",
-     [](C& c) {
+     [](Cfg& c) {
        c.half_open_max_calls = 0;
        c.success_threshold = 0;
      },
      "half_open_max_calls"},
-    {"ZeroSuccessThreshold", [](C& c) { c.success_threshold = 0; }, "success_threshold"},
-    {"SuccessesAboveTrials", [](C& c) { c.success_threshold = 4; }, "success_threshold"},
+    {"ZeroSuccessThreshold", [](Cfg& c) { c.success_threshold = 0; }, "success_threshold"},
+    {"SuccessesAboveTrials", [](Cfg& c) { c.success_threshold = 4; }, "success_threshold"},
     {"OneTrialOneSuccess",
-     [](C& c) {
+     [](Cfg& c) {
        c.half_open_max_calls = 1;
        c.success_threshold = 1;
      },
      nullptr},
-    {"BadWindowEnum", [](C& c) { c.window = static_cast<BreakerWindow>(7); }, "window"},
+    {"BadWindowEnum", [](Cfg& c) { c.window = static_cast<BreakerWindow>(7); }, "window"},
 };
 
 class BreakerConfigValidation : public ::testing::TestWithParam<ConfigRow> {};
@@ -316,7 +316,7 @@ TEST(CircuitBreaker, InvalidConfigIsClampedToAWorkingBreaker) {
   config.half_open_max_calls = 0;
   config.success_threshold = 5;
   config.open_timeout = milliseconds(0);
-  Fixture f(config);
+  BreakerFixture f(config);
   EXPECT_EQ(f.breaker.config().failure_threshold, 1u);
   EXPECT_EQ(f.breaker.config().half_open_max_calls, 1u);
   EXPECT_EQ(f.breaker.config().success_threshold, 1u);
@@ -330,7 +330,7 @@ TEST(CircuitBreaker, InvalidConfigIsClampedToAWorkingBreaker) {
 }
 
 TEST(CircuitBreaker, RejectionSaysWhichBreakerAndWhen) {
-  Fixture f;
+  BreakerFixture f;
   f.fail(5);
   f.clock.advance(milliseconds(59'500));
   auto refused = f.breaker.acquire();
@@ -354,7 +354,7 @@ TEST(CircuitBreaker, RejectionSaysWhichBreakerAndWhen) {
 }
 
 TEST(CircuitBreaker, OpenIsTimedFromOpeningNotFromTheLastFailure) {
-  Fixture f;
+  BreakerFixture f;
   std::vector<Permit> slow = {f.admit(), f.admit(), f.admit()};
   f.fail(5);  // opens at t0
   for (const auto& permit : slow) {
@@ -369,7 +369,7 @@ TEST(CircuitBreaker, OpenIsTimedFromOpeningNotFromTheLastFailure) {
 }
 
 TEST(CircuitBreaker, StateAndSnapshotReadHalfOpenBeforeAnyAcquire) {
-  Fixture f;
+  BreakerFixture f;
   f.fail(5);
   EXPECT_EQ(f.breaker.snapshot().open_remaining, seconds(60));
   f.clock.advance(seconds(60));
@@ -385,7 +385,7 @@ TEST(CircuitBreaker, StateAndSnapshotReadHalfOpenBeforeAnyAcquire) {
 }
 
 TEST(CircuitBreaker, OpenRemainingRoundsUp) {
-  Fixture f;
+  BreakerFixture f;
   f.fail(5);
   f.clock.advance(std::chrono::microseconds(59'998'001));
   EXPECT_EQ(f.breaker.snapshot().open_remaining, milliseconds(2));
@@ -395,7 +395,7 @@ TEST(CircuitBreaker, OpenRemainingRoundsUp) {
 }
 
 TEST(CircuitBreaker, SnapshotCountsHalfOpenTrialsInFlight) {
-  Fixture f;
+  BreakerFixture f;
   f.fail(5);
   f.clock.advance(seconds(60));
   Permit a = f.admit();
@@ -413,7 +413,7 @@ TEST(CircuitBreaker, SnapshotCountsHalfOpenTrialsInFlight) {
 }
 
 TEST(CircuitBreaker, CountersAddUp) {
-  Fixture f;
+  BreakerFixture f;
   Permit outstanding = f.admit();
   f.succeed(2);
   f.call(BreakerOutcome::kIgnored);
@@ -442,7 +442,7 @@ TEST(CircuitBreaker, CountersAddUp) {
 }
 
 TEST(CircuitBreaker, ConsecutiveFailuresInSnapshot) {
-  Fixture f;
+  BreakerFixture f;
   f.fail(3);
   EXPECT_EQ(f.breaker.snapshot().consecutive_failures, 3u);
   f.succeed(1);
@@ -455,7 +455,7 @@ TEST(CircuitBreaker, ConsecutiveFailuresInSnapshot) {
 }
 
 TEST(CircuitBreaker, ForcedOpenIsReportedAndSurvivesAnyTimeout) {
-  Fixture f;
+  BreakerFixture f;
   f.breaker.force_open();
   f.clock.advance(std::chrono::hours(24));
   auto s = f.breaker.snapshot();
@@ -469,7 +469,7 @@ TEST(CircuitBreaker, ForcedOpenIsReportedAndSurvivesAnyTimeout) {
 }
 
 TEST(CircuitBreaker, TransitionEventCarriesMetadataAndMeasurements) {
-  Fixture f;
+  BreakerFixture f;
   f.fail(5);
   f.clock.advance(seconds(60));
   f.fail(1);
@@ -515,7 +515,7 @@ TEST(CircuitBreaker, WorksWithoutAnEventBus) {
 }
 
 TEST(CircuitBreaker, DefaultPermitOnlyCounts) {
-  Fixture f;
+  BreakerFixture f;
   f.fail(4);
   f.breaker.record(Permit{}, BreakerOutcome::kFailure);
   EXPECT_EQ(f.breaker.state(), kClosed);
@@ -536,7 +536,7 @@ CircuitBreakerConfig count_window(std::uint32_t size, std::uint32_t minimum, dou
 }
 
 TEST(CircuitBreakerCountWindow, NoVerdictBelowMinimumCalls) {
-  Fixture f(count_window(20, 20, 0.5));
+  BreakerFixture f(count_window(20, 20, 0.5));
   f.fail(19);  // 19/19 failed, but only 19 calls
   EXPECT_EQ(f.breaker.state(), kClosed);
   EXPECT_EQ(f.breaker.snapshot().calls_in_window, 19u);
@@ -548,7 +548,7 @@ TEST(CircuitBreakerCountWindow, NoVerdictBelowMinimumCalls) {
 }
 
 TEST(CircuitBreakerCountWindow, OpensExactlyAtTheThreshold) {
-  Fixture f(count_window(20, 20, 0.5));
+  BreakerFixture f(count_window(20, 20, 0.5));
   f.succeed(10);
   f.fail(9);
   f.succeed(1);  // 9/20 = 0.45
@@ -559,7 +559,7 @@ TEST(CircuitBreakerCountWindow, OpensExactlyAtTheThreshold) {
 }
 
 TEST(CircuitBreakerCountWindow, OldOutcomesSlideOut) {
-  Fixture f(count_window(4, 2, 0.75));
+  BreakerFixture f(count_window(4, 2, 0.75));
   f.fail(2);  // 2/2: opens (minimum 2 reached, 1.0 >= 0.75)
   EXPECT_EQ(f.breaker.state(), kOpen);
   f.breaker.reset();
@@ -572,7 +572,7 @@ TEST(CircuitBreakerCountWindow, OldOutcomesSlideOut) {
 }
 
 TEST(CircuitBreakerCountWindow, IgnoredOutcomesStayOutOfTheWindow) {
-  Fixture f(count_window(10, 3, 0.5));
+  BreakerFixture f(count_window(10, 3, 0.5));
   f.fail(1);
   f.call(BreakerOutcome::kIgnored);
   f.call(BreakerOutcome::kIgnored);
@@ -587,7 +587,7 @@ TEST(CircuitBreakerCountWindow, WindowIsClearedOnEveryTransition) {
   CircuitBreakerConfig config = count_window(10, 4, 0.5);
   config.half_open_max_calls = 1;
   config.success_threshold = 1;
-  Fixture f(config);
+  BreakerFixture f(config);
   f.fail(4);
   EXPECT_EQ(f.breaker.state(), kOpen);
   EXPECT_EQ(f.breaker.snapshot().calls_in_window, 0u);
@@ -610,7 +610,7 @@ CircuitBreakerConfig time_window(milliseconds duration, std::uint32_t minimum, d
 }
 
 TEST(CircuitBreakerTimeWindow, NoVerdictBelowMinimumCalls) {
-  Fixture f(time_window(seconds(10), 5, 0.5));
+  BreakerFixture f(time_window(seconds(10), 5, 0.5));
   f.fail(4);
   EXPECT_EQ(f.breaker.state(), kClosed);
   f.succeed(1);  // 4/5
@@ -620,7 +620,7 @@ TEST(CircuitBreakerTimeWindow, NoVerdictBelowMinimumCalls) {
 
 TEST(CircuitBreakerTimeWindow, CallsLeaveAfterTheWindowInBuckets) {
   // 10 s in 10 buckets of 1 s; ManualClock starts at 3600 s, a bucket boundary.
-  Fixture f(time_window(seconds(10), 4, 0.5));
+  BreakerFixture f(time_window(seconds(10), 4, 0.5));
   f.clock.advance(milliseconds(300));
   f.fail(3);                             // at 0.3 s, bucket [0 s, 1 s): counts until 10.0 s
   f.clock.advance(milliseconds(9'699));  // 9.999 s
@@ -633,7 +633,7 @@ TEST(CircuitBreakerTimeWindow, CallsLeaveAfterTheWindowInBuckets) {
 }
 
 TEST(CircuitBreakerTimeWindow, RateOverTheLastBuckets) {
-  Fixture f(time_window(seconds(10), 4, 0.5));
+  BreakerFixture f(time_window(seconds(10), 4, 0.5));
   f.succeed(3);  // bucket 0
   f.clock.advance(seconds(5));
   f.fail(1);  // bucket 5: 1/4
@@ -648,7 +648,7 @@ TEST(CircuitBreakerTimeWindow, RateOverTheLastBuckets) {
 
 TEST(CircuitBreakerTimeWindow, SlotsOfOldBucketsAreReused) {
   // Ten seconds later the same slot holds a different bucket; old counts must not leak in.
-  Fixture f(time_window(seconds(10), 3, 0.5));
+  BreakerFixture f(time_window(seconds(10), 3, 0.5));
   f.fail(2);  // bucket 0 (slot 0)
   f.clock.advance(seconds(10));
   f.succeed(2);  // bucket 10 (slot 0 again): 0/2

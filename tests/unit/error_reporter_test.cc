@@ -15,8 +15,8 @@ namespace {
 using std::chrono::minutes;
 using std::chrono::seconds;
 
-struct Fixture {
-  explicit Fixture(ErrorReporterConfig config = {})
+struct ReporterFixture {
+  explicit ReporterFixture(ErrorReporterConfig config = {})
       : reporter((config.logger = logger, std::move(config)), clock) {
     reporter.attach(bus);
     reporter.add_sink([this](const Alert& a) { delivered.push_back(a); });
@@ -59,7 +59,7 @@ PoolStats stats(std::uint64_t size = 4) {
 }
 
 TEST(ErrorReporter, ErrorRateIsErrorsOverAllRequestsOfEachWindow) {
-  Fixture f;
+  ReporterFixture f;
   f.requests(30, 10);  // at t0
   f.clock.advance(minutes(2));
   f.requests(50, 10, "timeout");  // at t0 + 2 min
@@ -83,7 +83,7 @@ TEST(ErrorReporter, ErrorRateIsErrorsOverAllRequestsOfEachWindow) {
 }
 
 TEST(ErrorReporter, ErrorRateAlertRaisesAndClearsWithHysteresis) {
-  Fixture f;
+  ReporterFixture f;
   f.requests(19, 19);  // 50 % of 38 requests (at least error_rate_min_requests = 20)
   const Alert raised = only(f.reporter.evaluate());
   EXPECT_EQ(raised.rule, AlertRule::kErrorRate);
@@ -105,7 +105,7 @@ TEST(ErrorReporter, ErrorRateAlertRaisesAndClearsWithHysteresis) {
 }
 
 TEST(ErrorReporter, TooFewRequestsCountAsNoErrorRate) {
-  Fixture f;
+  ReporterFixture f;
   f.requests(0, 19);  // 100 % of 19 requests, below error_rate_min_requests (20)
   EXPECT_TRUE(f.reporter.evaluate().empty());
   f.requests(0, 1);
@@ -113,7 +113,7 @@ TEST(ErrorReporter, TooFewRequestsCountAsNoErrorRate) {
 }
 
 TEST(ErrorReporter, AnErrorRateOscillatingAroundTheThresholdDoesNotFlap) {
-  Fixture f;
+  ReporterFixture f;
   int changes = 0;
   // Every 10 s, 100 requests with alternately 12 and 8 errors: the 5 min rate hovers near 10 %.
   for (int i = 0; i < 60; ++i) {
@@ -126,7 +126,7 @@ TEST(ErrorReporter, AnErrorRateOscillatingAroundTheThresholdDoesNotFlap) {
 }
 
 TEST(ErrorReporter, BreakerOpenFromEventsAndSamples) {
-  Fixture f;
+  ReporterFixture f;
   Event e;
   e.name = std::string(event_name(EventId::kBreakerTransition));
   e.metadata = {{"breaker", "p"}, {"from", "closed"}, {"to", "open"}};
@@ -157,7 +157,7 @@ Event worker_event(EventId id, std::map<std::string, std::string> metadata) {
 }
 
 TEST(ErrorReporter, CrashLoopCountsUnplannedExitsAndFailedStarts) {
-  Fixture f;
+  ReporterFixture f;
   auto transition = [&](WorkerState from, WorkerState to, TransitionReason reason) {
     f.bus->observe(TransitionObservation{"p", "w1", from, to, reason, 1.0});
   };
@@ -191,7 +191,7 @@ TEST(ErrorReporter, CrashLoopCountsUnplannedExitsAndFailedStarts) {
 }
 
 TEST(ErrorReporter, QueueSaturationNeedsTheQueueHeldAboveTwiceTheSize) {
-  Fixture f;
+  ReporterFixture f;
   PoolStats s = stats(4);
   s.queue_length = 8;  // 2 x size
   EXPECT_TRUE(f.reporter.tick(s).empty());
@@ -210,7 +210,7 @@ TEST(ErrorReporter, QueueSaturationNeedsTheQueueHeldAboveTwiceTheSize) {
 }
 
 TEST(ErrorReporter, ReplacementStormCountsReplacementsOfTheLastMinute) {
-  Fixture f;
+  ReporterFixture f;
   PoolStats s = stats();
   f.reporter.tick(s);
   for (int i = 1; i <= 9; ++i) {
@@ -228,7 +228,7 @@ TEST(ErrorReporter, ReplacementStormCountsReplacementsOfTheLastMinute) {
 }
 
 TEST(ErrorReporter, AThrowingSinkIsLoggedAndTheOthersStillRun) {
-  Fixture f;
+  ReporterFixture f;
   int after = 0;
   f.reporter.add_sink([](const Alert&) { throw std::runtime_error("webhook down"); });
   f.reporter.add_sink([&](const Alert&) { ++after; });
@@ -243,7 +243,7 @@ TEST(ErrorReporter, AThrowingSinkIsLoggedAndTheOthersStillRun) {
 }
 
 TEST(ErrorReporter, LogSinkWritesOneLinePerAlertAtItsLevel) {
-  Fixture f;
+  ReporterFixture f;
   f.reporter.add_sink(ErrorReporter::log_sink(f.logger));
   f.requests(0, 20);
   f.reporter.evaluate();
@@ -260,7 +260,7 @@ TEST(ErrorReporter, LogSinkWritesOneLinePerAlertAtItsLevel) {
 }
 
 TEST(ErrorReporter, AlertsAreEmittedOnTheAttachedBus) {
-  Fixture f;
+  ReporterFixture f;
   std::vector<Event> events;
   f.bus->attach("alert.", [&](const Event& e) { events.push_back(e); });
   f.requests(10, 10);
@@ -275,7 +275,7 @@ TEST(ErrorReporter, AlertsAreEmittedOnTheAttachedBus) {
 }
 
 TEST(ErrorReporter, DetachedReporterCountsNothing) {
-  Fixture f;
+  ReporterFixture f;
   f.reporter.detach();
   f.requests(5, 5);
   EXPECT_EQ(f.reporter.summaries()[0].requests, 0u);
@@ -286,7 +286,7 @@ TEST(ErrorReporter, DetachedReporterCountsNothing) {
 }
 
 TEST(ErrorReporter, StatusJsonHasActiveAlertsAndWindowSummaries) {
-  Fixture f;
+  ReporterFixture f;
   f.requests(15, 5, "timeout");
   f.reporter.evaluate();
   const Json status = f.reporter.status_json();
@@ -303,7 +303,7 @@ TEST(ErrorReporter, StatusJsonHasActiveAlertsAndWindowSummaries) {
 }
 
 TEST(ErrorReporter, EventsFromManyThreadsAreAllCountedWhileEvaluationsRun) {
-  Fixture f;
+  ReporterFixture f;
   constexpr int kThreads = 4;
   constexpr int kPerThread = 5000;
   std::vector<std::thread> threads;

@@ -94,7 +94,7 @@ std::string served_by(FallbackChain& chain, std::string_view command, Json args)
   return out.result ? out.report.adapter : std::string("(failed)");
 }
 
-struct Fixture {
+struct ChainFixture {
   ManualClock clock;
   double next_random = 0.0;
   std::shared_ptr<ScriptedExecutor> pool = std::make_shared<ScriptedExecutor>("pool");
@@ -113,7 +113,7 @@ struct Fixture {
 };
 
 TEST(FallbackChainTest, ABadRequestIsRefusedOnceBeforeAnyAdapterAndNeverCopied) {
-  Fixture f;
+  ChainFixture f;
   auto chain = f.chain();
   // 100,000 levels: copying it for a second adapter would overflow the stack.
   Json deep = Json::object();
@@ -134,7 +134,7 @@ TEST(FallbackChainTest, ABadRequestIsRefusedOnceBeforeAnyAdapterAndNeverCopied) 
 }
 
 TEST(FallbackChainTest, PrimaryServesWhenHealthyAndTheReportSaysSo) {
-  Fixture f;
+  ChainFixture f;
   auto chain = f.chain();
   CallReport report;
   ExecuteOptions options;
@@ -150,7 +150,7 @@ TEST(FallbackChainTest, PrimaryServesWhenHealthyAndTheReportSaysSo) {
 }
 
 TEST(FallbackChainTest, FailoverClassErrorMovesToTheNextAdapterOnce) {
-  Fixture f;
+  ChainFixture f;
   f.pool->set(failing(ErrorCategory::kInitialization, RecoveryStrategy::kFailover));
   auto chain = f.chain();
   CallReport report;
@@ -168,13 +168,13 @@ TEST(FallbackChainTest, FailoverClassErrorMovesToTheNextAdapterOnce) {
 TEST(FallbackChainTest, ExhaustedRetryStrategiesMoveOnAbandonDoesNot) {
   for (auto strategy : {RecoveryStrategy::kImmediateRetry, RecoveryStrategy::kBackoffRetry,
                         RecoveryStrategy::kCircuitBreak, RecoveryStrategy::kFailover}) {
-    Fixture f;
+    ChainFixture f;
     f.pool->set(failing(ErrorCategory::kConnection, strategy));
     auto r = call(*f.chain(), "echo", Json::object());
     ASSERT_TRUE(r.result) << strategy_name(strategy);
     EXPECT_EQ(r.report.adapter, "bridge");
   }
-  Fixture f;
+  ChainFixture f;
   f.pool->set(failing(ErrorCategory::kPython, RecoveryStrategy::kAbandon));
   auto r = call(*f.chain(), "echo", Json::object());
   ASSERT_FALSE(r.result);
@@ -188,7 +188,7 @@ TEST(FallbackChainTest, ExhaustedRetryStrategiesMoveOnAbandonDoesNot) {
 }
 
 TEST(FallbackChainTest, MockServesOnlyWhenAllowed) {
-  Fixture f;
+  ChainFixture f;
   f.pool->set(failing(ErrorCategory::kConnection, RecoveryStrategy::kFailover));
   f.bridge->set(failing(ErrorCategory::kInitialization, RecoveryStrategy::kFailover));
   auto chain = f.chain();
@@ -207,14 +207,14 @@ TEST(FallbackChainTest, MockServesOnlyWhenAllowed) {
   EXPECT_EQ(served.report.adapter, "mock");
   FallbackConfig config;
   config.allow_mock = true;
-  Fixture g;
+  ChainFixture g;
   g.pool->set(failing(ErrorCategory::kConnection, RecoveryStrategy::kFailover));
   g.bridge->set(failing(ErrorCategory::kConnection, RecoveryStrategy::kFailover));
   EXPECT_EQ(served_by(*g.chain(config), "echo", Json::object()), "mock");
 }
 
 TEST(FallbackChainTest, PerCallAdapterListChoosesTheOrder) {
-  Fixture f;
+  ChainFixture f;
   auto chain = f.chain();
   ExecuteOptions options;
   options.adapters = {"mock", "pool"};  // naming the mock is the opt-in
@@ -225,7 +225,7 @@ TEST(FallbackChainTest, PerCallAdapterListChoosesTheOrder) {
 }
 
 TEST(FallbackChainTest, OpenBreakerSkipsTheAdapterThenProbeAndRampReturnTraffic) {
-  Fixture f;
+  ChainFixture f;
   FallbackConfig config;
   config.breaker.failure_threshold = 2;
   config.breaker.open_timeout = 5s;
@@ -262,7 +262,7 @@ TEST(FallbackChainTest, OpenBreakerSkipsTheAdapterThenProbeAndRampReturnTraffic)
 }
 
 TEST(FallbackChainTest, AdapterThatGuardsItselfIsNotWrappedInASecondBreaker) {
-  Fixture f;
+  ChainFixture f;
   std::vector<FallbackAdapter> adapters;
   adapters.push_back({"pool", f.pool, nullptr, true, false});
   adapters.push_back({"bridge", f.bridge, nullptr, false, false});
@@ -274,7 +274,7 @@ TEST(FallbackChainTest, AdapterThatGuardsItselfIsNotWrappedInASecondBreaker) {
 }
 
 TEST(FallbackChainTest, SessionsStayOnTheAdapterThatServedThem) {
-  Fixture f;
+  ChainFixture f;
   auto chain = f.chain();
   f.pool->set(failing(ErrorCategory::kConnection, RecoveryStrategy::kFailover));
   auto first = call_in_session(*chain, "s1", "echo", Json::object());
@@ -300,7 +300,7 @@ TEST(FallbackChainTest, SessionsStayOnTheAdapterThatServedThem) {
 }
 
 TEST(FallbackChainTest, EveryCallIsAnsweredExactlyOnceUnderConcurrentSwitching) {
-  Fixture f;
+  ChainFixture f;
   std::atomic<bool> pool_down{false};
   std::atomic<int> pool_ok{0}, bridge_ok{0};
   f.pool->set([&](std::string_view, const Json&) -> Result<Json> {
@@ -345,7 +345,7 @@ TEST(FallbackChainTest, EveryCallIsAnsweredExactlyOnceUnderConcurrentSwitching) 
 }
 
 TEST(FallbackChainTest, ReportOfACallEveryBreakerRefusedNamesTheFirstAdapterSkipped) {
-  Fixture f;
+  ChainFixture f;
   FallbackConfig config;
   config.breaker.failure_threshold = 1;
   auto chain = f.chain(config);
@@ -365,7 +365,7 @@ TEST(FallbackChainTest, ReportOfACallEveryBreakerRefusedNamesTheFirstAdapterSkip
 }
 
 TEST(FallbackChainTest, ReportIsResetWhenTheChainItselfRefusesTheCall) {
-  Fixture f;
+  ChainFixture f;
   auto chain = f.chain();
   CallReport report{"stale", "stale-w", 7, {"stale"}};
   ExecuteOptions options;

@@ -237,7 +237,7 @@ struct MalformedCase {
   const char* expected_fragment;  // must appear in the error message
 };
 
-class MalformedMessageTest : public testing::TestWithParam<MalformedCase> {};
+class MalformedMessageTest : public ::testing::TestWithParam<MalformedCase> {};
 
 TEST_P(MalformedMessageTest, IsCommunicationErrorWithExcerpt) {
   const MalformedCase& c = GetParam();
@@ -257,7 +257,7 @@ const std::string kLong = R"({"id": 1, "ok": "yes", "padding": ")" + std::string
 
 INSTANTIATE_TEST_SUITE_P(
     AllShapes, MalformedMessageTest,
-    testing::Values(
+    ::testing::Values(
         MalformedCase{"InvalidJson", "not json at all", "invalid JSON"},
         MalformedCase{"TruncatedJson", R"({"id": 1, "ok": tr)", "invalid JSON"},
         MalformedCase{"TrailingGarbage", R"({"id": 1, "ok": true} extra)", "invalid JSON"},
@@ -331,7 +331,7 @@ INSTANTIATE_TEST_SUITE_P(
         MalformedCase{"DeeplyNested",
                       R"({"id": 1, "ok": true, "result": )" + std::string(100000, '['),
                       "nested deeper than 1024 levels"}),
-    [](const testing::TestParamInfo<MalformedCase>& info) { return info.param.name; });
+    [](const ::testing::TestParamInfo<MalformedCase>& info) { return info.param.name; });
 
 TEST(DecodeWorkerMessageTest, NestingAtTheLimitIsAccepted) {
   // 1023 arrays inside the top-level object: 1024 levels in all — more than Python's json can

@@ -81,7 +81,7 @@ FailureReport report_of(const Row& row) {
   return r;
 }
 
-class RecoveryTableTest : public testing::TestWithParam<Row> {};
+class RecoveryTableTest : public ::testing::TestWithParam<Row> {};
 
 TEST_P(RecoveryTableTest, DecisionMatchesTheSpecTable) {
   const Row& row = GetParam();
@@ -91,8 +91,8 @@ TEST_P(RecoveryTableTest, DecisionMatchesTheSpecTable) {
   EXPECT_FALSE(d.reason.empty());
 }
 
-INSTANTIATE_TEST_SUITE_P(SpecSection4, RecoveryTableTest, testing::ValuesIn(kTable),
-                         [](const testing::TestParamInfo<Row>& info) { return info.param.name; });
+INSTANTIATE_TEST_SUITE_P(SpecSection4, RecoveryTableTest, ::testing::ValuesIn(kTable),
+                         [](const ::testing::TestParamInfo<Row>& info) { return info.param.name; });
 
 TEST(RecoveryPolicy, TableCoversEveryKind) {
   const std::vector<F> kinds = {F::kProcessExited,     F::kHealthCheckFailed, F::kCheckinError,

@@ -36,8 +36,8 @@ AffinityConfig config_with(AffinityMode mode, Duration ttl = 300s) {
 }
 
 // A map with workers 1, 2 and 3 registered.
-struct Fixture {
-  explicit Fixture(AffinityMode mode = AffinityMode::kStrict, Duration ttl = 300s)
+struct AffinityFixture {
+  explicit AffinityFixture(AffinityMode mode = AffinityMode::kStrict, Duration ttl = 300s)
       : affinity(clock, config_with(mode, ttl)) {
     for (WorkerKey w : {1, 2, 3}) EXPECT_TRUE(affinity.add_worker(w));
   }
@@ -46,7 +46,7 @@ struct Fixture {
 };
 
 TEST(SessionAffinity, UnknownSessionIsNew) {
-  Fixture f;
+  AffinityFixture f;
   LookupResult r = f.affinity.lookup("s1");
   EXPECT_EQ(r.outcome, LookupOutcome::kNew);
   EXPECT_EQ(r.worker, std::nullopt);
@@ -55,7 +55,7 @@ TEST(SessionAffinity, UnknownSessionIsNew) {
 }
 
 TEST(SessionAffinity, HitAfterBind) {
-  Fixture f;
+  AffinityFixture f;
   BindResult b = f.affinity.bind("s1", 2);
   EXPECT_EQ(b.outcome, BindOutcome::kBound);
   EXPECT_EQ(b.worker, 2u);
@@ -70,7 +70,7 @@ TEST(SessionAffinity, HitAfterBind) {
 }
 
 TEST(SessionAffinity, SecondBindDoesNotMoveTheSession) {
-  Fixture f;
+  AffinityFixture f;
   ASSERT_EQ(f.affinity.bind("s1", 1).outcome, BindOutcome::kBound);
   BindResult second = f.affinity.bind("s1", 3);
   EXPECT_EQ(second.outcome, BindOutcome::kAlreadyBound);
@@ -81,7 +81,7 @@ TEST(SessionAffinity, SecondBindDoesNotMoveTheSession) {
 }
 
 TEST(SessionAffinity, BindRefusesUnregisteredAndDroppedWorkers) {
-  Fixture f;
+  AffinityFixture f;
   EXPECT_EQ(f.affinity.bind("s1", 9).outcome, BindOutcome::kWorkerGone);
   f.affinity.drop_worker(3);
   BindResult r = f.affinity.bind("s1", 3);
@@ -92,7 +92,7 @@ TEST(SessionAffinity, BindRefusesUnregisteredAndDroppedWorkers) {
 }
 
 TEST(SessionAffinity, ExpiresExactlyAtTtlNotBefore) {
-  Fixture f;
+  AffinityFixture f;
   f.affinity.bind("s1", 1);
   f.clock.advance(300s - 1ms);
   EXPECT_TRUE(f.affinity.expire().empty());
@@ -108,7 +108,7 @@ TEST(SessionAffinity, ExpiresExactlyAtTtlNotBefore) {
 }
 
 TEST(SessionAffinity, LookupRefreshExtendsLife) {
-  Fixture f;
+  AffinityFixture f;
   f.affinity.bind("s1", 1);
   f.clock.advance(200s);
   EXPECT_EQ(f.affinity.lookup("s1").outcome, LookupOutcome::kHit);
@@ -121,7 +121,7 @@ TEST(SessionAffinity, LookupRefreshExtendsLife) {
 }
 
 TEST(SessionAffinity, ExpireReturnsPairsGroupedByWorkerAndCountsThem) {
-  Fixture f;
+  AffinityFixture f;
   f.affinity.bind("c", 2);
   f.affinity.bind("a", 3);
   f.affinity.bind("b", 2);
@@ -145,7 +145,7 @@ TEST(SessionAffinity, ExpireReturnsPairsGroupedByWorkerAndCountsThem) {
 }
 
 TEST(SessionAffinity, StrictDropReportsLostOnEveryLaterCall) {
-  Fixture f;
+  AffinityFixture f;
   f.affinity.bind("s1", 2);
   f.affinity.bind("s2", 2);
   f.affinity.bind("s3", 1);
@@ -168,7 +168,7 @@ TEST(SessionAffinity, StrictDropReportsLostOnEveryLaterCall) {
 }
 
 TEST(SessionAffinity, CloseClearsATombstone) {
-  Fixture f;
+  AffinityFixture f;
   f.affinity.bind("s1", 2);
   f.affinity.drop_worker(2);
   std::optional<ClosedBinding> closed = f.affinity.close("s1");
@@ -183,7 +183,7 @@ TEST(SessionAffinity, CloseClearsATombstone) {
 }
 
 TEST(SessionAffinity, CloseOfALiveBindingNamesItsWorker) {
-  Fixture f;
+  AffinityFixture f;
   f.affinity.bind("s1", 3);
   std::optional<ClosedBinding> closed = f.affinity.close("s1");
   ASSERT_TRUE(closed);
@@ -194,7 +194,7 @@ TEST(SessionAffinity, CloseOfALiveBindingNamesItsWorker) {
 }
 
 TEST(SessionAffinity, LostSessionStaysLostWhileUsedAndIdlesOutLikeAnyOther) {
-  Fixture f;
+  AffinityFixture f;
   f.affinity.bind("s1", 2);
   f.affinity.drop_worker(2);
   f.clock.advance(250s);
@@ -211,7 +211,7 @@ TEST(SessionAffinity, LostSessionStaysLostWhileUsedAndIdlesOutLikeAnyOther) {
 }
 
 TEST(SessionAffinity, HintModeRebindsThenHitsTheNewWorker) {
-  Fixture f(AffinityMode::kHint);
+  AffinityFixture f(AffinityMode::kHint);
   f.affinity.bind("s1", 2);
   EXPECT_EQ(f.affinity.drop_worker(2), 1u);
   LookupResult r = f.affinity.lookup("s1");
@@ -235,7 +235,7 @@ TEST(SessionAffinity, HintModeRebindsThenHitsTheNewWorker) {
 }
 
 TEST(SessionAffinity, DropWorkerReturnsItsSessionsAndSessionsOnFollows) {
-  Fixture f;
+  AffinityFixture f;
   for (int i = 0; i < 5; ++i) f.affinity.bind("a" + std::to_string(i), 1);
   for (int i = 0; i < 3; ++i) f.affinity.bind("b" + std::to_string(i), 2);
   EXPECT_EQ(f.affinity.sessions_on(1), 5u);
@@ -251,7 +251,7 @@ TEST(SessionAffinity, DropWorkerReturnsItsSessionsAndSessionsOnFollows) {
 }
 
 TEST(SessionAffinity, DroppedWorkerIsForgottenOnceNoTombstoneNamesIt) {
-  Fixture f;
+  AffinityFixture f;
   f.affinity.bind("s1", 2);
   f.affinity.drop_worker(2);
   EXPECT_FALSE(f.affinity.add_worker(2));  // tombstones still name it
@@ -262,7 +262,7 @@ TEST(SessionAffinity, DroppedWorkerIsForgottenOnceNoTombstoneNamesIt) {
 }
 
 TEST(SessionAffinity, LeastLoadedPicksTheFewestBindingsFirstListedOnTies) {
-  Fixture f;
+  AffinityFixture f;
   f.affinity.bind("x", 1);
   f.affinity.bind("y", 1);
   f.affinity.bind("z", 2);
@@ -275,7 +275,7 @@ TEST(SessionAffinity, LeastLoadedPicksTheFewestBindingsFirstListedOnTies) {
 }
 
 TEST(SessionAffinity, LongIdsAndTheInlineBoundary) {
-  Fixture f;
+  AffinityFixture f;
   std::string inline_max(23, 'i');
   std::string first_heap(24, 'h');
   std::string long_id(200, 'L');
@@ -298,7 +298,7 @@ TEST(SessionAffinity, LongIdsAndTheInlineBoundary) {
 // The last-use stamps are 32-bit milliseconds that wrap every 49.7 days; a session kept in use
 // across the wrap must neither expire early nor live forever.
 TEST(SessionAffinity, SurvivesTheMillisecondCounterWrapping) {
-  Fixture f(AffinityMode::kStrict, 48h);
+  AffinityFixture f(AffinityMode::kStrict, 48h);
   f.affinity.bind("s1", 1);
   for (int day = 0; day < 60; ++day) {
     f.clock.advance(24h);

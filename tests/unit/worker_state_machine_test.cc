@@ -49,7 +49,7 @@ std::vector<S> path_to(S target) {
   return {};
 }
 
-class TransitionTableTest : public testing::TestWithParam<std::tuple<S, S>> {};
+class TransitionTableTest : public ::testing::TestWithParam<std::tuple<S, S>> {};
 
 TEST_P(TransitionTableTest, MatchesSpecTable) {
   const auto [from, to] = GetParam();
@@ -83,9 +83,9 @@ TEST_P(TransitionTableTest, MatchesSpecTable) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AllPairs, TransitionTableTest,
-                         testing::Combine(testing::ValuesIn(kAllStates),
-                                          testing::ValuesIn(kAllStates)),
-                         [](const testing::TestParamInfo<std::tuple<S, S>>& info) {
+                         ::testing::Combine(::testing::ValuesIn(kAllStates),
+                                            ::testing::ValuesIn(kAllStates)),
+                         [](const ::testing::TestParamInfo<std::tuple<S, S>>& info) {
                            return std::string(to_string(std::get<0>(info.param))) + "_to_" +
                                   std::string(to_string(std::get<1>(info.param)));
                          });
