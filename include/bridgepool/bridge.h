@@ -50,6 +50,9 @@ class Bridge final : public Executor {
                                   Json args = Json::object(),
                                   const ExecuteOptions& options = {}) override;
   Result<bool> close_session(std::string_view session_id) override;
+  // Chunks of the items, one after another on the bridge's worker (Pool::execute_many).
+  std::vector<Result<Json>> execute_many(std::string_view command, std::vector<Json> args,
+                                         const ExecuteOptions& options = {}) override;
   std::string_view kind() const override { return "bridge"; }
   std::future<Result<Json>> execute_async(std::string command, Json args = Json::object(),
                                           ExecuteOptions options = {});

@@ -50,6 +50,9 @@ struct ExecuteOptions {
   // the caller knows must not be shared. The reply is returned as usual. In a session, the
   // session's state goes with the worker (strict mode: its next call fails with session_lost).
   bool close_worker = false;
+  // execute_many on a pool or bridge: items per chunk (one request to one worker); 0 lets the
+  // pool choose (the items spread over twice as many chunks as workers, at most 512 each).
+  std::size_t batch_chunk = 0;
 };
 
 class Executor {
@@ -62,6 +65,19 @@ class Executor {
   virtual Result<Json> execute_in_session(std::string_view session_id, std::string_view command,
                                           Json args = Json::object(),
                                           const ExecuteOptions& options = {}) = 0;
+  // Runs `command` once per element of `args` (each a JSON object, null read as {}) and
+  // returns one Result per element, in order: a failing item fails alone. Pools and bridges
+  // send the items to their workers in chunks, one request per chunk, over several workers at
+  // once; a worker lost mid-chunk costs only the items it had not answered, which are retried
+  // when the command is idempotent. `options.timeout` bounds the whole call. This default runs
+  // execute() for each item in turn.
+  virtual std::vector<Result<Json>> execute_many(std::string_view command, std::vector<Json> args,
+                                                 const ExecuteOptions& options = {}) {
+    std::vector<Result<Json>> results;
+    results.reserve(args.size());
+    for (Json& item : args) results.push_back(execute(command, std::move(item), options));
+    return results;
+  }
   // Forgets a session (and tells its worker to drop the session's state). True if it existed.
   virtual Result<bool> close_session(std::string_view session_id) = 0;
   // "pool", "bridge", "mock" or "chain" (a FallbackChain): which kind of executor this is.

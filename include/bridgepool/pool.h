@@ -85,6 +85,13 @@ class Pool final : public Executor {
                                   Json args = Json::object(),
                                   const ExecuteOptions& options = {}) override;
   Result<bool> close_session(std::string_view session_id) override;
+  // Executor::execute_many over the pool: chunks (ExecuteOptions::batch_chunk items each) go to
+  // as many workers at once as the pool has, from the calling thread and the execute_async
+  // threads. Items with invalid arguments fail alone (invalid_request) and are not sent. Every
+  // chunk is one call for the circuit breaker, the retry budget and the quarantine; the request
+  // counters count items. See docs/design.md "Batches".
+  std::vector<Result<Json>> execute_many(std::string_view command, std::vector<Json> args,
+                                         const ExecuteOptions& options = {}) override;
   // "pool" ("bridge" for the pool of one inside a Bridge).
   std::string_view kind() const override;
 

@@ -33,6 +33,7 @@ import time
 import types
 from types import GeneratorType
 
+from bridgepool_worker.batch import close_quietly, run_batch
 from bridgepool_worker.builtin_commands import BuiltinCommands, uptime_since
 from bridgepool_worker.context import Context
 from bridgepool_worker.loader import HandlerLoader, load_handler_module  # noqa: F401 (re-export)
@@ -432,6 +433,14 @@ class Runtime:
         self._idempotent.update((n, s.idempotent) for n, s in registry.commands.items())
         self.calls = {name: 0 for name in dispatch}  # per command, known commands only
 
+    @property
+    def response_fd(self) -> int:
+        return self._response_fd
+
+    @property
+    def max_frame_bytes(self) -> int:
+        return self._max_frame_bytes
+
     def uptime_s(self) -> float:
         return uptime_since(self.started)
 
@@ -531,6 +540,11 @@ class Runtime:
                 continue
             args = request.get("args")
             if args is None:
+                batch = request.get("batch")
+                if batch is not None:  # execute_many: one handler call per item (batch.py)
+                    if run_batch(self, rid, name, entry, batch, request):
+                        return EXIT_OK
+                    continue
                 args = {}
             elif type(args) is not dict:
                 self._send_error(rid, "InvalidArguments",
@@ -617,15 +631,50 @@ class Runtime:
         self._reply_ok(rid, name, result)
         return self.stopping
 
-    def _send_error(self, rid: int, error_type: str, message: str,
-                    traceback_text: str | None = None, retryable: bool | None = None) -> None:
+    def error_body(self, error_type: str, message: str, traceback_text: str | None = None,
+                   retryable: bool | None = None) -> dict:
+        """The "error" object of a reply (texts capped), counted in `errors`."""
         self.errors += 1
-        error = {
+        return {
             "type": error_type,
             "message": _capped(message, _MAX_MESSAGE_CHARS),
             "traceback": _capped(traceback_text, _MAX_TRACEBACK_CHARS),
             "retryable": retryable,
         }
+
+    def exception_body(self, exc: BaseException) -> dict:
+        """The "error" object for anything a handler raised; honours a worker_unhealthy mark
+        on the exception. SystemExit is the caller's to honour (see `system_exit_body`)."""
+        reason = _unhealthy_reason_of(exc)
+        if reason is not None:
+            self.mark_unhealthy(reason)
+        return self.error_body(type(exc).__name__, _message_of(exc), _format_traceback(exc),
+                               _retryable_of(exc))
+
+    def system_exit_body(self, exc: SystemExit) -> tuple[dict, int]:
+        """The "error" object answering a handler's sys.exit(), and the exit code to use."""
+        code = _exit_code_of(exc)
+        return self.error_body("SystemExit",
+                               f"the handler called sys.exit({exc.code!r:.200}); the worker "
+                               f"exits with code {code}", _format_traceback(exc),
+                               _retryable_of(exc)), code
+
+    def _send_error(self, rid: int, error_type: str, message: str,
+                    traceback_text: str | None = None, retryable: bool | None = None) -> None:
+        self.send_error_body(rid, self.error_body(error_type, message, traceback_text, retryable))
+
+    def _reply_exception(self, rid: int, exc: BaseException) -> None:
+        """Reports anything a handler raised, BaseException included; the worker goes on —
+        except after SystemExit, which is answered and then honoured."""
+        if isinstance(exc, SystemExit):
+            reason = _unhealthy_reason_of(exc)
+            if reason is not None:
+                self.mark_unhealthy(reason)
+            self._reply_system_exit(rid, exc)
+        self.send_error_body(rid, self.exception_body(exc))
+
+    def send_error_body(self, rid: int, error: dict) -> None:
+        """Writes the final `ok: false` reply carrying `error` (see `error_body`)."""
         message = self._head(rid, False)
         message["error"] = error
         # Exception text may hold lone surrogates, which UTF-8 cannot encode; "replace" turns
@@ -633,27 +682,17 @@ class Runtime:
         body = encode_json(message).encode("utf-8", "replace")
         self._send(body, message.get("worker_unhealthy"))
 
-    def _reply_exception(self, rid: int, exc: BaseException) -> None:
-        """Reports anything a handler raised, BaseException included; the worker goes on —
-        except after SystemExit, which is answered and then honoured."""
-        reason = _unhealthy_reason_of(exc)
-        if reason is not None:
-            self.mark_unhealthy(reason)
-        if isinstance(exc, SystemExit):
-            self._reply_system_exit(rid, exc)
-        self._send_error(rid, type(exc).__name__, _message_of(exc), _format_traceback(exc),
-                         _retryable_of(exc))
-
     def _reply_system_exit(self, rid: int, exc: SystemExit) -> None:  # never returns
         """The handler asked for the process to end: answer the request, then exit with the
         code sys.exit() was given (the pool sees the reply, then the exit)."""
-        code = _exit_code_of(exc)
+        error, code = self.system_exit_body(exc)
         try:
-            self._send_error(rid, "SystemExit",
-                             f"the handler called sys.exit({exc.code!r:.200}); the worker exits "
-                             f"with code {code}", _format_traceback(exc), _retryable_of(exc))
+            self.send_error_body(rid, error)
         except OSError:
             pass  # the pool is gone; exit all the same
+        _exit(code)
+
+    def exit_now(self, code: int) -> None:  # never returns
         _exit(code)
 
     def _reply_unparsable(self, body, exc: BaseException) -> None:
@@ -718,11 +757,11 @@ class Runtime:
             try:
                 body = encode_json({"id": rid, "chunk": value}).encode()
             except ENCODE_ERRORS as exc:
-                _close_quietly(chunks)
+                close_quietly(chunks)
                 self._reply_unserialisable(rid, name, "chunk", exc)
                 return
             if len(body) > max_frame:
-                _close_quietly(chunks)
+                close_quietly(chunks)
                 self._reply_too_large(rid, name, "chunk", len(body))
                 return
             write_all(self._response_fd, HEADER.pack(len(body)) + body)
@@ -738,13 +777,6 @@ class Runtime:
         except (OSError, ValueError, AttributeError):
             pass
         _exit(EXIT_PROTOCOL)
-
-
-def _close_quietly(chunks: GeneratorType) -> None:
-    try:
-        chunks.close()
-    except BaseException:  # the stream is already being ended with an error reply
-        pass
 
 
 # --------------------------------------------------------------------------------------------

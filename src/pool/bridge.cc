@@ -27,6 +27,11 @@ Result<Json> Bridge::execute_in_session(std::string_view session_id, std::string
   return pool_->execute_in_session(session_id, command, std::move(args), options);
 }
 
+std::vector<Result<Json>> Bridge::execute_many(std::string_view command, std::vector<Json> args,
+                                               const ExecuteOptions& options) {
+  return pool_->execute_many(command, std::move(args), options);
+}
+
 Result<bool> Bridge::close_session(std::string_view session_id) {
   return pool_->close_session(session_id);
 }

@@ -152,11 +152,24 @@ Result<Json> Pool::execute_in_session(std::string_view session_id, std::string_v
   return impl_->execute(session_id, command, std::move(args), options);
 }
 
+std::vector<Result<Json>> Pool::execute_many(std::string_view command, std::vector<Json> args,
+                                             const ExecuteOptions& options) {
+  return impl_->execute_many(command, std::move(args), options);
+}
+
 Result<bool> Pool::close_session(std::string_view session_id) {
   return impl_->close_session(session_id);
 }
 
 std::string_view Pool::kind() const { return impl_->kind; }
+
+std::shared_ptr<AsyncExecutor> Pool::Impl::async_executor() {
+  if (capacity.closed()) return nullptr;
+  std::lock_guard lock(async_mu);
+  // One thread per worker that could serve at once (overflow included): more could only wait.
+  if (!async) async = std::make_shared<AsyncExecutor>(config.size + config.max_overflow + 1);
+  return async;
+}
 
 std::future<Result<Json>> Pool::submit_async(std::optional<std::string> session,
                                              std::string command, Json args,
@@ -164,15 +177,7 @@ std::future<Result<Json>> Pool::submit_async(std::optional<std::string> session,
   Impl& s = *impl_;
   auto promise = std::make_shared<std::promise<Result<Json>>>();
   auto future = promise->get_future();
-  AsyncExecutor* executor = nullptr;
-  if (!s.capacity.closed()) {
-    std::lock_guard lock(s.async_mu);
-    // One thread per worker that could serve at once (overflow included): more could only wait.
-    if (!s.async) {
-      s.async = std::make_unique<AsyncExecutor>(s.config.size + s.config.max_overflow + 1);
-    }
-    executor = s.async.get();
-  }
+  std::shared_ptr<AsyncExecutor> executor = s.async_executor();
   // The call's inputs travel behind one shared pointer, moved once, never copied.
   struct Job {
     std::optional<std::string> session;

@@ -57,6 +57,8 @@
 
 namespace bridgepool {
 
+struct BatchRun;  // pool_batch.cc
+
 // Per-call counters of the request path (lock-free: read on every request).
 struct RequestCounters {
   std::atomic<std::uint64_t> requests{0}, ok{0}, rerouted{0}, discarded{0}, session_lost_calls{0};
@@ -104,7 +106,7 @@ struct Pool::Impl final : WorkerSupervisor::Listener {
   SharedSlot<const CommandTable> command_table;
 
   std::mutex async_mu;                   // guards `async` creation and hand-over at shutdown
-  std::unique_ptr<AsyncExecutor> async;  // created on the first execute_async
+  std::shared_ptr<AsyncExecutor> async;  // created on the first execute_async or batch
   std::mutex shutdown_mu;                // one shutdown at a time; later callers wait for it
   bool shut_down = false;                // guarded by shutdown_mu
   TimePoint last_session_sweep{};        // maintenance thread only
@@ -200,10 +202,12 @@ struct Pool::Impl final : WorkerSupervisor::Listener {
   Attempt finish_attempt(const WorkerPtr& worker, Sending& sending, wire::Request& request,
                          const ChunkCallback& on_chunk, bool close);
   // One sessionless attempt: checkout (avoiding `avoid_worker` when another is idle), round
-  // trip, re-routing what was provably not delivered (it never ran: not a retry).
+  // trip, re-routing what was provably not delivered (it never ran: not a retry). Sends
+  // `prepared` if given (a batch), else `request`.
   PoolResilience::Once run_once(wire::Request& request, TimePoint checkout_deadline,
                                 TimePoint deadline, const ExecuteOptions& options,
-                                const std::string& avoid_worker, Duration& queue_wait);
+                                const std::string& avoid_worker, Duration& queue_wait,
+                                const wire::PreparedRequest* prepared = nullptr);
   // Validation, deadlines, the resilient call and the accounting of one call.
   Result<Json> execute(std::optional<std::string_view> session, std::string_view command, Json args,
                        const ExecuteOptions& options);
@@ -218,6 +222,15 @@ struct Pool::Impl final : WorkerSupervisor::Listener {
                         const Json& args, const ExecuteOptions& options) const;
   bool is_idempotent(std::string_view command) const;
   void count_error(const Error& e);
+
+  // ---- batches (pool_batch.cc) ----
+  std::vector<Result<Json>> execute_many(std::string_view command, std::vector<Json> items,
+                                         const ExecuteOptions& options);
+  // One chunk of a batch, through the resilience layer (any lane's thread).
+  void run_chunk(BatchRun& run, std::size_t chunk);
+  // The threads of execute_async (and of execute_many's helper lanes), created on first use;
+  // null once the pool shuts down. Shared: shutdown may take them away meanwhile.
+  std::shared_ptr<AsyncExecutor> async_executor();
 
   // ---- sessions (pool_sessions.cc) ----
   PoolResilience::Once run_session_once(std::string_view session_id, wire::Request& request,

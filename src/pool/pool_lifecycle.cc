@@ -247,7 +247,7 @@ void Pool::Impl::shutdown(std::optional<std::chrono::milliseconds> grace_opt) {
   // Requests in flight get the grace period to finish.
   registry.wait([](const RegistryCounts& c) { return c.busy == 0; }, deadline);
   // Async callers still queued fail fast now (checkout refuses); their threads end.
-  std::unique_ptr<AsyncExecutor> async_threads;
+  std::shared_ptr<AsyncExecutor> async_threads;
   {
     std::lock_guard lock(async_mu);
     async_threads = std::move(async);

@@ -145,13 +145,16 @@ void Pool::Impl::log_call_end(const Result<Json>& result, std::string_view comma
 
 PoolResilience::Once Pool::Impl::run_once(wire::Request& request, TimePoint checkout_deadline,
                                           TimePoint deadline, const ExecuteOptions& options,
-                                          const std::string& avoid_worker, Duration& queue_wait) {
+                                          const std::string& avoid_worker, Duration& queue_wait,
+                                          const wire::PreparedRequest* prepared_request) {
   // A worker found dead before it read the request is replaced and the request goes to another
   // one at once (it never ran: always safe, and not a retry); bounded so a pool whose workers
   // all die on arrival still answers.
   const std::size_t max_reroutes = config.size + config.max_overflow + 2;
   std::string avoid = avoid_worker;
-  const wire::PreparedRequest prepared = wire::prepare_request(request);
+  std::optional<wire::PreparedRequest> own;
+  if (!prepared_request) own = wire::prepare_request(request);
+  const wire::PreparedRequest& prepared = prepared_request ? *prepared_request : *own;
   const bool may_hand_off = prepared.middle.size() <= kHandoffMaxBytes;
   for (std::size_t reroute = 1;; ++reroute) {
     Sending sending(prepared, deadline);

@@ -416,4 +416,62 @@ Result<WorkerMessage> decode_worker_message(std::string_view payload) {
   }
 }
 
+PreparedRequest prepare_batch_request(std::string_view command,
+                                      std::span<const Json* const> items) {
+  PreparedRequest p;
+  p.middle = ",\"command\":";
+  append_json_string(p.middle, command);
+  p.middle += ",\"batch\":[";
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    if (i > 0) p.middle += ',';
+    if (items[i]->is_null()) {
+      p.middle += "{}";
+    } else {
+      append_dump(p.middle, *items[i]);
+    }
+  }
+  p.middle += "],\"session_id\":null,\"deadline_ms\":";
+  p.command = std::string(command);
+  return p;
+}
+
+Result<BatchPart> decode_batch_part(Json part, std::size_t count) {
+  auto bad = [&](std::string_view what) {
+    return tl::unexpected(
+        Error(ErrorCategory::kCommunication,
+              fmt::format("malformed batch reply: {} (part: {})", what,
+                          excerpt(part.dump(-1, ' ', false, Json::error_handler_t::replace)))));
+  };
+  if (!part.is_object()) return bad("a part must be an object");
+  Json* from = find(part, "from");
+  Json* results = find(part, "results");
+  Json* errors = find(part, "errors");
+  if (from == nullptr || !from->is_number_unsigned()) return bad("\"from\" must be an index");
+  if (results == nullptr || !results->is_array()) return bad("\"results\" must be an array");
+  if (errors == nullptr || !errors->is_array()) return bad("\"errors\" must be an array");
+  BatchPart out;
+  out.from = from->get<std::size_t>();
+  if (out.from > count || results->size() > count - out.from) {
+    return bad(fmt::format("items {}..{} are outside the batch of {}", out.from,
+                           out.from + results->size(), count));
+  }
+  for (Json& entry : *errors) {
+    if (!entry.is_array() || entry.size() != 2 || !entry[0].is_number_unsigned()) {
+      return bad("an \"errors\" entry must be [index, error]");
+    }
+    const auto index = entry[0].get<std::size_t>();
+    if (index < out.from || index - out.from >= results->size()) {
+      return bad(fmt::format("error for item {} outside the part", index));
+    }
+    Json holder = Json::object();
+    holder["error"] = std::move(entry[1]);
+    auto error = read_reply_error(holder);
+    if (!error) return bad(error.error().what);
+    out.errors.push_back({index, std::move(*error)});
+  }
+  out.results.reserve(results->size());
+  for (Json& r : *results) out.results.push_back(std::move(r));
+  return out;
+}
+
 }  // namespace bridgepool::wire

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -98,5 +99,23 @@ struct WorkerMessage {
 // reply without "result" has a null result. A reply may carry "worker_unhealthy" (a string or
 // null; anything else is malformed). Never throws.
 Result<WorkerMessage> decode_worker_message(std::string_view payload);
+
+// A batch request (Pool::execute_many; python/bridgepool_worker/batch.py has the protocol):
+// `"batch": [args, ...]` instead of "args", no session. Null items are sent as {}.
+PreparedRequest prepare_batch_request(std::string_view command, std::span<const Json* const> items);
+
+// One part of a batch's answer: a chunk frame's value, or the final reply's result.
+struct BatchItemError {
+  std::size_t index = 0;  // in the batch request
+  ReplyError error;
+};
+struct BatchPart {
+  std::size_t from = 0;                // the index of results[0] in the batch request
+  std::vector<Json> results;           // one per item from `from` on (null where it failed)
+  std::vector<BatchItemError> errors;  // the failed ones, indices within the results' range
+};
+// Communication error unless `part` is {"from": uint, "results": [...], "errors": [[i, error],
+// ...]} with its items within the `count` items of the batch. Never throws.
+Result<BatchPart> decode_batch_part(Json part, std::size_t count);
 
 }  // namespace bridgepool::wire

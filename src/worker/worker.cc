@@ -179,7 +179,8 @@ CallOutcome Worker::exited_outcome(std::string_view command, bool partial_reply)
               command);
 }
 
-Error Worker::python_error(const wire::ReplyError& pe, std::string_view command) const {
+Error python_reply_error(const wire::ReplyError& pe, std::string_view command,
+                         std::string_view worker_id) {
   // Errors the runtime raises about the request itself are not user-code exceptions.
   ErrorCategory category = ErrorCategory::kPython;
   if (pe.type == "UnknownCommand" || pe.type == "InvalidArguments") {
@@ -190,7 +191,7 @@ Error Worker::python_error(const wire::ReplyError& pe, std::string_view command)
   Error e(category, fmt::format("{}: {}", pe.type, pe.message));
   e.context.operation = "execute";
   e.context.command = command;
-  e.context.worker_id = id_;
+  e.context.worker_id = worker_id;
   e.python = PythonError{pe.type, pe.traceback, pe.retryable};
   return e;
 }
@@ -317,7 +318,7 @@ CallOutcome Worker::read_reply(std::uint64_t id, TimePoint deadline, const Chunk
       WorkerFault after = decoder_.buffered() > 0 ? WorkerFault::kProtocol : WorkerFault::kNone;
       if (msg->ok) return CallOutcome{std::move(msg->result), after, std::move(msg->unhealthy)};
       python_errors_.fetch_add(1, std::memory_order_relaxed);
-      return CallOutcome{tl::unexpected(python_error(*msg->error, command)), after,
+      return CallOutcome{tl::unexpected(python_reply_error(*msg->error, command, id_)), after,
                          std::move(msg->unhealthy)};
     }
     ssize_t n = ::read(fd, decoder_.prepare(kReadChunk), kReadChunk);

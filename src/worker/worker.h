@@ -61,6 +61,11 @@ struct CallOutcome {
   std::optional<std::string> unhealthy;
 };
 
+// The Error of a reply's "error" object (python, or invalid_request / communication for what the
+// runtime says about the request itself), with the Python type, traceback and retryable flag.
+Error python_reply_error(const wire::ReplyError& error, std::string_view command,
+                         std::string_view worker_id);
+
 // A copy of a worker's public facts, safe to hand to any thread.
 struct WorkerSnapshot {
   std::string id;
@@ -139,7 +144,6 @@ class Worker {
   CallOutcome exited_outcome(std::string_view command, bool partial_reply) const;
   CallOutcome fail(ErrorCategory category, WorkerFault fault, std::string message,
                    std::string_view command) const;
-  Error python_error(const wire::ReplyError& e, std::string_view command) const;
 
   const std::uint64_t number_;
   const std::string id_;

@@ -24,6 +24,13 @@
   start_thread {}       starts a non-daemon thread that never ends
   print_line {"text"}   print()s one line to stdout without flushing
   protocol_fds {}       whether fds 3 and 4 would be inherited by a subprocess
+  item {"value","sleep_ms","raise","exit","crash","crash_once","mark","stream","surrogate"}
+                        one batch item: sleeps, then raises ValueError(raise) / sys.exit(exit)
+                        / os._exit(crash) / os._exit(9) unless the file crash_once exists
+                        (created first) / marks the worker unhealthy / yields / returns a lone
+                        surrogate,
+                        else returns {"value": value, "pid": the worker's pid} (idempotent)
+  item_once {...}       the same, not idempotent
 """
 
 import os
@@ -204,3 +211,33 @@ def print_line(args, ctx):
 def protocol_fds(args, ctx):
     return {"request_inheritable": os.get_inheritable(3),
             "response_inheritable": os.get_inheritable(4)}
+
+
+def _item(args, ctx):
+    time.sleep(args.get("sleep_ms", 0) / 1000)
+    if "raise" in args:
+        raise ValueError(args["raise"])
+    if "exit" in args:
+        sys.exit(args["exit"])
+    if "crash" in args:
+        os._exit(args["crash"])
+    if "crash_once" in args and not os.path.exists(args["crash_once"]):
+        open(args["crash_once"], "w").close()  # the next worker to get this item serves it
+        os._exit(9)
+    if "mark" in args:
+        ctx.mark_unhealthy(args["mark"])
+    if args.get("surrogate"):
+        return "\ud800"
+    return {"value": args.get("value"), "pid": os.getpid()}
+
+
+@command("item", idempotent=True)
+def item(args, ctx):
+    if args.get("stream"):
+        return stream_then_fail(args, ctx)
+    return _item(args, ctx)
+
+
+@command("item_once")
+def item_once(args, ctx):
+    return _item(args, ctx)

@@ -239,7 +239,9 @@ TEST(PoolResilience, CheckoutTimeoutIsClassifiedAndNotRetriedPastItsBudget) {
   EXPECT_EQ(r.error().category, ErrorCategory::kTimeout);
   EXPECT_EQ(r.error().strategy, RecoveryStrategy::kBackoffRetry);  // the caller may, later
   EXPECT_EQ(r.error().context.attempt, 1);  // its checkout budget was spent: no retry here
-  EXPECT_GE(r.error().context.queue_wait, 100ms);
+  // The checkout deadline counts from the call's start, so the wait is the timeout less the
+  // validation before it (~1 ms under TSan).
+  EXPECT_GE(r.error().context.queue_wait, 90ms);
   EXPECT_EQ(pool->stats().retries, 0u);
 }
 

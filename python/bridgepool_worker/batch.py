@@ -1,0 +1,167 @@
+"""Batch requests (the pool's execute_many): one handler call per item, answered in parts.
+
+A batch request carries "batch", a JSON array of argument objects, instead of "args":
+
+    {"id": 7, "command": "score", "batch": [{...}, {...}], "session_id": null, "deadline_ms": 900}
+
+The handler runs once per item, in order, each call with its own Context (no session). The
+results go back in parts, each
+
+    {"from": k, "results": [r_k, r_k+1, ...], "errors": [[i, error], ...]}
+
+`results` has one entry per item from index k on (null where the item failed); `errors` lists
+the failed items by absolute index with the same error object a failed call's reply carries.
+Every part but the last travels as a chunk frame ({"id": 7, "chunk": part}); the last one is the
+final reply's result ({"id": 7, "ok": true, "result": part}), which also carries
+"worker_unhealthy" when a handler set it. A part is sent once it holds PART_BYTES of results or
+PART_SECONDS have passed since the previous one: a batch of quick items costs a few frames, a
+batch of slow items reports each item as it finishes, and when a worker dies mid-batch the pool
+knows which items finished — it retries only the others, and only if the command is idempotent.
+
+A failing item does not fail the batch. An item whose handler calls sys.exit() is answered (its
+part is sent at once) and the worker then exits with that code, leaving the rest unanswered. A
+streaming handler (a generator) cannot answer a batch item: that item fails.
+"""
+
+from __future__ import annotations
+
+import time
+from types import GeneratorType
+
+from bridgepool_worker.context import Context
+from bridgepool_worker.protocol import ENCODE_ERRORS, HEADER, encode_json, make_chunk_encoder
+from bridgepool_worker.protocol import write_all
+
+PART_BYTES = 256 * 1024
+PART_SECONDS = 0.005
+# Room in a frame for everything around the results (ids, keys, brackets).
+_ENVELOPE_BYTES = 256
+
+
+class _Parts:
+    """The part being filled and its sending; `first` is the index of its first item."""
+
+    __slots__ = ("runtime", "rid", "results", "errors", "first", "size", "sent_at")
+
+    def __init__(self, runtime, rid: int) -> None:
+        self.runtime = runtime
+        self.rid = rid
+        self.results: list[bytes] = []
+        self.errors: list = []
+        self.first = 0
+        self.size = 0
+        self.sent_at = time.monotonic()
+
+    def add_error(self, index: int, error: dict) -> None:
+        self.results.append(b"null")
+        self.errors.append([index, error])
+        self.size += 4 + len(error["message"]) + len(error["traceback"] or "")
+
+    def body(self) -> bytes:
+        errors = encode_json(self.errors).encode("utf-8", "replace") if self.errors else b"[]"
+        return (b'{"from":%d,"results":[' % self.first + b",".join(self.results) +
+                b'],"errors":' + errors + b"}")
+
+    def send_chunk(self) -> None:
+        """Sends what is filled as a chunk frame and starts the next part."""
+        body = b'{"id":%d,"chunk":' % self.rid + self.body() + b"}"
+        write_all(self.runtime.response_fd, HEADER.pack(len(body)) + body)
+        self.first += len(self.results)
+        self.results = []
+        self.errors = []
+        self.size = 0
+        self.sent_at = time.monotonic()
+
+    def send_final(self, count: int) -> None:
+        """The final reply: the last part as the result; counts the batch's items as served."""
+        runtime = self.runtime
+        head = runtime._head(self.rid, True)
+        body = encode_json(head).encode()[:-1] + b',"result":' + self.body() + b"}"
+        runtime.requests_served += count - 1  # _send counts one
+        runtime._send(body, head.get("worker_unhealthy"))
+
+
+def run_batch(runtime, rid: int, name: str, entry: tuple, items: object, request: dict) -> bool:
+    """Answers one batch request; returns True when the worker must stop (`shutdown`)."""
+    if type(items) is not list:
+        runtime._send_error(rid, "InvalidArguments",
+                            f"batch of {name!r} must be a JSON array of argument objects, got "
+                            f"{type(items).__name__}", retryable=False)
+        return False
+    func, builtin = entry
+    max_frame = runtime.max_frame_bytes
+    part_limit = min(PART_BYTES, max_frame // 2)
+    item_limit = max_frame - _ENVELOPE_BYTES
+    encode = make_chunk_encoder()
+    join = "".join
+    monotonic = time.monotonic
+    deadline_ms = request.get("deadline_ms")
+    worker_id = runtime.worker_id
+    runtime.calls[name] += len(items)
+    parts = _Parts(runtime, rid)
+    results = parts.results
+    last = len(items) - 1
+    for index, args in enumerate(items):
+        if args is None:
+            args = {}
+        if type(args) is not dict:
+            parts.add_error(index, runtime.error_body(
+                "InvalidArguments", f"item {index} of the batch of {name!r} must be a JSON "
+                f"object, got {type(args).__name__}", retryable=False))
+        else:
+            try:
+                if builtin:
+                    result = func(args, request)
+                else:
+                    result = func(args, Context(None, {}, worker_id, rid, deadline_ms, runtime))
+            except SystemExit as exc:
+                error, code = runtime.system_exit_body(exc)
+                parts.add_error(index, error)
+                try:
+                    parts.send_chunk()
+                except OSError:
+                    pass  # the pool is gone; exit all the same
+                runtime.exit_now(code)
+            except BaseException as exc:  # noqa: BLE001 - reported as the item's error
+                parts.add_error(index, runtime.exception_body(exc))
+            else:
+                if type(result) is GeneratorType:
+                    close_quietly(result)
+                    parts.add_error(index, runtime.error_body(
+                        "InvalidArguments", f"command {name!r} streams its reply (it yields "
+                        "chunks), which a batch item cannot; call it on its own", retryable=False))
+                else:
+                    try:
+                        text = join(encode(result, 0)).encode()
+                    except ENCODE_ERRORS as exc:
+                        encode = make_chunk_encoder()  # the failed one may hold stale markers
+                        parts.add_error(index, runtime.error_body(
+                            "SerializationError", f"result of item {index} of command {name!r} "
+                            f"is not JSON-serialisable: {type(exc).__name__}: {exc}",
+                            retryable=False))
+                    else:
+                        if len(text) > item_limit:
+                            parts.add_error(index, runtime.error_body(
+                                "SerializationError", f"result of item {index} of command "
+                                f"{name!r} encodes to {len(text)} bytes, more than the "
+                                f"{max_frame}-byte frame limit", retryable=False))
+                        else:
+                            if parts.size + len(text) > item_limit:
+                                parts.send_chunk()  # this result would not fit in the frame
+                                results = parts.results
+                            results.append(text)
+                            parts.size += len(text) + 1
+        if index != last and (parts.size >= part_limit or
+                              monotonic() - parts.sent_at >= PART_SECONDS):
+            parts.send_chunk()
+            results = parts.results
+    parts.send_final(len(items))
+    return runtime.stopping
+
+
+def close_quietly(chunks: GeneratorType) -> None:
+    """Closes a handler's generator whose reply is already an error (its own errors too)."""
+    try:
+        chunks.close()
+    except BaseException:  # noqa: BLE001 - the reply is already being failed
+        pass
