@@ -62,39 +62,42 @@ def requests_for(size: int, smoke: bool) -> int:
     return max(300, min(40_000, 400_000_000 // (size * 40 + 10_000)))
 
 
-def run_bridgepool(binary: str, python: str, payload: dict, requests: int) -> dict:
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
-        json.dump(payload, f, separators=(",", ":"))
-        path = f.name
-    try:
-        out = subprocess.run(
-            [binary, "bench", "--workers", str(WORKERS), "--concurrency", str(WORKERS),
-             "--requests", str(requests), "--command", "echo", "--args-file", path,
-             "--python", python, "--json", "--no-progress"],
-            capture_output=True, text=True, check=False)
-    finally:
-        os.unlink(path)
+def bench_json(binary: str, args: list[str], expect_ok: int) -> dict:
+    """Runs `bridgepool bench ARGS --json`; returns its summary, which must count `expect_ok`
+    successes (bench/batch_bench.py too)."""
+    out = subprocess.run([binary, "bench", *args, "--json", "--no-progress"],
+                         capture_output=True, text=True, check=False)
     lines = out.stdout.strip().splitlines()
     if out.returncode != 0 or not lines:
         raise RuntimeError(f"bridgepool bench failed (exit {out.returncode}): "
                            f"{out.stderr.strip()[-400:]}")
     result = json.loads(lines[-1])
-    if result.get("ok") != requests:
-        raise RuntimeError(f"bridgepool answered {result.get('ok')} of {requests}: "
+    if result.get("ok") != expect_ok:
+        raise RuntimeError(f"bridgepool answered {result.get('ok')} of {expect_ok}: "
                            f"{result.get('errors')}")
     return result
 
 
-def run_imap(pool, payload: dict, requests: int) -> float:
-    # Distinct objects (a shallow copy each): pickle's memo spans one task only with chunksize=1
-    # anyway, so this is what a caller with distinct arguments sends.
-    items = [dict(payload) for _ in range(requests)]
+def run_bridgepool(binary: str, python: str, payload: dict, requests: int) -> dict:
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump(payload, f, separators=(",", ":"))
+        path = f.name
+    try:
+        return bench_json(binary, ["--workers", str(WORKERS), "--concurrency", str(WORKERS),
+                                   "--requests", str(requests), "--command", "echo",
+                                   "--args-file", path, "--python", python], requests)
+    finally:
+        os.unlink(path)
+
+
+def run_imap(pool, items: list, chunksize: int = 1) -> float:
+    """Echoes `items` through pool.imap; returns items per second (bench/batch_bench.py too)."""
     t0 = time.perf_counter()
-    n = sum(1 for _ in pool.imap(echo, items, chunksize=1))
+    n = sum(1 for _ in pool.imap(echo, items, chunksize=chunksize))
     elapsed = time.perf_counter() - t0
-    if n != requests:
-        raise RuntimeError(f"imap returned {n} of {requests}")
-    return requests / elapsed
+    if n != len(items):
+        raise RuntimeError(f"imap returned {n} of {len(items)}")
+    return len(items) / elapsed
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -118,7 +121,9 @@ def main(argv: list[str] | None = None) -> int:
                 actual = len(json.dumps(payload, separators=(",", ":")))
                 n = requests_for(actual, a.smoke)
                 bp = run_bridgepool(a.bridgepool, a.python, payload, n)
-                imap = run_imap(pool, payload, n)
+                # Distinct objects (a shallow copy each): pickle's memo spans one task only with
+                # chunksize=1 anyway, so this is what a caller with distinct arguments sends.
+                imap = run_imap(pool, [dict(payload) for _ in range(n)])
                 bp_rate = bp["throughput_per_s"]
                 ratio = bp_rate / imap if imap > 0 else None
                 rows.append({"shape": shape, "size": size, "json_bytes": actual, "requests": n,

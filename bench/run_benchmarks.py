@@ -17,6 +17,8 @@ both sides of a ratio alike):
      checkout + checkin         checkout_bench (no I/O; 1 and 2 threads)
      payload sweep              bench/payload_sweep.py: echo of strings and nested objects of
                                 64 B .. 1 MB, bridgepool vs multiprocessing imap (issue #11)
+     batches                    bench/batch_bench.py: execute_many of 64 items vs imap with
+                                chunksize 64 over distinct items (issue #11), and vs the floor
  10. open loop                  bridgepool bench --rate 1000 (the SLA row)
  11. replacement (issue #10)    per handler module (examples, bench/heavy_handlers.py): the fork
                                 floor (bench/fork_floor.py), then replacement_bench per start
@@ -68,6 +70,8 @@ SLA_P99_MS = 20.0        # 1000 req/s with 5% injected failures: p99 < 20 ms ...
 SLA_SUCCESS = 0.9999     # ... and success after retries >= 99.99%
 CHECKOUT_NS = 300.0      # checkout + checkin without I/O, 1 thread: < 300 ns
 PAYLOAD_GOAL = 2.0       # issue #11: echo >= 2x multiprocessing imap at every payload size
+BATCH_IMAP_GOAL = 1.5    # issue #11: batches of 64 >= 1.5x imap(chunksize=64), distinct items
+BATCH_FLOOR_GOAL = 3.0   # ... and >= 3x the unbatched two-pair floor
 
 # (latency requests, floor warm-up, two-pair floor requests, bridgepool echo requests,
 #  peer throughput requests, peer latency requests, peer warm-up)
@@ -266,6 +270,17 @@ def build_table(R: dict[str, Run], echo_runs: list[Run]) -> list[dict]:
             fmt_rate(num(r.get("bridgepool_per_s"))),
             f"{fmt_rate(num(r.get('imap_per_s')))} (multiprocessing imap, chunksize=1)", ratio,
             f"≥ {PAYLOAD_GOAL:g}× imap", verdict)
+    batch = R["batch"].result
+    batch_rate = num(get(batch, "bridgepool_per_s"))
+    for comp, comp_label, goal in (
+            (num(get(batch, "imap_per_s")), "multiprocessing imap, chunksize=64",
+             BATCH_IMAP_GOAL),
+            (num(get(R["floor_tp"].result, "throughput_per_s")), "two-pair floor, unbatched",
+             BATCH_FLOOR_GOAL)):
+        ratio = batch_rate / comp if batch_rate is not None and comp else None
+        verdict = "n/a" if ratio is None else ("met" if ratio >= goal else "NOT met")
+        row("echo in batches of 64 (execute_many), 2 workers, items/s", fmt_rate(batch_rate),
+            f"{fmt_rate(comp)} ({comp_label})", ratio, f"≥ {goal:g}×", verdict)
     sla = R["sla"].result
     p99 = num(get(sla, "latency_us", "p99"))
     success = num(get(sla, "success_ratio"))
@@ -382,6 +397,8 @@ def sanity(R: dict[str, Run], echo_runs: list[Run]) -> list[str]:
             v = num(r.get(key))
             if v is None or not v > 0:
                 problems.append(f"payload sweep {r.get('shape')} {r.get('size')}: {key} = {v!r}")
+    for key in ("bridgepool_per_s", "imap_per_s"):
+        positive(R["batch"], key)
     for key in ("default_limit", "all_commands"):
         positive(R["metrics_scrape"], key, "median_ms")
         positive(R["metrics_scrape"], key, "bytes")
@@ -688,6 +705,9 @@ def main(argv: list[str] | None = None) -> int:
     R["payload_sweep"] = Run("payload sweep", [
         py, str(BENCH_DIR / "payload_sweep.py"), "--bridgepool", str(bp_bin), "--python", py,
         *(["--smoke"] if a.smoke else [])], pinned=False)
+    R["batch"] = Run("batches", [
+        py, str(BENCH_DIR / "batch_bench.py"), "--bridgepool", str(bp_bin), "--python", py,
+        *(["--smoke"] if a.smoke else [])], pinned=False)
     R["metrics_scrape"] = Run("metrics scrape cost", [
         str(metrics_bin), "--mode", "scrape", "--scrapes", str(cfg["metrics_scrapes"]), "--json"],
         pinned=False)
@@ -710,7 +730,7 @@ def main(argv: list[str] | None = None) -> int:
              R["bp_ping_unpinned"], R["floor_tp"], R["floor_tp_pinned_pairs"], *echo_runs,
              R["peers"], R["overhead_pinned"], R["overhead_unpinned"], R["metrics_pinned"],
              R["metrics_unpinned"], R["metrics_scrape"], R["checkout"], R["payload_sweep"],
-             R["sla"],
+             R["batch"], R["sla"],
              *(R[k] for k in repl_keys)] if core else []
     for run in order:
         execute(run, cfg["timeout"], a.verbose)

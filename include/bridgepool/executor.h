@@ -51,7 +51,7 @@ struct ExecuteOptions {
   // session's state goes with the worker (strict mode: its next call fails with session_lost).
   bool close_worker = false;
   // execute_many on a pool or bridge: items per chunk (one request to one worker); 0 lets the
-  // pool choose (the items spread over twice as many chunks as workers, at most 512 each).
+  // pool choose (an even share for each worker idle when the call starts, at most 512 items).
   std::size_t batch_chunk = 0;
 };
 

@@ -48,6 +48,17 @@ struct CallerResult {
   std::uint64_t ok = 0;
   std::map<std::string, std::uint64_t> errors;
   std::string first_error;
+  std::uint64_t completed = 0;  // requests (batches: items) that ended
+
+  void count(const Result<Json>& reply) {
+    ++completed;
+    if (reply) {
+      ++ok;
+      return;
+    }
+    ++errors[std::string(category_name(reply.error().category))];
+    if (first_error.empty()) first_error = reply.error().to_string();
+  }
 };
 
 // Draws "[=====     ] 4500/10000  11872 req/s  errors 0" on stderr every `interval` (closed
@@ -250,7 +261,7 @@ nlohmann::json summary_json(const BenchOptions& o, std::size_t concurrency, cons
         {"p99", lat.p99},
         {"max", lat.max},
         {"mean", lat.mean}}},
-      {"throughput_per_s", secs > 0 ? double(all.latencies_us.size()) / secs : 0.0},
+      {"throughput_per_s", secs > 0 ? double(all.completed) / secs : 0.0},
       {"duration_s", secs},
       {"workers", {{"configured", o.workers}, {"started", st.started}, {"replaced", st.replaced}}},
   };
@@ -526,8 +537,29 @@ ClosedLoopOutcome drive_closed_loop(const BenchOptions& o, const nlohmann::json&
     CallReport report;
     ExecuteOptions options;
     options.report = &report;
-    for (std::size_t i; !stop.stop_requested() && (i = next.fetch_add(1)) < o.requests;) {
+    options.batch_chunk = o.batch_chunk;
+    const std::size_t step = std::max<std::size_t>(o.batch, 1);
+    for (std::size_t i; !stop.stop_requested() && (i = next.fetch_add(step)) < o.requests;) {
       auto start = Clock::now();
+      if (o.batch > 0) {
+        std::vector<Json> items(std::min(step, o.requests - i), args);
+        for (std::size_t k = 0; k < items.size(); ++k) items[k]["i"] = i + k;
+        auto replies = pool.execute_many(o.command, std::move(items), options);
+        const bool cut = shutdown_begun.load();
+        r.latencies_us.push_back(
+            std::chrono::duration<double, std::micro>(Clock::now() - start).count());
+        r.queue_waits_us.push_back(double(report.queue_wait.count()));
+        for (const auto& reply : replies) {
+          if (!reply && cut) {
+            ++cut_off[c];
+            continue;
+          }
+          r.count(reply);
+          failed += !reply;
+          ++done;
+        }
+        continue;
+      }
       auto reply = o.sessions == 0
                        ? pool.execute(o.command, args, options)
                        : pool.execute_in_session(fmt::format("bench-{}", i % o.sessions), o.command,
@@ -539,13 +571,8 @@ ClosedLoopOutcome drive_closed_loop(const BenchOptions& o, const nlohmann::json&
       r.latencies_us.push_back(
           std::chrono::duration<double, std::micro>(Clock::now() - start).count());
       r.queue_waits_us.push_back(double(report.queue_wait.count()));
-      if (reply) {
-        ++r.ok;
-      } else {
-        ++r.errors[std::string(category_name(reply.error().category))];
-        if (r.first_error.empty()) r.first_error = reply.error().to_string();
-        ++failed;
-      }
+      r.count(reply);
+      failed += !reply;
       ++done;
     }
   };
@@ -570,6 +597,7 @@ ClosedLoopOutcome drive_closed_loop(const BenchOptions& o, const nlohmann::json&
     out.all.queue_waits_us.insert(out.all.queue_waits_us.end(), r.queue_waits_us.begin(),
                                   r.queue_waits_us.end());
     out.all.ok += r.ok;
+    out.all.completed += r.completed;
     for (auto& [k, v] : r.errors) out.all.errors[k] += v;
     if (out.all.first_error.empty()) out.all.first_error = r.first_error;
   }
@@ -581,7 +609,7 @@ int run_closed_loop_bench(const BenchOptions& o, const nlohmann::json& args, Poo
                           InterruptResponse& response) {
   std::size_t concurrency = o.concurrency == 0 ? o.workers : o.concurrency;
   ClosedLoopOutcome out = drive_closed_loop(o, args, pool, concurrency, response);
-  std::uint64_t completed = out.all.latencies_us.size();
+  std::uint64_t completed = out.all.completed;
   LatencySummary lat = LatencySummary::of(out.all.latencies_us);
   PoolStats st = pool.stats();
   pool.shutdown();
@@ -589,6 +617,7 @@ int run_closed_loop_bench(const BenchOptions& o, const nlohmann::json& args, Poo
   const LatencySummary wait = LatencySummary::of(out.all.queue_waits_us);
   j["queue_wait_us"] = {{"p50", wait.p50}, {"p99", wait.p99}, {"max", wait.max}};
   add_sessions(j, o, st);
+  if (o.batch > 0) j["batch"] = {{"items", o.batch}, {"chunk", o.batch_chunk}};
   add_interruption(j, out.in, completed);
   response.report([&] {
     print_interruption(out.in, completed, o.requests);

@@ -43,6 +43,10 @@ struct BenchOptions {
   std::size_t concurrency = 0;  // 0: same as workers
   std::size_t requests = 10000;
   std::size_t sessions = 0;  // > 0: requests go round-robin through S sessions
+  // > 0 (closed loop): each call is an execute_many of this many items; --requests, ok and
+  // errors count items, the latency is each batch's, and every item is distinct ("i": index).
+  std::size_t batch = 0;
+  std::size_t batch_chunk = 0;  // items per chunk (ExecuteOptions::batch_chunk; 0: the pool's)
   std::string command = "echo";
   std::string args_json = "{}";
   std::string args_file;  // non-empty: read the arguments from this file instead of args_json

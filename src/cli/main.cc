@@ -77,6 +77,16 @@ int run(int argc, char** argv) {
       ->needs(rate);
   b->add_flag("--sla-strict", bench.sla_strict, "Open loop: exit 3 when the SLA verdict is FAIL")
       ->needs(rate);
+  auto* batch = b->add_option("--batch", bench.batch,
+                              "Closed loop: each call is execute_many of N items (--requests, ok "
+                              "and errors count items; each item gets \"i\": its index)")
+                    ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20))
+                    ->excludes(rate)
+                    ->excludes(b->get_option("--sessions"));
+  b->add_option("--batch-chunk", bench.batch_chunk,
+                "Closed loop with --batch: items per chunk (default: the pool's choice)")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20))
+      ->needs(batch);
   b->add_flag("--distinct-args", bench.distinct_args,
               "Open loop: add \"slot\": i to request i's arguments (no two requests alike)")
       ->needs(rate);

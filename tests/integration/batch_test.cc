@@ -2,9 +2,9 @@
 // every worker, a failing item failing alone, a worker lost mid-chunk costing only the items it
 // had not answered (retried when idempotent, failed when not), sys.exit in an item, the deadline
 // of the whole call, bad input refused per item, many callers at once, and a Bridge.
-#include <chrono>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <limits>
 #include <set>
@@ -40,8 +40,8 @@ std::vector<Json> values(int count, Json extra = Json::object()) {
 
 // A file name for crash_once that no earlier run left behind.
 std::string fresh_marker(const std::string& name) {
-  std::string path = ::testing::TempDir() + "bridgepool_batch_" + name + "_" +
-                     std::to_string(::getpid());
+  std::string path =
+      ::testing::TempDir() + "bridgepool_batch_" + name + "_" + std::to_string(::getpid());
   std::remove(path.c_str());
   return path;
 }
@@ -78,9 +78,9 @@ TEST(Batch, AFailingOrInvalidItemFailsAlone) {
   ASSERT_TRUE(pool);
   std::vector<Json> items = values(6);
   items[1] = {{"raise", "bad item"}};
-  items[2] = 7;                                            // not an object
+  items[2] = 7;                                                  // not an object
   items[3] = {{"x", std::numeric_limits<double>::quiet_NaN()}};  // not JSON
-  items[4] = nullptr;                                      // no arguments: {}
+  items[4] = nullptr;                                            // no arguments: {}
   auto results = pool->execute_many("item", std::move(items));
   ASSERT_EQ(results.size(), 6u);
   EXPECT_EQ((*results[0])["value"], 0);
@@ -160,8 +160,7 @@ TEST(Batch, TheTimeoutBoundsTheWholeCall) {
   EXPECT_LT(took, 3s);
   EXPECT_TRUE(results[0]) << results[0].error().to_string();  // done at ~150 ms
   ASSERT_FALSE(results[9]);
-  EXPECT_EQ(results[9].error().category, ErrorCategory::kTimeout)
-      << results[9].error().to_string();
+  EXPECT_EQ(results[9].error().category, ErrorCategory::kTimeout) << results[9].error().to_string();
 }
 
 TEST(Batch, WholeCallsRefusedBeforeAnyWorker) {

@@ -144,6 +144,35 @@ TEST(CliBench, SessionsAreDrivenRoundRobinAndCounted) {
   EXPECT_EQ(r.summary["sessions"]["lost"], 0);
 }
 
+TEST(CliBench, BatchesCountItemsAndTheLastBatchIsCutToTheRequests) {
+  // 95 items in batches of 10 on 3 callers: nine full batches and one of 5.
+  CliRun r =
+      run_cli("bench --workers 2 --concurrency 3 --requests 95 --batch 10 --command echo --json " +
+              kPython);
+  ASSERT_EQ(r.status, 0) << r.output;
+  ASSERT_TRUE(r.summary.is_object()) << r.output;
+  EXPECT_EQ(r.summary["requests"], 95);
+  EXPECT_EQ(r.summary["ok"], 95);
+  EXPECT_EQ(r.summary["batch"]["items"], 10);
+  EXPECT_GT(r.summary["throughput_per_s"].get<double>(), 0);
+  // A failing command: every item counted as an error of its category, exit 1.
+  ArgvRun failing = run_argv({"bench", "--workers", "1", "--requests", "12", "--batch", "5",
+                              "--command", "fail", "--json", "--python", BRIDGEPOOL_TEST_PYTHON});
+  EXPECT_EQ(failing.code, 1) << failing.out << failing.err;
+  nlohmann::json summary = last_line_json(failing.out);
+  ASSERT_TRUE(summary.is_object()) << failing.out;
+  EXPECT_EQ(summary["errors"]["python"], 12) << failing.out;
+}
+
+TEST(CliBench, BatchOptionsAreChecked) {
+  for (const char* bad :
+       {"--batch 0", "--batch -3", "--batch 5 --rate 100", "--batch 5 --sessions 2",
+        "--batch-chunk 4", "--batch 5 --batch-chunk 0"}) {
+    CliRun r = run_cli(std::string("bench --requests 10 ") + bad + " " + kPython);
+    EXPECT_NE(r.status, 0) << bad << ": " << r.output;
+  }
+}
+
 TEST(CliBench, ErrorsAreCountedByCategoryAndARunWhereEveryRequestFailedExitsWith1) {
   ArgvRun r = run_argv({"bench", "--workers", "2", "--requests", "20", "--command", "crash",
                         "--json", "--python", BRIDGEPOOL_TEST_PYTHON});
