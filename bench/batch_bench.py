@@ -24,7 +24,8 @@ import os
 import statistics
 import sys
 
-from payload_sweep import bench_json, echo, run_imap  # noqa: F401 (echo: what the pool's workers unpickle)
+# echo: the function the pool's workers unpickle by name, so it must be importable from here.
+from payload_sweep import bench_json, echo, run_imap  # noqa: F401
 
 WORKERS = 2
 BATCH = 64

@@ -173,7 +173,9 @@ TEST(RecoveryPolicy, InvariantsHoldOverTheWholeInputSpace) {
         // A replacement exactly when a worker goes away and the pool is not shutting down.
         EXPECT_EQ(d.replace, d.removes_worker() && !shutting_down);
         // A Python exception never costs the worker; a broken stream always does, at once.
-        if (r.kind == F::kPythonException) EXPECT_EQ(d.worker, W::kKeep);
+        if (r.kind == F::kPythonException) {
+          EXPECT_EQ(d.worker, W::kKeep);
+        }
         if (r.kind == F::kProtocolViolation || r.kind == F::kRequestTimeout) {
           EXPECT_EQ(d.worker, W::kKill);
         }
