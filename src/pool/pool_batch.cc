@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <condition_variable>
 #include <mutex>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -41,7 +42,8 @@ struct BatchRun {
   bool idempotent = false;
   std::vector<Json> chunk_args;                       // per chunk: its items' args, an array
   std::vector<std::vector<std::size_t>> chunk_items;  // per chunk: the items' indices
-  std::vector<std::optional<Result<Json>>> results;   // per item; a chunk's lane writes its own
+  std::vector<std::string> texts;  // per item: its args' JSON, encoded once for every attempt
+  std::vector<std::optional<Result<Json>>> results;  // per item; a chunk's lane writes its own
 
   std::mutex mu;
   std::condition_variable cv;
@@ -107,7 +109,6 @@ std::vector<Result<Json>> Pool::Impl::execute_many(std::string_view command,
     }
     valid.push_back(i);
   }
-  counters.requests.fetch_add(valid.size(), std::memory_order_relaxed);
 
   run->options = options;
   run->options.report = nullptr;
@@ -120,17 +121,38 @@ std::vector<Result<Json>> Pool::Impl::execute_many(std::string_view command,
   // every worker busy send their batch as whole chunks, a lone caller spreads it.
   const std::size_t idle_lanes = std::clamp<std::size_t>(registry.counts().idle, 1, config.size);
   const std::size_t per_chunk = chunk_size_for(valid.size(), idle_lanes, options.batch_chunk);
-  for (std::size_t first = 0; first < valid.size(); first += per_chunk) {
-    const std::size_t end = std::min(valid.size(), first + per_chunk);
-    Json args = Json::array();
-    std::vector<std::size_t> indices;
-    for (std::size_t k = first; k < end; ++k) {
-      args.push_back(std::move(items[valid[k]]));
-      indices.push_back(valid[k]);
+  // Chunks of per_chunk items, cut earlier where the next item would not fit in a frame (an item
+  // that fits in none fails alone).
+  const std::size_t frame_room = config.max_frame_bytes - wire::batch_request_overhead(command);
+  run->texts.resize(items.size());
+  Json args = Json::array();
+  std::vector<std::size_t> indices;
+  std::size_t bytes = 0;
+  auto close_chunk = [&] {
+    if (indices.empty()) return;
+    run->chunk_args.push_back(std::exchange(args, Json::array()));
+    run->chunk_items.push_back(std::exchange(indices, {}));
+    bytes = 0;
+  };
+  std::size_t too_large = 0;
+  for (std::size_t i : valid) {
+    std::string& text = run->texts[i];
+    wire::append_args_json(text, items[i]);
+    if (text.size() + 1 > frame_room) {
+      fail_item(i, Error(ErrorCategory::kInvalidRequest,
+                         fmt::format("item {} encodes to {} bytes, more than fits in a frame "
+                                     "(max_frame_bytes {})",
+                                     i, text.size(), config.max_frame_bytes)));
+      ++too_large;
+      continue;
     }
-    run->chunk_args.push_back(std::move(args));
-    run->chunk_items.push_back(std::move(indices));
+    if (indices.size() == per_chunk || bytes + text.size() + 1 > frame_room) close_chunk();
+    bytes += text.size() + 1;
+    args.push_back(std::move(items[i]));
+    indices.push_back(i);
   }
+  close_chunk();
+  counters.requests.fetch_add(valid.size() - too_large, std::memory_order_relaxed);
 
   // Helper lanes besides this thread.
   const std::size_t lanes = std::min(run->chunk_items.size(), idle_lanes);
@@ -209,11 +231,11 @@ void Pool::Impl::run_chunk(BatchRun& run, std::size_t chunk) {
   PoolResilience::OnceFn once = [&](std::uint32_t, const std::string& avoid) {
     sent.clear();
     errors_now.clear();
-    std::vector<const Json*> pending;
+    std::vector<std::string_view> pending;
     for (std::size_t pos = 0; pos < items.size(); ++pos) {
       if (answered[pos]) continue;
       sent.push_back(pos);
-      pending.push_back(&args[pos]);
+      pending.push_back(run.texts[items[pos]]);
     }
     const wire::PreparedRequest prepared = wire::prepare_batch_request(run.command, pending);
     wire::Request request{0, run.command, Json(), std::nullopt, std::nullopt};

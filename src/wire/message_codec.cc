@@ -333,11 +333,7 @@ void append_request_middle(std::string& out, const Request& request) {
   out += ",\"command\":";
   append_json_string(out, request.command);
   out += ",\"args\":";
-  if (request.args.is_null()) {
-    out += "{}";  // a default-constructed Json means "no arguments"
-  } else {
-    append_dump(out, request.args);
-  }
+  append_args_json(out, request.args);  // a default-constructed Json means "no arguments": {}
   out += ",\"session_id\":";
   if (request.session_id) {
     append_json_string(out, *request.session_id);
@@ -416,19 +412,32 @@ Result<WorkerMessage> decode_worker_message(std::string_view payload) {
   }
 }
 
+void append_args_json(std::string& out, const Json& args) {
+  if (args.is_null()) {
+    out += "{}";
+  } else {
+    append_dump(out, args);
+  }
+}
+
+std::size_t batch_request_overhead(std::string_view command) {
+  // {"id":<20 digits>,"command":<the name, escaped: at most 6 bytes per byte>,"batch":[],
+  // "session_id":null,"deadline_ms":<20 digits>}
+  return 128 + 6 * command.size();
+}
+
 PreparedRequest prepare_batch_request(std::string_view command,
-                                      std::span<const Json* const> items) {
+                                      std::span<const std::string_view> items) {
   PreparedRequest p;
+  std::size_t size = batch_request_overhead(command);
+  for (std::string_view item : items) size += item.size() + 1;
+  p.middle.reserve(size);
   p.middle = ",\"command\":";
   append_json_string(p.middle, command);
   p.middle += ",\"batch\":[";
   for (std::size_t i = 0; i < items.size(); ++i) {
     if (i > 0) p.middle += ',';
-    if (items[i]->is_null()) {
-      p.middle += "{}";
-    } else {
-      append_dump(p.middle, *items[i]);
-    }
+    p.middle += items[i];
   }
   p.middle += "],\"session_id\":null,\"deadline_ms\":";
   p.command = std::string(command);

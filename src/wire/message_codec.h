@@ -101,8 +101,14 @@ struct WorkerMessage {
 Result<WorkerMessage> decode_worker_message(std::string_view payload);
 
 // A batch request (Pool::execute_many; python/bridgepool_worker/batch.py has the protocol):
-// `"batch": [args, ...]` instead of "args", no session. Null items are sent as {}.
-PreparedRequest prepare_batch_request(std::string_view command, std::span<const Json* const> items);
+// `"batch": [args, ...]` instead of "args", no session. `items` are the arguments' JSON texts
+// (append_args_json), each encoded once however many attempts send it.
+PreparedRequest prepare_batch_request(std::string_view command,
+                                      std::span<const std::string_view> items);
+// Appends the JSON text of one request's arguments (a null Json as {}); never throws.
+void append_args_json(std::string& out, const Json& args);
+// The bytes a batch request adds around its items' texts, besides their commas.
+std::size_t batch_request_overhead(std::string_view command);
 
 // One part of a batch's answer: a chunk frame's value, or the final reply's result.
 struct BatchItemError {

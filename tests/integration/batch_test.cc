@@ -192,6 +192,29 @@ TEST(Batch, WholeCallsRefusedBeforeAnyWorker) {
   EXPECT_EQ(after[0].error().category, ErrorCategory::kResource);
 }
 
+TEST(Batch, ChunksAreCutToFitTheFrameAndAnItemThatFitsInNoneFailsAlone) {
+  PoolConfig config = edge_pool(1);
+  config.max_frame_bytes = 1 << 20;
+  auto pool = start_pool(config);
+  ASSERT_TRUE(pool);
+  // Ten 300 KB items in one requested chunk: 3 MB, three times the frame limit.
+  std::vector<Json> items = values(10, {{"pad", std::string(300'000, 'p')}});
+  items[4]["pad"] = std::string(2'000'000, 'q');  // fits in no frame
+  ExecuteOptions options;
+  options.batch_chunk = 10;
+  auto results = pool->execute_many("item", std::move(items), options);
+  for (int i = 0; i < 10; ++i) {
+    if (i == 4) continue;
+    ASSERT_TRUE(results[i]) << i << ": " << results[i].error().to_string();
+    EXPECT_EQ((*results[i])["value"], i);
+  }
+  ASSERT_FALSE(results[4]);
+  EXPECT_EQ(results[4].error().category, ErrorCategory::kInvalidRequest);
+  EXPECT_NE(results[4].error().message.find("more than fits in a frame"), std::string::npos)
+      << results[4].error().message;
+  EXPECT_EQ(pool->stats().requests, 9u);
+}
+
 TEST(Batch, ManyCallersEachGetTheirOwnResults) {
   auto pool = start_pool(edge_pool(2));
   ASSERT_TRUE(pool);

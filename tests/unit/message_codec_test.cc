@@ -77,6 +77,58 @@ TEST(RequestEncodingTest, AppendKeepsExistingBytesAndNullArgsBecomeEmptyObject) 
 
 // A request prepared before its worker and send time are known: head + middle + tail is the very
 // text encode_request gives once the id and deadline are set (Worker::send writes the pieces).
+TEST(BatchCodecTest, ABatchRequestCarriesEachItemsTextInOrder) {
+  std::string a, b;
+  append_args_json(a, Json{{"x", 1}});
+  append_args_json(b, Json());  // no arguments: {}
+  const std::string_view items[] = {a, b};
+  const PreparedRequest p = prepare_batch_request("echo", items);
+  const Json whole = Json::parse(request_head(7) + p.middle + request_tail(250));
+  EXPECT_EQ(whole, Json::parse(R"({"id":7,"command":"echo","batch":[{"x":1},{}],)"
+                               R"("session_id":null,"deadline_ms":250})"));
+  EXPECT_EQ(p.command, "echo");
+  EXPECT_LE(p.middle.size() - a.size() - b.size() - 2 + 40,  // + id and deadline digits
+            batch_request_overhead("echo"));
+}
+
+TEST(BatchCodecTest, APartIsDecodedWithItsErrorsByIndex) {
+  auto part = decode_batch_part(
+      Json::parse(R"({"from":2,"results":[{"v":2},null,3],"errors":[[3,{"type":"ValueError",)"
+                  R"("message":"bad","traceback":"tb","retryable":false}]]})"),
+      5);
+  ASSERT_TRUE(part) << part.error().to_string();
+  EXPECT_EQ(part->from, 2u);
+  ASSERT_EQ(part->results.size(), 3u);
+  EXPECT_EQ(part->results[0], Json({{"v", 2}}));
+  ASSERT_EQ(part->errors.size(), 1u);
+  EXPECT_EQ(part->errors[0].index, 3u);
+  EXPECT_EQ(part->errors[0].error.type, "ValueError");
+  EXPECT_EQ(part->errors[0].error.retryable, false);
+}
+
+TEST(BatchCodecTest, MalformedPartsAreCommunicationErrors) {
+  const char* cases[] = {
+      R"([1,2])",                                   // not an object
+      R"({"results":[],"errors":[]})",              // no from
+      R"({"from":-1,"results":[],"errors":[]})",    // negative from
+      R"({"from":0,"results":{},"errors":[]})",     // results not an array
+      R"({"from":0,"results":[1],"errors":{}})",    // errors not an array
+      R"({"from":4,"results":[1,2],"errors":[]})",  // past the batch of 5
+      R"({"from":6,"results":[],"errors":[]})",     // from past the batch
+      R"({"from":0,"results":[1],"errors":[[1,{"type":"E","message":"m"}]]})",  // outside
+      R"({"from":0,"results":[1],"errors":[[0]]})",  // not [index, error]
+      R"({"from":0,"results":[1],"errors":[["0",{"type":"E","message":"m"}]]})",
+      R"({"from":0,"results":[1],"errors":[[0,{"type":"E"}]]})",  // error without message
+      R"({"from":0,"results":[1],"errors":[[0,"oops"]]})",        // error not an object
+  };
+  for (const char* text : cases) {
+    auto part = decode_batch_part(Json::parse(text), 5);
+    ASSERT_FALSE(part) << text;
+    EXPECT_EQ(part.error().category, ErrorCategory::kCommunication) << text;
+    EXPECT_NE(part.error().message.find("malformed batch reply"), std::string::npos) << text;
+  }
+}
+
 TEST(PreparedRequestTest, PiecesMakeTheSameTextAsEncodeRequest) {
   std::vector<Request> cases(4);
   cases[0].command = "ping";
