@@ -525,6 +525,31 @@ TEST(CliBenchInterrupt, SigintMidRunPrintsTheSummaryExits130AndLeavesNoProcessBe
   EXPECT_TRUE(wait_until([&] { return all_dead(all); }, 5s));
 }
 
+TEST(CliBenchInterrupt, SigintDuringBatchesCountsEveryItemThatRanAndLeavesNoProcessBehind) {
+  TempDir dir;
+  std::string pids = dir.file("pids");
+  BenchProcess bench(dir,
+                     sleeper_bench({"--concurrency", "2", "--requests", "1000000", "--batch", "8",
+                                    "--args", R"({"hold_ms": 5})"}),
+                     pids_env(pids));
+  ASSERT_TRUE(wait_until([&] { return recorded_lines(pids) >= 12; }, 30s)) << bench.err();
+  ASSERT_TRUE(bench.signal(SIGINT));
+  auto status = bench.wait(20s);
+  ASSERT_TRUE(status) << "no exit 20 s after SIGINT; stderr: " << bench.err();
+  EXPECT_EQ(exit_code(*status), 130) << bench.err();
+  nlohmann::json j = last_line_json(bench.out());
+  ASSERT_TRUE(j.is_object()) << bench.out();
+  EXPECT_EQ(j["interrupted"], true);
+  EXPECT_EQ(j["batch"]["items"], 8);
+  // Items count, not batches: every item that started finished within the grace.
+  std::size_t started = recorded_lines(pids);
+  EXPECT_EQ(j["completed"], started);
+  EXPECT_EQ(j["ok"], started);
+  EXPECT_TRUE(j["errors"].empty()) << j.dump();
+  std::vector<pid_t> all = recorded_pids(pids);
+  EXPECT_TRUE(wait_until([&] { return all_dead(all); }, 5s));
+}
+
 TEST(CliBenchInterrupt, SigtermCutsOffRequestsStillInFlightAfterTheGraceAndExits143) {
   TempDir dir;
   std::string pids = dir.file("pids");
