@@ -123,7 +123,9 @@ std::vector<Result<Json>> Pool::Impl::execute_many(std::string_view command,
   const std::size_t per_chunk = chunk_size_for(valid.size(), idle_lanes, options.batch_chunk);
   // Chunks of per_chunk items, cut earlier where the next item would not fit in a frame (an item
   // that fits in none fails alone).
-  const std::size_t frame_room = config.max_frame_bytes - wire::batch_request_overhead(command);
+  const std::size_t overhead = wire::batch_request_overhead(command);
+  const std::size_t frame_room =
+      config.max_frame_bytes > overhead ? config.max_frame_bytes - overhead : 0;
   run->texts.resize(items.size());
   Json args = Json::array();
   std::vector<std::size_t> indices;
