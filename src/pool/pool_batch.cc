@@ -36,6 +36,8 @@ std::size_t chunk_size_for(std::size_t items, std::size_t lanes, std::size_t ask
 struct BatchRun {
   std::string command;
   std::string command_label;
+  std::string pool_name;
+  std::string adapter;     // "pool" or "bridge"
   ExecuteOptions options;  // without `report` (the caller's, filled at the end)
   TimePoint deadline{};
   TimePoint checkout_deadline{};
@@ -52,6 +54,14 @@ struct BatchRun {
   std::uint32_t attempts = 0;  // guarded by mu: the most any chunk needed
   std::string last_worker;     // guarded by mu
   Duration queue_wait{0};      // guarded by mu: all chunks' waits for a worker
+
+  // What every error of the call says about where it came from.
+  void label(Error& e) const {
+    e.context.command = command_label;
+    e.context.operation = "execute_many";
+    e.context.pool_name = pool_name;
+    if (e.context.adapter.empty()) e.context.adapter = adapter;
+  }
 
   std::optional<std::size_t> take() {
     std::lock_guard lock(mu);
@@ -81,12 +91,11 @@ std::vector<Result<Json>> Pool::Impl::execute_many(std::string_view command,
   auto run = std::make_shared<BatchRun>();
   run->command = std::string(command);
   run->command_label = bridgepool::command_label(command);
+  run->pool_name = config.name;
+  run->adapter = kind;
   run->results.resize(items.size());
   auto fail_item = [&](std::size_t i, Error e) {
-    e.context.command = run->command_label;
-    e.context.operation = "execute_many";
-    e.context.pool_name = config.name;
-    if (e.context.adapter.empty()) e.context.adapter = kind;
+    run->label(e);
     classify_error(e, ClassifyInput{});
     count_error(e);
     run->results[i] = tl::unexpected(std::move(e));
@@ -212,9 +221,7 @@ void Pool::Impl::run_chunk(BatchRun& run, std::size_t chunk) {
       while (e < part->errors.size() && part->errors[e].index < index) ++e;
       if (e < part->errors.size() && part->errors[e].index == index) {
         Error error = python_reply_error(part->errors[e].error, run.command_label, "");
-        error.context.operation = "execute_many";
-        error.context.pool_name = config.name;
-        error.context.adapter = kind;
+        run.label(error);
         classify_error(error, ClassifyInput{});
         run.results[items[pos]] = tl::unexpected(std::move(error));
         errors_now.push_back(pos);
@@ -273,11 +280,8 @@ void Pool::Impl::run_chunk(BatchRun& run, std::size_t chunk) {
   if (!result) {
     // What the chunk's last attempt could not deliver fails with its error.
     Error& e = result.error();
-    e.context.command = run.command_label;
-    e.context.operation = "execute_many";
-    e.context.pool_name = config.name;
+    run.label(e);
     e.context.elapsed = elapsed;
-    if (e.context.adapter.empty()) e.context.adapter = kind;
     for (std::size_t pos = 0; pos < items.size(); ++pos) {
       if (!answered[pos]) run.results[items[pos]] = tl::unexpected(e);
     }
