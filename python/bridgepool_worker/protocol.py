@@ -1,7 +1,10 @@
 """Wire format shared by the worker runtime and the test harness (SPEC §2).
 
-A frame is a 4-byte unsigned big-endian length followed by that many bytes of UTF-8 JSON.
-Requests arrive on fd 3, responses leave on fd 4; stdin/stdout/stderr belong to user code.
+A frame is a 4-byte unsigned big-endian header followed by that many bytes of UTF-8 JSON.
+Protocol 2: when the header's top bit (ATTACHMENTS_FLAG) is set, its low 31 bits are the length
+of an attachment frame, which carries binary buffers next to its JSON (attachments.py has the
+layout). Requests arrive on fd 3, responses leave on fd 4; stdin/stdout/stderr belong to user
+code.
 This module holds only the framing primitives and the JSON encoder settings; the request loop
 that uses them lives in `runtime.py`, where the hot path inlines the common case of each.
 """
@@ -13,10 +16,12 @@ import os
 import struct
 from json.encoder import c_make_encoder, encode_basestring
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 DEFAULT_REQUEST_FD = 3
 DEFAULT_RESPONSE_FD = 4
 DEFAULT_MAX_FRAME_BYTES = 64 * 1024 * 1024  # 67108864
+ATTACHMENTS_FLAG = 0x80000000  # in a frame header: the frame carries attachments
+MAX_FRAME_LIMIT = ATTACHMENTS_FLAG - 1  # the largest length the header's 31 bits can say
 
 HEADER = struct.Struct(">I")
 HEADER_SIZE = HEADER.size  # 4
@@ -41,17 +46,22 @@ def _not_serialisable(value):
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
-def make_chunk_encoder():
+def make_chunk_encoder(default=None):
     """Returns `encode(obj, 0) -> sequence of str` with the same output as `encode_json`.
 
     This is the C encoder that JSONEncoder.encode() builds afresh on every call; building it
     once saves about 0.7 µs per reply (half the cost of encoding a small reply). Its
     circular-reference markers may keep stale entries after a failed encoding, so callers
-    build a new one after any error. Falls back to JSONEncoder where _json is unavailable.
+    build a new one after any error. `default` is called for values JSON has no type for (it
+    returns a replacement or raises TypeError; attachments.Collector). Falls back to
+    JSONEncoder where _json is unavailable.
     """
+    default = default or _not_serialisable
     if c_make_encoder is None:
-        return lambda obj, _level: (encode_json(obj),)
-    return c_make_encoder({}, _not_serialisable, encode_basestring, None, ":", ",",
+        encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False,
+                                   default=default)
+        return lambda obj, _level: (encoder.encode(obj),)
+    return c_make_encoder({}, default, encode_basestring, None, ":", ",",
                           False, False, False)  # sort_keys, skipkeys, allow_nan
 
 
@@ -79,6 +89,21 @@ def write_all(fd: int, data: bytes) -> None:
     while view:
         written = os.write(fd, view)
         view = view[written:]
+
+
+def writev_all(fd: int, pieces: list) -> None:
+    """Writes the C-contiguous byte-like `pieces` in order with as few writev calls as the pipe
+    allows: a large attachment goes from its own memory to the kernel, never through a joined
+    copy."""
+    views = [view for view in (memoryview(p).cast("B") for p in pieces) if view.nbytes]
+    first = 0
+    while first < len(views):
+        written = os.writev(fd, views[first:first + 1024])  # IOV_MAX
+        while first < len(views) and written >= views[first].nbytes:
+            written -= views[first].nbytes
+            first += 1
+        if written:
+            views[first] = views[first][written:]
 
 
 def read_exact(fd: int, size: int, first: bytes = b"") -> bytearray | None:

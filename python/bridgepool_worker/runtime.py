@@ -33,6 +33,13 @@ import time
 import types
 from types import GeneratorType
 
+from bridgepool_worker.attachments import (
+    AttachmentError,
+    Collector,
+    frame_pieces,
+    make_object_hook,
+    split_frame,
+)
 from bridgepool_worker.batch import close_quietly, run_batch
 from bridgepool_worker.builtin_commands import BuiltinCommands, uptime_since
 from bridgepool_worker.context import Context
@@ -46,7 +53,9 @@ from bridgepool_worker.protocol import (
     EXIT_OK,
     EXIT_PROTOCOL,
     EXIT_USAGE,
+    ATTACHMENTS_FLAG,
     HEADER,
+    MAX_FRAME_LIMIT,
     PROTOCOL_VERSION,
     U64_MAX,
     encode_frame,
@@ -54,6 +63,7 @@ from bridgepool_worker.protocol import (
     make_chunk_encoder,
     read_exact,
     write_all,
+    writev_all,
 )
 from bridgepool_worker.registry import BUILTIN_COMMANDS, Registry, default_registry
 from bridgepool_worker.sentinel import start_group_sentinel
@@ -73,6 +83,10 @@ MAX_UNHEALTHY_CHARS = 1024
 _ID_WINDOW = 256
 _LEADING_ID = (
     rb'[ \t\n\r]*\{[ \t\n\r]*"id"[ \t\n\r]*:[ \t\n\r]*(0|[1-9][0-9]{0,19})[ \t\n\r]*[,}]')
+
+
+# What _read_attachment_request returns when the pool closed the request pipe.
+EOF = object()
 
 
 class UsageError(Exception):
@@ -149,8 +163,8 @@ def parse_args(argv: list[str] | None) -> types.SimpleNamespace:
                 options.parent_pid = int(env_pid)
             except ValueError:
                 raise UsageError(f"BRIDGEPOOL_PARENT_PID is not a pid: {env_pid!r}") from None
-    if not 1 <= options.max_frame_bytes <= 0xFFFFFFFF:  # the header is a u32
-        raise UsageError(f"--max-frame-bytes must be in [1, 4294967295], "
+    if not 1 <= options.max_frame_bytes <= MAX_FRAME_LIMIT:  # 31 bits of the header
+        raise UsageError(f"--max-frame-bytes must be in [1, {MAX_FRAME_LIMIT}], "
                          f"got {options.max_frame_bytes}")
     if options.request_fd == options.response_fd:
         raise UsageError("--request-fd and --response-fd must differ")
@@ -424,6 +438,8 @@ class Runtime:
         self._request_fd = request_fd
         self._response_fd = response_fd
         self._max_frame_bytes = max_frame_bytes
+        # Gathers the binary values of the message being encoded (attachments.py).
+        self._collector = Collector()
         # name -> (handler, is_builtin). Built-ins take (args, request), user handlers (args, ctx).
         dispatch = {name: (func, True) for name, func in BuiltinCommands(self).table().items()}
         for name, spec in registry.commands.items():
@@ -490,7 +506,8 @@ class Runtime:
         read = os.read
         write = os.write
         loads = json.loads
-        encode = make_chunk_encoder()
+        collector = self._collector
+        encode = make_chunk_encoder(collector)
         join = "".join
         pack = HEADER.pack
         from_bytes = int.from_bytes
@@ -510,19 +527,23 @@ class Runtime:
                 if header is None:
                     return EXIT_OK  # EOF: the pool is gone or done with us
             size = from_bytes(header, "big")
-            if size > max_frame:
-                self._frame_too_large(size)
-            body = read(request_fd, size)
-            if len(body) != size:
-                body = read_exact(request_fd, size, body)
-                if body is None:
-                    return EXIT_OK  # EOF inside a frame: same as EOF
-
-            try:
-                request = loads(body.decode())  # str: skips json's encoding sniffing
-            except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
-                self._reply_unparsable(body, exc)
-                continue
+            if size > max_frame:  # an attachment frame (its flag bit is set) or too large
+                request = self._read_attachment_request(size)
+                if request is None:
+                    continue  # answered already
+                if request is EOF:
+                    return EXIT_OK
+            else:
+                body = read(request_fd, size)
+                if len(body) != size:
+                    body = read_exact(request_fd, size, body)
+                    if body is None:
+                        return EXIT_OK  # EOF inside a frame: same as EOF
+                try:
+                    request = loads(body.decode())  # str: skips json's encoding sniffing
+                except (ValueError, RecursionError) as exc:  # UnicodeDecodeError: a ValueError
+                    self._reply_unparsable(body, exc)
+                    continue
             if type(request) is not dict:
                 self._send_error(0, "ProtocolError",
                                  f"request must be a JSON object, got {type(request).__name__}")
@@ -580,8 +601,12 @@ class Runtime:
             try:
                 out = join(encode({"id": rid, "ok": True, "result": result}, 0)).encode()
             except ENCODE_ERRORS as exc:
-                encode = make_chunk_encoder()  # the failed one may hold stale markers
+                collector.clear()
+                encode = make_chunk_encoder(collector)  # the failed one may hold stale markers
                 self._reply_unserialisable(rid, name, "result", exc)
+                continue
+            if collector.buffers:  # bytes or arrays in the result: an attachment frame
+                self._send_encoded(rid, name, "result", out)
                 continue
             if len(out) > max_frame:
                 self._reply_too_large(rid, name, "result", len(out))
@@ -601,10 +626,14 @@ class Runtime:
             head["worker_unhealthy"] = self._unhealthy
         return head
 
-    def _send(self, body: bytes, carried: str | None = None) -> None:
+    def _send(self, body: bytes, carried: str | None = None, pieces: list | None = None) -> None:
         """Writes one final reply frame and counts the request as served; `carried` is the
-        worker_unhealthy reason the body holds (from `_head`), now delivered."""
-        write_all(self._response_fd, HEADER.pack(len(body)) + body)
+        worker_unhealthy reason the body holds (from `_head`), now delivered. `pieces`: the
+        frame is an attachment frame (from `_encode`), written as these pieces instead."""
+        if pieces is None:
+            write_all(self._response_fd, HEADER.pack(len(body)) + body)
+        else:
+            writev_all(self._response_fd, pieces)
         self.requests_served += 1
         if carried is not None:
             self.unhealthy_marks += 1
@@ -613,18 +642,44 @@ class Runtime:
                 self._unhealthy = None
             self.attention = self.stopping or self._unhealthy is not None
 
+    def _encode(self, message: dict) -> tuple[bytes, int, list | None]:
+        """(JSON text, frame payload size, attachment frame pieces or None) of a message that
+        may hold binary values; raises one of ENCODE_ERRORS if it cannot be sent."""
+        collector = self._collector
+        try:
+            text = "".join(make_chunk_encoder(collector)(message, 0)).encode()
+        except BaseException:
+            collector.clear()
+            raise
+        if not collector.buffers:
+            return text, len(text), None
+        buffers = collector.buffers
+        collector.clear()
+        size, pieces = frame_pieces(text, buffers)
+        return text, size, pieces
+
+    def _send_encoded(self, rid: int, name: str, what: str, text: bytes) -> None:
+        """The hot loop's reply whose encoding gathered binary values: an attachment frame."""
+        buffers = self._collector.buffers
+        self._collector.clear()
+        size, pieces = frame_pieces(text, buffers)
+        if size > self._max_frame_bytes:
+            self._reply_too_large(rid, name, what, size)
+            return
+        self._send(text, None, pieces)
+
     def _reply_ok(self, rid: int, name: str, result: object) -> None:
         message = self._head(rid, True)
         message["result"] = result
         try:
-            body = encode_json(message).encode()
+            body, size, pieces = self._encode(message)
         except ENCODE_ERRORS as exc:
             self._reply_unserialisable(rid, name, "result", exc)
             return
-        if len(body) > self._max_frame_bytes:
-            self._reply_too_large(rid, name, "result", len(body))
+        if size > self._max_frame_bytes:
+            self._reply_too_large(rid, name, "result", size)
             return
-        self._send(body, message.get("worker_unhealthy"))
+        self._send(body, message.get("worker_unhealthy"), pieces)
 
     def _reply_flagged(self, rid: int, name: str, result: object) -> bool:
         """The ok reply when `attention` is set; returns True if the loop must stop now."""
@@ -755,17 +810,49 @@ class Runtime:
                 self._reply_exception(rid, exc)
                 return
             try:
-                body = encode_json({"id": rid, "chunk": value}).encode()
+                body, size, pieces = self._encode({"id": rid, "chunk": value})
             except ENCODE_ERRORS as exc:
                 close_quietly(chunks)
                 self._reply_unserialisable(rid, name, "chunk", exc)
                 return
-            if len(body) > max_frame:
+            if size > max_frame:
                 close_quietly(chunks)
-                self._reply_too_large(rid, name, "chunk", len(body))
+                self._reply_too_large(rid, name, "chunk", size)
                 return
-            write_all(self._response_fd, HEADER.pack(len(body)) + body)
+            if pieces is None:
+                write_all(self._response_fd, HEADER.pack(len(body)) + body)
+            else:
+                writev_all(self._response_fd, pieces)
         self._reply_ok(rid, name, result)
+
+    def _read_attachment_request(self, size: int):
+        """Reads the attachment frame whose header is `size` and returns its request (a dict
+        whose values may be memoryviews and arrays: attachments.py), EOF, or None when it was
+        answered with an error here. Exits (code 4) on a frame over the limit."""
+        length = size & ~ATTACHMENTS_FLAG
+        if not size & ATTACHMENTS_FLAG or length > self._max_frame_bytes:
+            self._frame_too_large(length)
+        payload = read_exact(self._request_fd, length)
+        if payload is None:
+            return EOF
+        try:
+            text, buffers = split_frame(payload)
+        except AttachmentError as exc:
+            # The frame's boundary is intact, but not what it holds: no request id to answer.
+            self._send_error(0, "ProtocolError", f"malformed attachment frame: {exc}")
+            return None
+        try:
+            return json.loads(text.decode(), object_hook=make_object_hook(buffers))
+        except AttachmentError as exc:
+            rid = _leading_id(text)
+            if rid is None:
+                self._send_error(0, "ProtocolError", f"malformed attachment frame: {exc}")
+            else:
+                self._send_error(rid, "InvalidArguments", f"request attachments: {exc}",
+                                 retryable=False)
+        except (ValueError, RecursionError) as exc:
+            self._reply_unparsable(text, exc)
+        return None
 
     def _frame_too_large(self, size: int) -> None:  # never returns
         # We will not allocate `size` bytes, and we cannot skip them without reading them: the

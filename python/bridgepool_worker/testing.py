@@ -29,6 +29,9 @@ import tempfile
 import time
 import unittest
 
+from bridgepool_worker.attachments import Collector, frame_pieces, make_object_hook, split_frame
+from bridgepool_worker.protocol import ATTACHMENTS_FLAG, make_chunk_encoder
+
 PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_TIMEOUT = 10.0
 _HEADER = struct.Struct(">I")
@@ -47,7 +50,14 @@ def frame(payload: bytes) -> bytes:
 
 
 def encode_request(message: object) -> bytes:
-    return frame(json.dumps(message, separators=(",", ":")).encode("utf-8"))
+    """A request frame; one holding bytes, memoryviews or numpy arrays is an attachment frame
+    (protocol 2, attachments.py)."""
+    collector = Collector()
+    text = "".join(make_chunk_encoder(collector)(message, 0)).encode("utf-8")
+    if not collector.buffers:
+        return frame(text)
+    _, pieces = frame_pieces(text, collector.buffers)
+    return b"".join(bytes(memoryview(p).cast("B")) for p in pieces)
 
 
 class WorkerProcess:
@@ -233,24 +243,35 @@ class WorkerProcess:
         del self._buffer[:count]
         return data
 
-    def recv_bytes(self, timeout: float = DEFAULT_TIMEOUT) -> bytes | None:
-        """Returns the next frame's payload, or None on EOF (at a frame boundary or not)."""
+    def recv_frame(self, timeout: float = DEFAULT_TIMEOUT) -> tuple[bool, bytes] | None:
+        """(is an attachment frame, payload) of the next frame, or None on EOF."""
         deadline = time.monotonic() + timeout
         if not self._fill(4, deadline):
             return None
-        size = _HEADER.unpack_from(self._buffer)[0]
+        header = _HEADER.unpack_from(self._buffer)[0]
+        size = header & ~ATTACHMENTS_FLAG
         if not self._fill(4 + size, deadline):
             return None
         payload = bytes(self._buffer[4:4 + size])
         del self._buffer[:4 + size]
-        return payload
+        return bool(header & ATTACHMENTS_FLAG), payload
+
+    def recv_bytes(self, timeout: float = DEFAULT_TIMEOUT) -> bytes | None:
+        """Returns the next frame's payload, or None on EOF (at a frame boundary or not)."""
+        received = self.recv_frame(timeout)
+        return None if received is None else received[1]
 
     def recv(self, timeout: float = DEFAULT_TIMEOUT) -> dict:
-        """Returns the next frame decoded; EOFError if the worker closed its response pipe."""
-        payload = self.recv_bytes(timeout)
-        if payload is None:
+        """Returns the next frame decoded (attachments as memoryviews, arrays as numpy arrays);
+        EOFError if the worker closed its response pipe."""
+        received = self.recv_frame(timeout)
+        if received is None:
             raise EOFError("worker closed its response pipe")
-        return json.loads(payload)
+        attachments, payload = received
+        if not attachments:
+            return json.loads(payload)
+        text, buffers = split_frame(bytearray(payload))
+        return json.loads(text, object_hook=make_object_hook(buffers))
 
     def at_eof(self, timeout: float = DEFAULT_TIMEOUT) -> bool:
         """True if the response pipe reaches EOF with no further bytes within `timeout`."""

@@ -6,6 +6,8 @@
 
 #include <fmt/format.h>
 
+#include "bridgepool/binary.h"
+
 namespace bridgepool::cli {
 
 using Json = nlohmann::json;
@@ -32,7 +34,8 @@ tl::expected<ApiReply, std::string> api_call(const std::string& url, const std::
   if (!client.is_valid()) return tl::unexpected(fmt::format("'{}' is not a usable URL", url));
   httplib::Headers headers;
   if (!token.empty()) headers.emplace("Authorization", "Bearer " + token);
-  auto reply = body ? client.Post(path.c_str(), headers, body->dump(), "application/json")
+  // Binary values in the args go as {"$base64": ...} objects (bridgepool/binary.h).
+  auto reply = body ? client.Post(path.c_str(), headers, to_json_text(*body), "application/json")
                     : client.Get(path.c_str(), headers);
   if (!reply) {
     return tl::unexpected(

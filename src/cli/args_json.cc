@@ -71,7 +71,10 @@ tl::expected<nlohmann::json, std::string> parse_args_object(std::string_view tex
     return tl::unexpected(fmt::format("{} must be a JSON object, got {}: {}", source,
                                       value.type_name(), printable_excerpt(text)));
   }
-  return value;
+  auto with_binary = from_base64_objects(std::move(value));
+  if (!with_binary)
+    return tl::unexpected(fmt::format("{}: {}", source, with_binary.error().message));
+  return std::move(*with_binary);
 }
 
 }  // namespace bridgepool::cli

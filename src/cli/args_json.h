@@ -4,8 +4,9 @@
 //
 // Checks, in order: nesting depth (a pre-scan that needs no recursion, so 100,000 '[' cost a
 // loop, not the stack), JSON syntax including UTF-8 validity (nlohmann's parser, which is not
-// recursive either), and that the value is an object. Messages quote at most an excerpt of the
-// input, printable ASCII only. Pure; any thread.
+// recursive either), and that the value is an object. An object whose only key is "$base64" is
+// a binary value (bridgepool/binary.h), sent as an attachment. Messages quote at most an excerpt of
+// the input, printable ASCII only. Pure; any thread.
 #pragma once
 
 #include <cstddef>
@@ -15,6 +16,7 @@
 #include <nlohmann/json.hpp>
 #include <tl/expected.hpp>
 
+#include "bridgepool/binary.h"
 #include "pool/request_validation.h"
 
 namespace bridgepool::cli {

@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "bridgepool/binary.h"
 #include "bridgepool/bridge.h"
 #include "cli/api_client.h"
 #include "cli/args_json.h"
@@ -30,7 +31,7 @@ int print_error(std::string_view category, std::string_view message, std::string
 }
 
 int print_result(const Json& result) {
-  std::printf("%s\n", result.dump(-1, ' ', false, Json::error_handler_t::replace).c_str());
+  std::printf("%s\n", to_json_text(result).c_str());
   return 0;
 }
 

@@ -62,8 +62,9 @@ Result<void> PoolConfig::resolve() {
     return tl::unexpected(config_error(fmt::format("spare_workers {} > 4096", spare_workers)));
   }
   if (max_queue == 0) return tl::unexpected(config_error("max_queue must be >= 1"));
-  if (max_frame_bytes < 1024 || max_frame_bytes > 0xFFFFFFFFu) {
-    return tl::unexpected(config_error("max_frame_bytes must be within [1 KiB, 4 GiB)"));
+  // 31 bits: the header's top bit marks an attachment frame (wire/attachment_codec.h).
+  if (max_frame_bytes < 1024 || max_frame_bytes > 0x7FFFFFFFu) {
+    return tl::unexpected(config_error("max_frame_bytes must be within [1 KiB, 2 GiB)"));
   }
   for (auto [name, value] : {std::pair{"init_timeout", init_timeout},
                              {"checkout_timeout", checkout_timeout},

@@ -112,7 +112,7 @@ std::vector<Result<Json>> Pool::Impl::execute_many(std::string_view command,
       continue;
     }
     if (items[i].is_null()) items[i] = Json::object();
-    if (auto ok = validate_request(std::nullopt, command, items[i]); !ok) {
+    if (auto ok = validate_request(std::nullopt, command, items[i], BinaryValues::kRefused); !ok) {
       fail_item(i, std::move(ok.error()));
       continue;
     }

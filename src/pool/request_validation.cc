@@ -7,6 +7,7 @@
 #include <fmt/ranges.h>
 
 #include "base/utf8.h"
+#include "wire/attachment_codec.h"
 
 namespace bridgepool {
 namespace {
@@ -23,13 +24,14 @@ tl::unexpected<Error> invalid(std::string_view command, std::string message,
   return tl::unexpected(std::move(e));
 }
 
-// Depth, UTF-8 and finite numbers, without recursion.
-std::optional<std::string> check_args(const nlohmann::json& args) {
+// Depth, UTF-8, finite numbers and binary values, without recursion.
+std::optional<std::string> check_args(const nlohmann::json& args, BinaryValues binary) {
   struct Frame {
     const nlohmann::json* value;
     std::size_t depth;
   };
   std::vector<Frame> stack{{&args, 1}};
+  std::size_t binaries = 0;
   while (!stack.empty()) {
     const Frame f = stack.back();
     stack.pop_back();
@@ -39,6 +41,12 @@ std::optional<std::string> check_args(const nlohmann::json& args) {
         return fmt::format("args are nested more than {} levels deep", kMaxArgsDepth);
       }
       if (v.is_object()) {
+        if (v.size() == 1 && v.begin().key() == wire::kAttachmentMarker) {
+          return fmt::format(
+              "args contain an object whose only key is \"{}\", which the "
+              "protocol reserves for binary values",
+              wire::kAttachmentMarker);
+        }
         for (const auto& [key, child] : v.items()) {
           if (!is_valid_utf8(key)) return std::string("args contain a key that is not valid UTF-8");
           stack.push_back({&child, f.depth + 1});
@@ -52,6 +60,13 @@ std::optional<std::string> check_args(const nlohmann::json& args) {
       }
     } else if (v.is_number_float() && !std::isfinite(v.get<double>())) {
       return std::string("args contain a number that is NaN or infinite, which JSON cannot carry");
+    } else if (v.is_binary()) {
+      if (binary == BinaryValues::kRefused) {
+        return std::string("args contain a binary value, which execute_many items cannot carry");
+      }
+      if (++binaries > wire::kMaxAttachments) {
+        return fmt::format("args carry more than {} binary values", wire::kMaxAttachments);
+      }
     }
   }
   return std::nullopt;
@@ -72,7 +87,7 @@ std::string session_label(std::string_view session_id) {
 }
 
 Result<void> validate_request(std::optional<std::string_view> session, std::string_view command,
-                              const nlohmann::json& args) {
+                              const nlohmann::json& args, BinaryValues binary) {
   if (command.empty()) return invalid(command, "command name is empty");
   if (command.size() > kMaxCommandLength) {
     return invalid(command, fmt::format("command name is {} bytes long (max {})", command.size(),
@@ -101,7 +116,7 @@ Result<void> validate_request(std::optional<std::string_view> session, std::stri
   if (!args.is_object() && !args.is_null()) {
     return invalid(command, fmt::format("args must be a JSON object, got {}", args.type_name()));
   }
-  if (auto problem = check_args(args)) return invalid(command, std::move(*problem));
+  if (auto problem = check_args(args, binary)) return invalid(command, std::move(*problem));
   return {};
 }
 

@@ -10,8 +10,11 @@
 //               object itself is level
 //               1): deeper input would exhaust the worker's JSON parser (~990 levels) and, far
 //               deeper, the host's own stack in the encoder; every string and key valid UTF-8;
-//               every number finite (NaN and Infinity are not JSON). Checked iteratively, so
-//               even 100,000 levels are refused without recursion.
+//               every number finite (NaN and Infinity are not JSON); at most 4096 binary values
+//               (Json::binary: sent as attachments, wire/attachment_codec.h), none in
+//               execute_many items; no object whose only key is "$attachment" (the marker that
+//               stands for a binary value on the wire). Checked iteratively, so even 100,000
+//               levels are refused without recursion.
 //   timeouts    ExecuteOptions::timeout > 0 if set; checkout_timeout >= 0 if set (0: do not
 //               wait for a worker).
 #pragma once
@@ -37,8 +40,10 @@ inline constexpr std::size_t kMaxSessionIdLength = 256;
 // deepest args, and stays well below Python's ~990 levels.
 inline constexpr std::size_t kMaxArgsDepth = 500;
 
+enum class BinaryValues { kAllowed, kRefused };
 Result<void> validate_request(std::optional<std::string_view> session, std::string_view command,
-                              const nlohmann::json& args);
+                              const nlohmann::json& args,
+                              BinaryValues binary = BinaryValues::kAllowed);
 
 // What logs, events, metrics and error contexts may say about a command or session id that may
 // be the very input refused: itself when valid UTF-8 within the length limit; over the limit a

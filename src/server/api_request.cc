@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include "bridgepool/binary.h"
 #include "pool/request_validation.h"
 
 namespace bridgepool::server {
@@ -58,8 +59,10 @@ Result<std::optional<bool>> bool_field(const Json& body, const char* name) {
   return std::optional(body[name].get<bool>());
 }
 
-Json args_of(const Json& body) {
-  return body.contains("args") && body["args"].is_object() ? body["args"] : Json::object();
+// The args, with {"$base64": ...} objects as binary values (bridgepool/binary.h).
+Result<Json> args_of(const Json& body) {
+  if (!body.contains("args") || !body["args"].is_object()) return Json::object();
+  return from_base64_objects(body["args"]);
 }
 
 }  // namespace
@@ -91,7 +94,9 @@ Result<ExecuteRequest> parse_execute_request(std::string_view text) {
   if (auto ok = check_envelope(*body, allowed); !ok) return tl::unexpected(ok.error());
   ExecuteRequest r;
   r.command = (*body)["command"].get<std::string>();
-  r.args = args_of(*body);
+  auto args = args_of(*body);
+  if (!args) return tl::unexpected(args.error());
+  r.args = std::move(*args);
   if (body->contains("session_id") && !(*body)["session_id"].is_null()) {
     if (!(*body)["session_id"].is_string()) {
       return invalid(
@@ -118,7 +123,9 @@ Result<BroadcastRequest> parse_broadcast_request(std::string_view text) {
   if (auto ok = check_envelope(*body, allowed); !ok) return tl::unexpected(ok.error());
   BroadcastRequest r;
   r.command = (*body)["command"].get<std::string>();
-  r.args = args_of(*body);
+  auto args = args_of(*body);
+  if (!args) return tl::unexpected(args.error());
+  r.args = std::move(*args);
   auto timeout = timeout_of(*body);
   if (!timeout) return tl::unexpected(timeout.error());
   r.timeout = *timeout;

@@ -5,6 +5,8 @@
 //               idempotent?: bool, stream?: bool}
 //   broadcast  {command: string, args?: object, timeout_ms?: integer > 0}
 //
+// In args, an object whose only key is "$base64" is a binary value (bridgepool/binary.h: sent to
+// the worker as an attachment; results carry binary values back the same way).
 // Unknown fields are refused (a typo such as "sesion_id" must not silently run sessionless).
 // The JSON text itself is parsed with a depth limit (kMaxArgsDepth + 1 for the envelope) that
 // stops the parser as soon as it is exceeded, so 100,000 '[' never build a deep value; invalid

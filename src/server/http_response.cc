@@ -2,12 +2,13 @@
 
 #include <fmt/format.h>
 
+#include "bridgepool/binary.h"
+
 namespace bridgepool::server {
 
 void send_json(httplib::Response& res, int status, const nlohmann::json& body) {
   res.status = status;
-  res.set_content(body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
-                  "application/json");
+  res.set_content(to_json_text(body), "application/json");  // binary values as base64
 }
 
 std::string printable(std::string_view text, std::size_t max) {

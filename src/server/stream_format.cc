@@ -1,5 +1,7 @@
 #include "server/stream_format.h"
 
+#include "bridgepool/binary.h"
+
 namespace bridgepool::server {
 
 using Json = nlohmann::json;
@@ -29,10 +31,9 @@ namespace {
 // dump() escapes control characters, so the JSON text has no raw newline: one line of data.
 std::string frame(StreamMode mode, std::string_view event, const Json& value) {
   if (mode == StreamMode::kSse) {
-    return "event: " + std::string(event) +
-           "\ndata: " + value.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n\n";
+    return "event: " + std::string(event) + "\ndata: " + to_json_text(value) + "\n\n";
   }
-  return value.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
+  return to_json_text(value) + "\n";
 }
 
 }  // namespace

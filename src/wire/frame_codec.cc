@@ -12,6 +12,8 @@
 
 #include <fmt/format.h>
 
+#include "wire/attachment_codec.h"
+
 namespace bridgepool::wire {
 namespace {
 
@@ -33,8 +35,7 @@ Error too_large(std::size_t size, std::size_t max_frame_size, std::string_view w
 
 Result<void> append_frame(std::string& out, std::string_view payload, std::size_t max_frame_size) {
   // The header is 32 bits, so even a caller-configured maximum above 4 GiB cannot be honoured.
-  if (payload.size() > max_frame_size ||
-      payload.size() > std::numeric_limits<std::uint32_t>::max()) {
+  if (payload.size() > max_frame_size || payload.size() > kMaxFrameLimit) {
     return tl::unexpected(too_large(payload.size(), max_frame_size, "outgoing frame"));
   }
   const auto size = static_cast<std::uint32_t>(payload.size());
@@ -48,7 +49,7 @@ Result<void> append_frame(std::string& out, std::string_view payload, std::size_
 }
 
 std::uint32_t decode_length(const unsigned char header[kFrameHeaderSize]) {
-  return (static_cast<std::uint32_t>(header[0]) << 24) |
+  return (static_cast<std::uint32_t>(header[0] & 0x7F) << 24) |
          (static_cast<std::uint32_t>(header[1]) << 16) |
          (static_cast<std::uint32_t>(header[2]) << 8) | static_cast<std::uint32_t>(header[3]);
 }
@@ -63,6 +64,12 @@ void FrameDecoder::feed(std::string_view bytes) {
 }
 
 char* FrameDecoder::prepare(std::size_t min_size) {
+  if (read_pos_ == write_pos_) {
+    // Drained (the last popped frame's view is dead now): start over at the front, and give
+    // back the memory of a large frame.
+    read_pos_ = write_pos_ = 0;
+    if (buffer_.size() > kRetainedBufferLimit) std::string().swap(buffer_);
+  }
   if (buffer_.size() - write_pos_ < min_size) {
     // Compact first: after a burst of popped frames the free space is at the front.
     if (read_pos_ > 0) {
@@ -75,6 +82,15 @@ char* FrameDecoder::prepare(std::size_t min_size) {
       // asked for), never a length declared in a header.
       std::size_t wanted =
           std::max({write_pos_ + min_size, buffer_.size() * 2, kInitialBufferSize});
+      if (write_pos_ - read_pos_ >= kRetainedBufferLimit) {
+        // A large frame is really arriving (a megabyte of it is here): make room for all of it
+        // at once. Its header was checked against the maximum when it was first seen.
+        const auto* header = reinterpret_cast<const unsigned char*>(buffer_.data());
+        const std::size_t frame = kFrameHeaderSize + decode_length(header);
+        if (frame <= kFrameHeaderSize + max_frame_size_) {
+          wanted = std::max(wanted, std::max(frame, write_pos_) + min_size);
+        }
+      }
       buffer_.resize(wanted);
     }
   }
@@ -86,7 +102,7 @@ void FrameDecoder::commit(std::size_t n) {
   write_pos_ += std::min(n, buffer_.size() - write_pos_);
 }
 
-Result<std::optional<std::string>> FrameDecoder::next() {
+Result<std::optional<Frame>> FrameDecoder::next() {
   if (poisoned_) return tl::unexpected(*poisoned_);
   const std::size_t available = write_pos_ - read_pos_;
   if (available < kFrameHeaderSize) return std::nullopt;
@@ -101,13 +117,10 @@ Result<std::optional<std::string>> FrameDecoder::next() {
   }
   if (available - kFrameHeaderSize < length) return std::nullopt;
 
-  std::string payload(buffer_.data() + read_pos_ + kFrameHeaderSize, length);
+  Frame frame{std::string_view(buffer_.data() + read_pos_ + kFrameHeaderSize, length),
+              (header[0] & 0x80) != 0};
   read_pos_ += kFrameHeaderSize + length;
-  if (read_pos_ == write_pos_) {
-    read_pos_ = write_pos_ = 0;
-    if (buffer_.size() > kRetainedBufferLimit) std::string().swap(buffer_);
-  }
-  return payload;
+  return frame;
 }
 
 bool FrameDecoder::has_partial() const {

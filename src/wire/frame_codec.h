@@ -1,4 +1,6 @@
 // Frame codec: the length-prefixed framing of SPEC §2 (4-byte big-endian length + payload).
+// Protocol 2: a header whose top bit is set declares an attachment frame (attachment_codec.h) of
+// the length in its low 31 bits.
 //
 // Pure: no I/O. The worker channel reads bytes from a pipe into a FrameDecoder and pops complete
 // frames; it writes frames built by append_frame. A declared length above the configured maximum
@@ -25,8 +27,14 @@ inline constexpr std::size_t kDefaultMaxFrameSize = std::size_t{64} * 1024 * 102
 Result<void> append_frame(std::string& out, std::string_view payload,
                           std::size_t max_frame_size = kDefaultMaxFrameSize);
 
-// Reads the big-endian length from 4 bytes.
+// Reads the big-endian length from 4 bytes (the attachments flag masked off).
 std::uint32_t decode_length(const unsigned char header[kFrameHeaderSize]);
+
+// A frame popped from a FrameDecoder: a view of its buffer, valid until the decoder's next call.
+struct Frame {
+  std::string_view payload;
+  bool has_attachments = false;  // an attachment frame (attachment_codec.h)
+};
 
 class FrameDecoder {
  public:
@@ -36,13 +44,16 @@ class FrameDecoder {
   void feed(std::string_view bytes);
 
   // Zero-copy alternative to feed(): a writable region of at least `min_size` bytes at the end
-  // of the buffer; after read(2) into it, call commit(n) with the number of bytes written.
+  // of the buffer; after read(2) into it, call commit(n) with the number of bytes written. Once
+  // a megabyte of a large frame is in, the buffer grows once to hold all of it (plus min_size),
+  // so a 64 MiB frame is not copied again and again by doubling.
   char* prepare(std::size_t min_size);
   void commit(std::size_t n);
 
-  // Pops the next complete frame's payload. nullopt: more bytes needed. Error (communication):
-  // the declared length exceeds the maximum; the decoder is then poisoned and keeps returning it.
-  Result<std::optional<std::string>> next();
+  // Pops the next complete frame (a view: no copy). nullopt: more bytes needed. Error
+  // (communication): the declared length exceeds the maximum; the decoder is then poisoned and
+  // keeps returning it.
+  Result<std::optional<Frame>> next();
 
   // True when some bytes of an incomplete frame are buffered (EOF now means a truncated frame).
   bool has_partial() const;

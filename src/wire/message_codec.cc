@@ -327,13 +327,48 @@ Error communication_error(std::string_view what, std::string_view payload) {
                fmt::format("malformed worker message: {} (payload: {})", what, excerpt(payload)));
 }
 
+// Writes `value` with each binary value as a marker; recursive, for validated args (<= 500 deep).
+void append_with_markers(std::string& out, const Json& value, std::vector<Bytes>& attachments) {
+  if (value.is_binary()) {
+    const Json::binary_t& bytes = value.get_binary();
+    out += "{\"$attachment\":";
+    append_integer(out, attachments.size());
+    out += '}';
+    attachments.emplace_back(bytes.data(), bytes.size());
+  } else if (value.is_object()) {
+    out += '{';
+    bool first = true;
+    for (const auto& [key, child] : value.items()) {
+      if (!first) out += ',';
+      first = false;
+      append_json_string(out, key);
+      out += ':';
+      append_with_markers(out, child, attachments);
+    }
+    out += '}';
+  } else if (value.is_array()) {
+    out += '[';
+    bool first = true;
+    for (const Json& child : value) {
+      if (!first) out += ',';
+      first = false;
+      append_with_markers(out, child, attachments);
+    }
+    out += ']';
+  } else {
+    append_dump(out, value);
+  }
+}
+
 // `,"command":...,"args":...,"session_id":...,"deadline_ms":` — everything but the id and the
 // deadline's value.
-void append_request_middle(std::string& out, const Request& request) {
+void append_request_middle(std::string& out, const Request& request,
+                           std::vector<Bytes>* attachments) {
   out += ",\"command\":";
   append_json_string(out, request.command);
   out += ",\"args\":";
-  append_args_json(out, request.args);  // a default-constructed Json means "no arguments": {}
+  // A default-constructed Json means "no arguments": {}.
+  append_args_json(out, request.args, attachments);
   out += ",\"session_id\":";
   if (request.session_id) {
     append_json_string(out, *request.session_id);
@@ -361,13 +396,13 @@ void append_request_tail(std::string& out, std::optional<std::int64_t> deadline_
 
 void append_request_json(std::string& out, const Request& request) {
   append_request_head(out, request.id);
-  append_request_middle(out, request);
+  append_request_middle(out, request, nullptr);
   append_request_tail(out, request.deadline_ms);
 }
 
 PreparedRequest prepare_request(const Request& request) {
   PreparedRequest p;
-  append_request_middle(p.middle, request);
+  append_request_middle(p.middle, request, &p.attachments);
   p.command = request.command;
   p.session_id = request.session_id;
   return p;
@@ -412,9 +447,28 @@ Result<WorkerMessage> decode_worker_message(std::string_view payload) {
   }
 }
 
-void append_args_json(std::string& out, const Json& args) {
+Result<WorkerMessage> decode_worker_frame(std::string_view payload, bool has_attachments) {
+  if (!has_attachments) return decode_worker_message(payload);
+  auto frame = split_attachment_frame(payload);
+  if (!frame) return tl::unexpected(frame.error());
+  auto message = decode_worker_message(frame->json);
+  if (!message) return message;
+  Json* carrier = nullptr;
+  if (message->kind == WorkerMessage::Kind::kReply && message->ok) carrier = &message->result;
+  if (message->kind == WorkerMessage::Kind::kChunk) carrier = &message->chunk;
+  if (carrier != nullptr) {
+    if (auto resolved = resolve_attachments(*carrier, frame->buffers); !resolved) {
+      return tl::unexpected(resolved.error());
+    }
+  }
+  return message;
+}
+
+void append_args_json(std::string& out, const Json& args, std::vector<Bytes>* attachments) {
   if (args.is_null()) {
     out += "{}";
+  } else if (attachments != nullptr && contains_binary(args)) {
+    append_with_markers(out, args, *attachments);
   } else {
     append_dump(out, args);
   }

@@ -16,12 +16,14 @@
 #include <nlohmann/json.hpp>
 
 #include "bridgepool/error.h"
+#include "wire/attachment_codec.h"
 
 namespace bridgepool::wire {
 
 using Json = nlohmann::json;
 
-inline constexpr int kProtocolVersion = 1;
+// 2: attachment frames (attachment_codec.h). A worker speaking another version is refused.
+inline constexpr int kProtocolVersion = 2;
 
 struct Request {
   std::uint64_t id = 0;
@@ -39,9 +41,12 @@ std::string encode_request(const Request& request);
 // A request encoded before it is known which worker gets it and when: the JSON text without the
 // two values filled in at send time — the id (per worker) and deadline_ms (the time left then).
 // The message is  {"id": <id>  + middle +  <deadline_ms>}  (middle ends with `"deadline_ms":`),
-// so a sender writes it as four pieces with no copy of the middle (Worker::send).
+// so a sender writes it as four pieces with no copy of the middle (Worker::send). Binary values
+// in the args become markers in the middle and views in `attachments` (of the Request's args,
+// which must outlive this): the frame is then an attachment frame, written from those views.
 struct PreparedRequest {
   std::string middle;
+  std::vector<Bytes> attachments;
   std::string command;                    // for error messages
   std::optional<std::string> session_id;  // the worker's current session while it runs
 };
@@ -99,14 +104,21 @@ struct WorkerMessage {
 // reply without "result" has a null result. A reply may carry "worker_unhealthy" (a string or
 // null; anything else is malformed). Never throws.
 Result<WorkerMessage> decode_worker_message(std::string_view payload);
+// The same for a frame of either kind: an attachment frame's JSON is decoded as above and its
+// buffers copied into the binary values that the markers of a reply's result or a chunk stand
+// for. Communication error for a malformed table or a marker naming no buffer.
+Result<WorkerMessage> decode_worker_frame(std::string_view payload, bool has_attachments);
 
 // A batch request (Pool::execute_many; python/bridgepool_worker/batch.py has the protocol):
 // `"batch": [args, ...]` instead of "args", no session. `items` are the arguments' JSON texts
 // (append_args_json), each encoded once however many attempts send it.
 PreparedRequest prepare_batch_request(std::string_view command,
                                       std::span<const std::string_view> items);
-// Appends the JSON text of one request's arguments (a null Json as {}); never throws.
-void append_args_json(std::string& out, const Json& args);
+// Appends the JSON text of one request's arguments (a null Json as {}); never throws. With
+// `attachments`, binary values are written as markers and their views appended there (without,
+// they must not occur: nlohmann would write them as arrays of numbers).
+void append_args_json(std::string& out, const Json& args,
+                      std::vector<Bytes>* attachments = nullptr);
 // The bytes a batch request adds around its items' texts, besides their commas.
 std::size_t batch_request_overhead(std::string_view command);
 

@@ -96,7 +96,7 @@ Result<std::optional<wire::Handshake>> Worker::read_handshake() {
           fmt::format("worker {} sent an invalid first frame: {}", id_, frame.error().message));
     }
     if (*frame) {
-      auto msg = wire::decode_worker_message(**frame);
+      auto msg = wire::decode_worker_frame((*frame)->payload, (*frame)->has_attachments);
       if (!msg) {
         return init_error(
             fmt::format("worker {} sent an invalid handshake: {}", id_, msg.error().message));
@@ -113,8 +113,11 @@ Result<std::optional<wire::Handshake>> Worker::read_handshake() {
         return init_error(fmt::format("worker {} spoke before its handshake", id_));
       }
       if (msg->handshake.protocol != wire::kProtocolVersion) {
-        return init_error(fmt::format("worker {} speaks protocol {}, expected {}", id_,
-                                      msg->handshake.protocol, wire::kProtocolVersion));
+        return init_error(fmt::format(
+            "worker {} speaks protocol {} but this pool speaks protocol {}: its bridgepool_worker "
+            "package is not the one this pool was built with (python_path / the installed "
+            "share/bridgepool/python must match the library)",
+            id_, msg->handshake.protocol, wire::kProtocolVersion));
       }
       // Other threads read the version through snapshot() (e.g. Pool::workers() listing an
       // initializing worker): publish it under the mutex.
@@ -235,19 +238,47 @@ std::optional<CallOutcome> Worker::send(const wire::PreparedRequest& request,
   id = next_request_id_++;
   const std::string head = wire::request_head(id);
   const std::string tail = wire::request_tail(deadline_ms);
-  const std::size_t payload = head.size() + request.middle.size() + tail.size();
-  if (payload > max_frame_bytes_) {
+  const std::size_t json = head.size() + request.middle.size() + tail.size();
+  // An attachment frame: table, JSON, then each buffer after its padding (attachment_codec.h),
+  // written from the caller's memory.
+  wire::AttachmentLayout layout;
+  if (!request.attachments.empty()) layout = wire::layout_attachments(json, request.attachments);
+  const std::size_t payload = request.attachments.empty() ? json : layout.payload_size;
+  if (payload > max_frame_bytes_ || request.attachments.size() > wire::kMaxAttachments) {
     return fail(ErrorCategory::kInvalidRequest, WorkerFault::kNone,
-                fmt::format("request of {} bytes exceeds the maximum frame size of {} bytes",
-                            payload, max_frame_bytes_),
+                request.attachments.size() > wire::kMaxAttachments
+                    ? fmt::format("request carries {} binary values, more than the {} a frame "
+                                  "may hold",
+                                  request.attachments.size(), wire::kMaxAttachments)
+                    : fmt::format("request of {} bytes exceeds the maximum frame size of {} bytes",
+                                  payload, max_frame_bytes_),
                 request.command);
   }
+  const std::uint32_t declared = static_cast<std::uint32_t>(payload) |
+                                 (request.attachments.empty() ? 0u : wire::kAttachmentsFlag);
   char header[wire::kFrameHeaderSize];
-  for (int i = 0; i < 4; ++i) header[i] = static_cast<char>((payload >> (8 * (3 - i))) & 0xff);
-  iovec pieces[4] = {{header, sizeof header},
-                     {const_cast<char*>(head.data()), head.size()},
-                     {const_cast<char*>(request.middle.data()), request.middle.size()},
-                     {const_cast<char*>(tail.data()), tail.size()}};
+  for (int i = 0; i < 4; ++i) header[i] = static_cast<char>((declared >> (8 * (3 - i))) & 0xff);
+  auto piece = [](const void* data, std::size_t size) {
+    return iovec{const_cast<void*>(data), size};
+  };
+  iovec few[4] = {piece(header, sizeof header), piece(head.data(), head.size()),
+                  piece(request.middle.data(), request.middle.size()),
+                  piece(tail.data(), tail.size())};
+  std::span<iovec> pieces(few);
+  std::vector<iovec> many;  // an attachment frame's pieces (the common frame allocates none)
+  if (!request.attachments.empty()) {
+    many.reserve(5 + 2 * request.attachments.size());
+    many.push_back(few[0]);
+    many.push_back(piece(layout.table.data(), layout.table.size()));
+    many.insert(many.end(), few + 1, few + 4);
+    for (std::size_t i = 0; i < request.attachments.size(); ++i) {
+      if (layout.padding[i] > 0) {
+        many.push_back(piece(wire::attachment_padding(), layout.padding[i]));
+      }
+      many.push_back(piece(request.attachments[i].data(), request.attachments[i].size()));
+    }
+    pieces = many;
+  }
 
   set_current_session(request.session_id ? *request.session_id : std::string());
   if (auto written = write_frame(pieces, deadline); !written) {
@@ -295,7 +326,8 @@ CallOutcome Worker::read_reply(std::uint64_t id, TimePoint deadline, const Chunk
                   command);
     }
     if (*frame) {
-      auto msg = wire::decode_worker_message(**frame);
+      const std::string_view payload = (*frame)->payload;
+      auto msg = wire::decode_worker_frame(payload, (*frame)->has_attachments);
       if (!msg) {
         return fail(ErrorCategory::kCommunication, WorkerFault::kProtocol,
                     fmt::format("worker {} sent an invalid reply: {}", id_, msg.error().message),
@@ -306,7 +338,7 @@ CallOutcome Worker::read_reply(std::uint64_t id, TimePoint deadline, const Chunk
       if ((!is_reply && !is_chunk) || msg->id != id) {
         return fail(ErrorCategory::kCommunication, WorkerFault::kProtocol,
                     fmt::format("worker {} answered request {} with a frame for id {}: {}", id_, id,
-                                msg->id, excerpt(**frame)),
+                                msg->id, excerpt(payload)),
                     command);
       }
       if (is_chunk) {

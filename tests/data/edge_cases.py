@@ -31,6 +31,16 @@
                         surrogate,
                         else returns {"value": value, "pid": the worker's pid} (idempotent)
   item_once {...}       the same, not idempotent
+  echo_binary {...}     returns its args (memoryviews and arrays go back as attachments)
+  binary_kinds {...}    for each arg: its type name, and for buffers their length, for arrays
+                        their dtype string and shape
+  bytes_out {"size","count"}  returns {"data": [count byte strings of size bytes]} (each byte i
+                        % 256)
+  array_out {"n","dtype","step"}  returns numpy.arange(n, dtype)[::step] (a strided view)
+  object_array {}       returns a numpy array of dtype object (cannot be sent)
+  lying_attachment {}   writes, itself, a reply frame whose marker names an attachment the frame
+                        does not have (a broken stream), then returns normally
+  stream_bytes {"count"}  yields count chunks {"i": i, "data": bytes([i]) * 3}, returns b"end"
 """
 
 import os
@@ -241,3 +251,62 @@ def item(args, ctx):
 @command("item_once")
 def item_once(args, ctx):
     return _item(args, ctx)
+
+
+@command("echo_binary", idempotent=True)
+def echo_binary(args, ctx):
+    return args
+
+
+@command("binary_kinds", idempotent=True)
+def binary_kinds(args, ctx):
+    out = {}
+    for key, value in args.items():
+        kind = {"type": type(value).__name__}
+        if isinstance(value, memoryview):
+            kind.update(nbytes=value.nbytes, readonly=value.readonly, head=value[:4].hex())
+        elif hasattr(value, "dtype") and hasattr(value, "shape"):
+            kind.update(dtype=value.dtype.str, shape=list(value.shape), sum=float(value.sum()),
+                        aligned=bool(value.flags.aligned))
+        out[key] = kind
+    return out
+
+
+@command("bytes_out", idempotent=True)
+def bytes_out(args, ctx):
+    size = int(args.get("size", 16))
+    pattern = bytes(range(256)) * (size // 256 + 1)
+    return {"data": [pattern[:size] for _ in range(int(args.get("count", 1)))]}
+
+
+@command("array_out", idempotent=True)
+def array_out(args, ctx):
+    import numpy
+
+    array = numpy.arange(int(args.get("n", 10)), dtype=args.get("dtype", "<f8"))
+    return array[::int(args.get("step", 1))]
+
+
+@command("object_array")
+def object_array(args, ctx):
+    import numpy
+
+    return numpy.array([{"a": 1}, None], dtype=object)
+
+
+@command("stream_bytes")
+def stream_bytes(args, ctx):
+    for i in range(int(args.get("count", 2))):
+        yield {"i": i, "data": bytes([i]) * 3}
+    return b"end"
+
+
+@command("lying_attachment")
+def lying_attachment(args, ctx):
+    import struct
+
+    text = ('{"id":%d,"ok":true,"result":{"$attachment":3}}' % ctx.request_id).encode()
+    payload = struct.pack(">IIQ", len(text), 1, 2) + text
+    payload += bytes(-len(payload) % 64) + b"ab"
+    os.write(4, struct.pack(">I", 0x80000000 | len(payload)) + payload)
+    return "written"

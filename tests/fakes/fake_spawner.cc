@@ -174,7 +174,7 @@ class FakeWorker {
     }
     send(Json{{"id", 0},
               {"event", "ready"},
-              {"protocol", script_.start == FakeScript::Start::kWrongProtocol ? 2 : 1},
+              {"protocol", script_.start == FakeScript::Start::kWrongProtocol ? 1 : 2},
               {"pid", kFirstFakePid},
               {"worker_id", id_},
               {"commands", std::move(commands)}});

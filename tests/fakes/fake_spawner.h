@@ -41,7 +41,7 @@ namespace bridgepool::fakes {
 
 // How one fake worker starts.
 struct FakeScript {
-  // kGarbage: a first frame that is not JSON; kWrongProtocol: a handshake for protocol 2;
+  // kGarbage: a first frame that is not JSON; kWrongProtocol: a handshake for protocol 1;
   // kSpeaksFirst: a reply before any handshake; kStall: ready, then never reads a request.
   enum class Start { kReady, kInitFailed, kSilent, kGarbage, kWrongProtocol, kSpeaksFirst, kStall };
   Start start = Start::kReady;

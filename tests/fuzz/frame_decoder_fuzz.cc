@@ -62,7 +62,7 @@ bool drain(FrameDecoder& decoder, std::vector<std::string>& frames) {
       return false;
     }
     if (!next->has_value()) return true;
-    frames.push_back(std::move(**next));
+    frames.emplace_back((*next)->payload);
   }
 }
 

@@ -22,11 +22,10 @@ namespace bridgepool {
 namespace {
 
 using testing::data_path;
+using testing::edge_config;
 using testing::start_pool;
 using testing::test_config;
 using namespace std::chrono_literals;
-
-PoolConfig edge_pool(std::size_t size) { return test_config(size, {data_path("edge_cases.py")}); }
 
 std::vector<Json> values(int count, Json extra = Json::object()) {
   std::vector<Json> items;
@@ -57,7 +56,7 @@ std::vector<Result<Json>> run_crashing_chunk(Pool& pool, const std::string& comm
 }
 
 TEST(Batch, ResultsComeBackInOrderAndEveryWorkerTakesPart) {
-  auto pool = start_pool(edge_pool(2));
+  auto pool = start_pool(edge_config(2));
   ASSERT_TRUE(pool);
   auto results = pool->execute_many("item", values(200, {{"sleep_ms", 1}}));
   ASSERT_EQ(results.size(), 200u);
@@ -74,7 +73,7 @@ TEST(Batch, ResultsComeBackInOrderAndEveryWorkerTakesPart) {
 }
 
 TEST(Batch, AFailingOrInvalidItemFailsAlone) {
-  auto pool = start_pool(edge_pool(2));
+  auto pool = start_pool(edge_config(2));
   ASSERT_TRUE(pool);
   std::vector<Json> items = values(6);
   items[1] = {{"raise", "bad item"}};
@@ -101,7 +100,7 @@ TEST(Batch, AFailingOrInvalidItemFailsAlone) {
 }
 
 TEST(Batch, AWorkerLostMidChunkCostsOnlyTheItemsItHadNotAnswered) {
-  auto pool = start_pool(edge_pool(2));
+  auto pool = start_pool(edge_config(2));
   ASSERT_TRUE(pool);
   auto results = run_crashing_chunk(*pool, "item");
   std::set<std::int64_t> first_pids, later_pids;
@@ -118,7 +117,7 @@ TEST(Batch, AWorkerLostMidChunkCostsOnlyTheItemsItHadNotAnswered) {
 }
 
 TEST(Batch, NotIdempotentItemsLostWithTheirWorkerFailWithItsError) {
-  auto pool = start_pool(edge_pool(2));
+  auto pool = start_pool(edge_config(2));
   ASSERT_TRUE(pool);
   auto results = run_crashing_chunk(*pool, "item_once");
   for (int i = 0; i < 5; ++i) {
@@ -133,7 +132,7 @@ TEST(Batch, NotIdempotentItemsLostWithTheirWorkerFailWithItsError) {
 }
 
 TEST(Batch, SysExitInAnItemFailsThatItemAndTheRestMoveToAnotherWorker) {
-  auto pool = start_pool(edge_pool(2));
+  auto pool = start_pool(edge_config(2));
   ASSERT_TRUE(pool);
   std::vector<Json> items = values(4);
   items[1] = {{"exit", 3}};
@@ -149,7 +148,7 @@ TEST(Batch, SysExitInAnItemFailsThatItemAndTheRestMoveToAnotherWorker) {
 }
 
 TEST(Batch, TheTimeoutBoundsTheWholeCall) {
-  auto pool = start_pool(edge_pool(1));
+  auto pool = start_pool(edge_config(1));
   ASSERT_TRUE(pool);
   ExecuteOptions options;
   options.timeout = 500ms;
@@ -164,7 +163,7 @@ TEST(Batch, TheTimeoutBoundsTheWholeCall) {
 }
 
 TEST(Batch, WholeCallsRefusedBeforeAnyWorker) {
-  auto pool = start_pool(edge_pool(1));
+  auto pool = start_pool(edge_config(1));
   ASSERT_TRUE(pool);
   EXPECT_TRUE(pool->execute_many("item", {}).empty());
   auto unknown = pool->execute_many("no_such_command", values(3));
@@ -193,7 +192,7 @@ TEST(Batch, WholeCallsRefusedBeforeAnyWorker) {
 }
 
 TEST(Batch, ChunksAreCutToFitTheFrameAndAnItemThatFitsInNoneFailsAlone) {
-  PoolConfig config = edge_pool(1);
+  PoolConfig config = edge_config(1);
   config.max_frame_bytes = 1 << 20;
   auto pool = start_pool(config);
   ASSERT_TRUE(pool);
@@ -216,7 +215,7 @@ TEST(Batch, ChunksAreCutToFitTheFrameAndAnItemThatFitsInNoneFailsAlone) {
 }
 
 TEST(Batch, ManyCallersEachGetTheirOwnResults) {
-  auto pool = start_pool(edge_pool(2));
+  auto pool = start_pool(edge_config(2));
   ASSERT_TRUE(pool);
   std::vector<std::thread> callers;
   std::vector<int> good(4, 0);
@@ -235,7 +234,7 @@ TEST(Batch, ManyCallersEachGetTheirOwnResults) {
 }
 
 TEST(Batch, ABridgeRunsTheChunksOnItsWorker) {
-  auto bridge = Bridge::start(edge_pool(1));
+  auto bridge = Bridge::start(edge_config(1));
   ASSERT_TRUE(bridge) << bridge.error().to_string();
   Executor& executor = **bridge;
   auto results = executor.execute_many("item", values(30));

@@ -23,7 +23,7 @@ using testing::test_config;
 using testing::wait_until;
 using namespace std::chrono_literals;
 
-PoolConfig one_worker() { return test_config(1, {data_path("edge_cases.py")}); }
+PoolConfig one_worker() { return testing::edge_config(1); }
 
 TEST(Handoff, AQueuedCallIsSentWithTheTimeLeftWhenItIsSent) {
   auto pool = start_pool(one_worker());
@@ -82,7 +82,7 @@ TEST(Handoff, ALargeQueuedRequestIsSentByItsOwnCaller) {
 }
 
 TEST(Handoff, AQueuedCallOfABoundSessionIsSentToItsWorker) {
-  auto pool = start_pool(test_config(2, {data_path("edge_cases.py")}));
+  auto pool = start_pool(testing::edge_config(2));
   ASSERT_TRUE(pool);
   ASSERT_TRUE(pool->execute_in_session("s1", "counter"));  // binds s1
   std::thread busy([&] {

@@ -90,6 +90,18 @@ TEST_F(HttpServiceTest, ExecuteEchoReturnsResultWorkerAndAttempts) {
   EXPECT_EQ(body["attempts"], 1);
 }
 
+TEST_F(HttpServiceTest, BinaryValuesTravelAsBase64ObjectsOverHttpAndAsAttachmentsBehind) {
+  start();
+  auto [status, body] =
+      post("/v1/execute", R"({"command":"echo","args":{"b":{"$base64":"AAEC/w=="},"n":1}})");
+  EXPECT_EQ(status, 200) << body.dump();
+  EXPECT_EQ(body["result"], Json::parse(R"({"b":{"$base64":"AAEC/w=="},"n":1})"));
+  expect_error(post("/v1/execute", R"({"command":"echo","args":{"b":{"$base64":"AAE"}}})"), 400,
+               "invalid_request");
+  expect_error(post("/v1/execute", R"({"command":"echo","args":{"b":{"$attachment":0}}})"), 400,
+               "invalid_request");
+}
+
 TEST_F(HttpServiceTest, StatusFollowsTheContract) {
   start();
   post("/v1/execute", R"({"command":"echo"})");

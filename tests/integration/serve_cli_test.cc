@@ -203,6 +203,11 @@ TEST(ServeCli, CallAndStatusAgainstARunningServer) {
   Cli call(dir, "call", {"call", "echo", R"({"a":1})", "--url", server.url()});
   EXPECT_EQ(call.exit_code(std::chrono::milliseconds(20'000)), 0) << call.err();
   EXPECT_EQ(Json::parse(call.out()), Json({{"a", 1}}));
+  // Binary values go as {"$base64": ...} both ways (attachments between server and worker).
+  Cli binary(dir, "binary",
+             {"call", "echo", R"({"b":{"$base64":"AAEC/w=="}})", "--url", server.url()});
+  EXPECT_EQ(binary.exit_code(std::chrono::milliseconds(20'000)), 0) << binary.err();
+  EXPECT_EQ(Json::parse(binary.out()), Json::parse(R"({"b":{"$base64":"AAEC/w=="}})"));
   Cli fail(dir, "fail", {"call", "fail", "--url", server.url()});
   EXPECT_EQ(fail.exit_code(std::chrono::milliseconds(20'000)), 4);
   EXPECT_NE(fail.err().find("python: "), std::string::npos) << fail.err();
@@ -220,12 +225,20 @@ TEST(ServeCli, CallWithoutAServerRunsOnALocalBridge) {
   Cli call(dir, "call", {"call", "echo", R"({"b":2})"}, {{"BRIDGEPOOL_URL", "http://127.0.0.1:1"}});
   EXPECT_EQ(call.exit_code(std::chrono::milliseconds(30'000)), 0) << call.err();
   EXPECT_EQ(Json::parse(call.out()), Json({{"b", 2}}));
+  Cli binary(dir, "binary", {"call", "echo", R"({"b":{"$base64":"TWFu"}})"},
+             {{"BRIDGEPOOL_URL", "http://127.0.0.1:1"}});
+  EXPECT_EQ(binary.exit_code(std::chrono::milliseconds(30'000)), 0) << binary.err();
+  EXPECT_EQ(Json::parse(binary.out()), Json::parse(R"({"b":{"$base64":"TWFu"}})"));
 }
 
 TEST(ServeCli, CallWithBadArgumentsExits2AndUnreachableUrlExits10) {
   TempDir dir;
   Cli bad(dir, "bad", {"call", "echo", "[1]", "--url", "http://127.0.0.1:1"});
   EXPECT_EQ(bad.exit_code(std::chrono::milliseconds(10'000)), 2);
+  Cli bad64(dir, "bad64",
+            {"call", "echo", R"({"b":{"$base64":"!!"}})", "--url", "http://127.0.0.1:1"});
+  EXPECT_EQ(bad64.exit_code(std::chrono::milliseconds(10'000)), 2);
+  EXPECT_NE(bad64.err().find("base64"), std::string::npos) << bad64.err();
   Cli gone(dir, "gone", {"call", "echo", "--url", "http://127.0.0.1:1"});
   EXPECT_EQ(gone.exit_code(std::chrono::milliseconds(10'000)), 10) << gone.err();
 }

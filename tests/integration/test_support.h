@@ -44,6 +44,11 @@ inline PoolConfig test_config(std::size_t size = 2, std::vector<std::string> han
   return c;
 }
 
+// A pool of `size` workers serving tests/data/edge_cases.py (the runtime's edge cases).
+inline PoolConfig edge_config(std::size_t size = 1) {
+  return test_config(size, {data_path("edge_cases.py")});
+}
+
 // Polls `done` every millisecond until it holds or `timeout` passes. Returns whether it held.
 inline bool wait_until(const std::function<bool()>& done,
                        std::chrono::milliseconds timeout = std::chrono::milliseconds(5000)) {

@@ -27,7 +27,7 @@ std::optional<WorkerInfo> find_worker(Pool& pool, const std::string& id) {
 }
 
 TEST(CheckinErrors, AMarkedWorkerIsDegradedProbedBackAndRecycledAtTheLimit) {
-  auto config = test_config(1, {data_path("edge_cases.py")});
+  auto config = testing::edge_config(1);
   config.max_checkin_failures = 2;
   config.health_recheck_interval = 50ms;
   auto pool = start_pool(config);
@@ -63,7 +63,7 @@ TEST(CheckinErrors, AMarkedWorkerIsDegradedProbedBackAndRecycledAtTheLimit) {
 }
 
 TEST(BaseExceptions, AreReportedWithTypeAndTracebackAndTheWorkerIsKept) {
-  auto pool = start_pool(test_config(1, {data_path("edge_cases.py")}));
+  auto pool = start_pool(testing::edge_config(1));
   ASSERT_TRUE(pool);
   const pid_t pid = find_worker(*pool, "w1")->pid;
   for (const char* type : {"KeyboardInterrupt", "CancelledError", "GeneratorExit", "CustomBase"}) {

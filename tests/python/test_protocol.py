@@ -42,7 +42,7 @@ class HandshakeTest(ExamplesTestCase):
         hello = worker.handshake()
         self.assertEqual(hello["id"], 0)
         self.assertEqual(hello["event"], "ready")
-        self.assertEqual(hello["protocol"], 1)
+        self.assertEqual(hello["protocol"], 2)
         self.assertEqual(hello["pid"], worker.pid)
         self.assertEqual(hello["worker_id"], "w-7")
         self.assertEqual(hello["handlers_version"], "examples-1")

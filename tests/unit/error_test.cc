@@ -20,7 +20,7 @@ std::string line(std::string key, std::string_view value) {
   return key + std::string(value);
 }
 
-const std::vector<std::pair<ErrorCategory, std::string>> kAllCategories = {
+const std::vector<std::pair<ErrorCategory, std::string>> kCategoryNames = {
     {ErrorCategory::kInitialization, "initialization"},
     {ErrorCategory::kConnection, "connection"},
     {ErrorCategory::kCommunication, "communication"},
@@ -35,13 +35,13 @@ const std::vector<std::pair<ErrorCategory, std::string>> kAllCategories = {
 };
 
 TEST(ErrorCategoryTest, NamesAreStableLowerSnake) {
-  for (const auto& [category, name] : kAllCategories) {
+  for (const auto& [category, name] : kCategoryNames) {
     EXPECT_EQ(category_name(category), name);
   }
 }
 
 TEST(ErrorCategoryTest, FromNameRoundTrips) {
-  for (const auto& [category, name] : kAllCategories) {
+  for (const auto& [category, name] : kCategoryNames) {
     ASSERT_TRUE(category_from_name(name).has_value()) << name;
     EXPECT_EQ(*category_from_name(name), category) << name;
   }

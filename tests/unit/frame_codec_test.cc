@@ -32,7 +32,7 @@ std::string pop(FrameDecoder& decoder) {
     ADD_FAILURE() << "no complete frame";
     return "";
   }
-  return **next;
+  return std::string((*next)->payload);
 }
 
 void expect_needs_more(FrameDecoder& decoder) {
@@ -48,8 +48,9 @@ TEST(FrameCodecTest, HeaderIsBigEndianLength) {
   EXPECT_EQ(out.substr(4), "hello");
   const unsigned char bytes[4] = {0x01, 0x02, 0x03, 0x04};
   EXPECT_EQ(decode_length(bytes), 0x01020304u);
+  // Protocol 2: the top bit flags an attachment frame and is not part of the length.
   const unsigned char max_bytes[4] = {0xFF, 0xFF, 0xFF, 0xFF};
-  EXPECT_EQ(decode_length(max_bytes), 0xFFFFFFFFu);
+  EXPECT_EQ(decode_length(max_bytes), 0x7FFFFFFFu);
 }
 
 TEST(FrameCodecTest, AppendFrameAppendsToExistingBuffer) {
@@ -97,7 +98,7 @@ TEST(FrameCodecTest, ByteByByteFeeding) {
     decoder.feed(std::string_view(&byte, 1));
     auto next = decoder.next();
     ASSERT_TRUE(next.has_value());
-    if (next->has_value()) received.push_back(**next);
+    if (next->has_value()) received.emplace_back((*next)->payload);
   }
   EXPECT_EQ(received, payloads);
   EXPECT_FALSE(decoder.has_partial());
@@ -126,7 +127,8 @@ TEST(FrameCodecTest, ZeroLengthPayload) {
   auto next = decoder.next();
   ASSERT_TRUE(next.has_value());
   ASSERT_TRUE(next->has_value());
-  EXPECT_EQ(**next, "");
+  EXPECT_EQ((*next)->payload, "");
+  EXPECT_FALSE((*next)->has_attachments);
   EXPECT_EQ(decoder.buffered(), 0u);
 }
 
@@ -167,7 +169,7 @@ TEST(FrameCodecTest, HugeDeclaredLengthFailsWithoutAllocatingAndStaysPoisoned) {
   auto next = decoder.next();
   ASSERT_FALSE(next.has_value());
   EXPECT_EQ(next.error().category, ErrorCategory::kCommunication);
-  EXPECT_NE(next.error().message.find("4294967295 bytes"), std::string::npos)
+  EXPECT_NE(next.error().message.find("2147483647 bytes"), std::string::npos)
       << next.error().message;
   EXPECT_EQ(decoder.buffered(), 11u);
 
@@ -180,6 +182,46 @@ TEST(FrameCodecTest, HugeDeclaredLengthFailsWithoutAllocatingAndStaysPoisoned) {
     EXPECT_EQ(again.error().message, next.error().message);
   }
   EXPECT_LT(decoder.buffered(), 64u);
+}
+
+TEST(FrameCodecTest, TheFlagBitMarksAnAttachmentFrameOfTheLowBitsLength) {
+  FrameDecoder decoder;
+  decoder.feed(header(0x80000003u) + "abc" + frame("plain"));
+  auto first = decoder.next();
+  ASSERT_TRUE(first.has_value() && first->has_value());
+  EXPECT_TRUE((*first)->has_attachments);
+  EXPECT_EQ((*first)->payload, "abc");
+  auto second = decoder.next();
+  ASSERT_TRUE(second.has_value() && second->has_value());
+  EXPECT_FALSE((*second)->has_attachments);
+  EXPECT_EQ((*second)->payload, "plain");
+}
+
+TEST(FrameCodecTest, ALargeFrameGrowsTheBufferOnceNotByDoubling) {
+  // 8 MiB arriving 64 KiB at a time: after the first megabyte the buffer is sized for the whole
+  // frame, so the pointer prepare() returns never moves again (a move would mean a copy).
+  const std::size_t size = std::size_t{8} << 20;
+  FrameDecoder decoder;
+  const std::string head = header(static_cast<std::uint32_t>(size));
+  std::memcpy(decoder.prepare(head.size()), head.data(), head.size());
+  decoder.commit(head.size());
+  const char* base = nullptr;
+  std::size_t moves = 0;
+  for (std::size_t sent = 0; sent < size;) {
+    const std::size_t n = std::min<std::size_t>(64 * 1024, size - sent);
+    char* dest = decoder.prepare(64 * 1024);
+    if (sent >= (std::size_t{2} << 20)) {
+      if (base != nullptr && dest - sent != base) ++moves;
+      base = dest - sent;
+    }
+    std::memset(dest, 'z', n);
+    decoder.commit(n);
+    sent += n;
+  }
+  EXPECT_EQ(moves, 0u);
+  auto next = decoder.next();
+  ASSERT_TRUE(next.has_value() && next->has_value());
+  EXPECT_EQ((*next)->payload.size(), size);
 }
 
 TEST(FrameCodecTest, HasPartialAfterTruncatedFrame) {

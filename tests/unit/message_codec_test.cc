@@ -243,7 +243,7 @@ TEST(DecodeWorkerMessageTest, OkTakesPrecedenceOverChunk) {
 
 TEST(DecodeWorkerMessageTest, ReadyHandshakeWithStringAndObjectCommands) {
   WorkerMessage message = decode_ok(
-      R"({"id": 0, "event": "ready", "protocol": 1, "pid": 4242, "worker_id": "w7",
+      R"({"id": 0, "event": "ready", "protocol": 2, "pid": 4242, "worker_id": "w7",
           "commands": ["ping", {"name": "echo", "idempotent": true}, {"name": "create_program"}],
           "version": "0.1.0", "python": {"version": "3.11"}})");
   EXPECT_EQ(message.kind, WorkerMessage::Kind::kReady);

@@ -273,7 +273,8 @@ TEST_F(PoolLogic, ACommandAddedByARollingRestartIsAcceptedOnceTheNewWorkersServe
 TEST_F(PoolLogic, ABadHandshakeIsAStartFailureThatSaysWhatWasWrong) {
   const std::pair<FakeScript::Start, std::string> cases[] = {
       {FakeScript::Start::kGarbage, "worker w1 sent an invalid handshake: "},
-      {FakeScript::Start::kWrongProtocol, "worker w1 speaks protocol 2, expected 1"},
+      {FakeScript::Start::kWrongProtocol,
+       "worker w1 speaks protocol 1 but this pool speaks protocol 2"},
       {FakeScript::Start::kSpeaksFirst, "worker w1 spoke before its handshake"},
   };
   for (const auto& [start, message] : cases) {

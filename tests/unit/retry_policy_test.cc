@@ -32,7 +32,7 @@ RetryPolicy policy_of(BackoffStrategy strategy, milliseconds base = milliseconds
   return p;
 }
 
-UniformRandom constant(double value) {
+UniformRandom constant_random(double value) {
   return [value] { return value; };
 }
 
@@ -66,7 +66,7 @@ struct FakeTime {
     RetryOptions o;
     o.name = std::move(name);
     o.clock = &clock;
-    o.random = constant(0.5);
+    o.random = constant_random(0.5);
     o.sleep = [this](microseconds d) {
       sleeps.push_back(d);
       clock.advance(d);
@@ -186,9 +186,9 @@ TEST(BackoffDelay, ZeroBaseMeansImmediateRetries) {
   for (auto strategy :
        {BackoffStrategy::kLinear, BackoffStrategy::kExponential, BackoffStrategy::kFibonacci,
         BackoffStrategy::kFullJitter, BackoffStrategy::kDecorrelatedJitter}) {
-    EXPECT_EQ(
-        backoff_delay(policy_of(strategy, milliseconds(0)), 4, microseconds(0), constant(0.9)),
-        microseconds(0))
+    EXPECT_EQ(backoff_delay(policy_of(strategy, milliseconds(0)), 4, microseconds(0),
+                            constant_random(0.9)),
+              microseconds(0))
         << backoff_strategy_name(strategy);
   }
 }
@@ -207,20 +207,21 @@ TEST(BackoffDelay, NegativeDurationsReadAsZero) {
 TEST(BackoffDelay, FullJitterScalesTheExponentialCeiling) {
   const RetryPolicy p = policy_of(BackoffStrategy::kFullJitter);
   // Retry 3: ceiling 40 ms.
-  EXPECT_EQ(backoff_delay(p, 3, microseconds(0), constant(0.0)), microseconds(0));
-  EXPECT_EQ(backoff_delay(p, 3, microseconds(0), constant(0.5)), milliseconds(20));
-  EXPECT_EQ(backoff_delay(p, 3, microseconds(0), constant(std::nextafter(1.0, 0.0))),
+  EXPECT_EQ(backoff_delay(p, 3, microseconds(0), constant_random(0.0)), microseconds(0));
+  EXPECT_EQ(backoff_delay(p, 3, microseconds(0), constant_random(0.5)), milliseconds(20));
+  EXPECT_EQ(backoff_delay(p, 3, microseconds(0), constant_random(std::nextafter(1.0, 0.0))),
             microseconds(39'999));
   // Retry 9: ceiling min(1000, 2560) = 1000 ms.
-  EXPECT_EQ(backoff_delay(p, 9, microseconds(0), constant(0.5)), milliseconds(500));
+  EXPECT_EQ(backoff_delay(p, 9, microseconds(0), constant_random(0.5)), milliseconds(500));
 }
 
 TEST(BackoffDelay, OutOfRangeRandomValuesAreClamped) {
   const RetryPolicy p = policy_of(BackoffStrategy::kFullJitter);
-  EXPECT_EQ(backoff_delay(p, 3, microseconds(0), constant(-3.0)), microseconds(0));
-  EXPECT_EQ(backoff_delay(p, 3, microseconds(0), constant(std::nan(""))), microseconds(0));
-  EXPECT_EQ(backoff_delay(p, 3, microseconds(0), constant(7.0)), milliseconds(40));
-  EXPECT_EQ(backoff_delay(p, 3, microseconds(0), constant(std::numeric_limits<double>::infinity())),
+  EXPECT_EQ(backoff_delay(p, 3, microseconds(0), constant_random(-3.0)), microseconds(0));
+  EXPECT_EQ(backoff_delay(p, 3, microseconds(0), constant_random(std::nan(""))), microseconds(0));
+  EXPECT_EQ(backoff_delay(p, 3, microseconds(0), constant_random(7.0)), milliseconds(40));
+  EXPECT_EQ(backoff_delay(p, 3, microseconds(0),
+                          constant_random(std::numeric_limits<double>::infinity())),
             milliseconds(40));
 }
 
@@ -229,32 +230,32 @@ TEST(BackoffDelay, OutOfRangeRandomValuesAreClamped) {
 TEST(BackoffDelay, DecorrelatedDrawsBetweenBaseAndThreePrevious) {
   const RetryPolicy p = policy_of(BackoffStrategy::kDecorrelatedJitter);
   // previous 40 ms: uniform(10, 120).
-  EXPECT_EQ(backoff_delay(p, 2, milliseconds(40), constant(0.0)), milliseconds(10));
-  EXPECT_EQ(backoff_delay(p, 2, milliseconds(40), constant(0.5)), milliseconds(65));
-  EXPECT_EQ(backoff_delay(p, 2, milliseconds(40), constant(1.0)), milliseconds(120));
+  EXPECT_EQ(backoff_delay(p, 2, milliseconds(40), constant_random(0.0)), milliseconds(10));
+  EXPECT_EQ(backoff_delay(p, 2, milliseconds(40), constant_random(0.5)), milliseconds(65));
+  EXPECT_EQ(backoff_delay(p, 2, milliseconds(40), constant_random(1.0)), milliseconds(120));
 }
 
 TEST(BackoffDelay, DecorrelatedReadsNoPreviousAsBase) {
   const RetryPolicy p = policy_of(BackoffStrategy::kDecorrelatedJitter);
   // uniform(10, 30).
-  EXPECT_EQ(backoff_delay(p, 1, microseconds(0), constant(0.0)), milliseconds(10));
-  EXPECT_EQ(backoff_delay(p, 1, microseconds(0), constant(0.5)), milliseconds(20));
+  EXPECT_EQ(backoff_delay(p, 1, microseconds(0), constant_random(0.0)), milliseconds(10));
+  EXPECT_EQ(backoff_delay(p, 1, microseconds(0), constant_random(0.5)), milliseconds(20));
 }
 
 TEST(BackoffDelay, DecorrelatedNeverGoesBelowBaseEvenAfterATinyPrevious) {
   const RetryPolicy p = policy_of(BackoffStrategy::kDecorrelatedJitter);
   // 3 · 1 ms < base: the range collapses to [base, base].
-  EXPECT_EQ(backoff_delay(p, 2, milliseconds(1), constant(0.9)), milliseconds(10));
+  EXPECT_EQ(backoff_delay(p, 2, milliseconds(1), constant_random(0.9)), milliseconds(10));
 }
 
 TEST(BackoffDelay, DecorrelatedNeverExceedsTheCap) {
   const RetryPolicy p = policy_of(BackoffStrategy::kDecorrelatedJitter);
-  EXPECT_EQ(backoff_delay(p, 5, milliseconds(900), constant(0.9)), milliseconds(1'000));
-  EXPECT_EQ(backoff_delay(p, 5, microseconds::max(), constant(1.0)), milliseconds(1'000));
+  EXPECT_EQ(backoff_delay(p, 5, milliseconds(900), constant_random(0.9)), milliseconds(1'000));
+  EXPECT_EQ(backoff_delay(p, 5, microseconds::max(), constant_random(1.0)), milliseconds(1'000));
   // A base above the cap (validate() rejects it) still yields the cap.
   const RetryPolicy inverted =
       policy_of(BackoffStrategy::kDecorrelatedJitter, milliseconds(50), milliseconds(20));
-  EXPECT_EQ(backoff_delay(inverted, 1, microseconds(0), constant(0.0)), milliseconds(20));
+  EXPECT_EQ(backoff_delay(inverted, 1, microseconds(0), constant_random(0.0)), milliseconds(20));
 }
 
 TEST(BackoffDelay, DecorrelatedSequenceFromASeededSourceStaysInBounds) {
