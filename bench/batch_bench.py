@@ -17,7 +17,6 @@ the same run).
 
 from __future__ import annotations
 
-import argparse
 import json
 import multiprocessing
 import os
@@ -25,7 +24,7 @@ import statistics
 import sys
 
 # echo: the function the pool's workers unpickle by name, so it must be importable from here.
-from payload_sweep import bench_json, echo, run_imap  # noqa: F401
+from payload_sweep import bench_json, echo, parse_bench_args, run_imap  # noqa: F401
 
 WORKERS = 2
 BATCH = 64
@@ -43,18 +42,10 @@ def run_bridgepool(binary: str, python: str, handlers: str, concurrency: int,
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--bridgepool", required=True, help="the bridgepool binary (in its build tree)")
-    ap.add_argument("--python", default="/usr/bin/python3", help="interpreter of the workers")
-    ap.add_argument("--handlers", default=None, help="handlers file (default: the examples')")
-    ap.add_argument("--rounds", type=int, default=5, help="alternating rounds (default 5)")
-    ap.add_argument("--smoke", action="store_true", help="one round of 2,000 items")
-    a = ap.parse_args(argv)
-    if not os.access(a.bridgepool, os.X_OK):
-        ap.error(f"--bridgepool: {a.bridgepool} is not an executable")
-    if a.rounds < 1:
-        ap.error("--rounds must be at least 1")
+    a = parse_bench_args(
+        __doc__, argv, rounds=5, smoke_help="one round of 2,000 items",
+        extra=lambda ap: ap.add_argument("--handlers", default=None,
+                                         help="handlers file (default: the examples')"))
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     handlers = a.handlers or os.path.join(repo, "examples", "handlers.py")
     items = 2_000 if a.smoke else 400_000

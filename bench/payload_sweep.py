@@ -100,16 +100,34 @@ def run_imap(pool, items: list, chunksize: int = 1) -> float:
     return len(items) / elapsed
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__,
+def parse_bench_args(description: str, argv: list[str] | None, rounds: int | None = None,
+                     smoke_help: str = "a short run", extra=None) -> argparse.Namespace:
+    """The command line the issue #11 benchmarks share: --bridgepool (checked), --python,
+    --smoke and, when `rounds` is given, --rounds (default `rounds`, at least 1). `extra(ap)`
+    may add options (bench/batch_bench.py, bench/binary_bench.py)."""
+    ap = argparse.ArgumentParser(description=description,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bridgepool", required=True, help="the bridgepool binary (in its build tree)")
     ap.add_argument("--python", default="/usr/bin/python3", help="interpreter of the workers")
-    ap.add_argument("--smoke", action="store_true", help="two sizes, 50 requests each")
-    ap.add_argument("--json", action="store_true", help="(the JSON line is always printed)")
+    ap.add_argument("--smoke", action="store_true", help=smoke_help)
+    if rounds is not None:
+        ap.add_argument("--rounds", type=int, default=rounds,
+                        help=f"alternating rounds (default {rounds})")
+    if extra is not None:
+        extra(ap)
     a = ap.parse_args(argv)
     if not os.access(a.bridgepool, os.X_OK):
         ap.error(f"--bridgepool: {a.bridgepool} is not an executable")
+    if rounds is not None and a.rounds < 1:
+        ap.error("--rounds must be at least 1")
+    return a
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parse_bench_args(__doc__, argv, smoke_help="two sizes, 50 requests each",
+                         extra=lambda ap: ap.add_argument(
+                             "--json", action="store_true",
+                             help="(the JSON line is always printed)"))
     sizes = SMOKE_SIZES if a.smoke else SIZES
     rows = []
     ctx = multiprocessing.get_context("fork")

@@ -19,6 +19,9 @@ both sides of a ratio alike):
                                 64 B .. 1 MB, bridgepool vs multiprocessing imap (issue #11)
      batches                    bench/batch_bench.py: execute_many of 64 items vs imap with
                                 chunksize 64 over distinct items (issue #11), and vs the floor
+     binary payloads            bench/binary_bench.py: 1 MiB float64 echo as an attachment vs
+                                base64-in-JSON vs multiprocessing pickle; attachment_bench: peak
+                                RSS growth per side around a 64 MiB echo (copies alive at once)
  10. open loop                  bridgepool bench --rate 1000 (the SLA row)
  11. replacement (issue #10)    per handler module (examples, bench/heavy_handlers.py): the fork
                                 floor (bench/fork_floor.py), then replacement_bench per start
@@ -72,6 +75,9 @@ CHECKOUT_NS = 300.0      # checkout + checkin without I/O, 1 thread: < 300 ns
 PAYLOAD_GOAL = 2.0       # issue #11: echo >= 2x multiprocessing imap at every payload size
 BATCH_IMAP_GOAL = 1.5    # issue #11: batches of 64 >= 1.5x imap(chunksize=64), distinct items
 BATCH_FLOOR_GOAL = 3.0   # ... and >= 3x the unbatched two-pair floor
+BINARY_BASE64_GOAL = 10.0  # issue #11: 1 MiB float64 echo as attachment >= 10x base64-in-JSON
+BINARY_PICKLE_GOAL = 2.0   # ... and >= 2x multiprocessing (pickle)
+COPIES_GOAL = 2.0          # ... and a 64 MiB frame copied at most twice on each side
 
 # (latency requests, floor warm-up, two-pair floor requests, bridgepool echo requests,
 #  peer throughput requests, peer latency requests, peer warm-up)
@@ -270,17 +276,35 @@ def build_table(R: dict[str, Run], echo_runs: list[Run]) -> list[dict]:
             fmt_rate(num(r.get("bridgepool_per_s"))),
             f"{fmt_rate(num(r.get('imap_per_s')))} (multiprocessing imap, chunksize=1)", ratio,
             f"≥ {PAYLOAD_GOAL:g}× imap", verdict)
+    def faster_than(figure, rate, comparisons):
+        """One row per (comparison rate, its label, goal ratio): rate / comparison >= goal."""
+        for comp, comp_label, goal in comparisons:
+            ratio = rate / comp if rate is not None and comp else None
+            verdict = "n/a" if ratio is None else ("met" if ratio >= goal else "NOT met")
+            row(figure, fmt_rate(rate), f"{fmt_rate(comp)} ({comp_label})", ratio,
+                f"≥ {goal:g}×", verdict)
+
     batch = R["batch"].result
-    batch_rate = num(get(batch, "bridgepool_per_s"))
-    for comp, comp_label, goal in (
-            (num(get(batch, "imap_per_s")), "multiprocessing imap, chunksize=64",
-             BATCH_IMAP_GOAL),
-            (num(get(R["floor_tp"].result, "throughput_per_s")), "two-pair floor, unbatched",
-             BATCH_FLOOR_GOAL)):
-        ratio = batch_rate / comp if batch_rate is not None and comp else None
-        verdict = "n/a" if ratio is None else ("met" if ratio >= goal else "NOT met")
-        row("echo in batches of 64 (execute_many), 2 workers, items/s", fmt_rate(batch_rate),
-            f"{fmt_rate(comp)} ({comp_label})", ratio, f"≥ {goal:g}×", verdict)
+    faster_than("echo in batches of 64 (execute_many), 2 workers, items/s",
+                num(get(batch, "bridgepool_per_s")), (
+                    (num(get(batch, "imap_per_s")), "multiprocessing imap, chunksize=64",
+                     BATCH_IMAP_GOAL),
+                    (num(get(R["floor_tp"].result, "throughput_per_s")),
+                     "two-pair floor, unbatched", BATCH_FLOOR_GOAL)))
+    binary = R["binary"].result
+    faster_than("echo of a 1 MiB float64 array as an attachment, 2 workers",
+                num(get(binary, "attachments_per_s")), (
+                    (num(get(binary, "base64_per_s")), "base64 in the JSON", BINARY_BASE64_GOAL),
+                    (num(get(binary, "pickle_per_s")), "multiprocessing imap, pickle",
+                     BINARY_PICKLE_GOAL)))
+    copies = R["copies"].result
+    for side in ("host", "worker"):
+        n = num(get(copies, f"{side}_copies"))
+        verdict = "n/a" if n is None else ("met" if n <= COPIES_GOAL + 0.2 else "NOT met")
+        row(f"{get(copies, 'mib', default='?')} MiB echo: {side} peak RSS growth, payloads",
+            "n/a" if n is None else f"{n:.2f}",
+            f"{num(get(copies, 'round_trip_ms')) or 0:.0f} ms per round trip", None,
+            f"≤ {COPIES_GOAL:g} copies", verdict)
     sla = R["sla"].result
     p99 = num(get(sla, "latency_us", "p99"))
     success = num(get(sla, "success_ratio"))
@@ -399,6 +423,10 @@ def sanity(R: dict[str, Run], echo_runs: list[Run]) -> list[str]:
                 problems.append(f"payload sweep {r.get('shape')} {r.get('size')}: {key} = {v!r}")
     for key in ("bridgepool_per_s", "imap_per_s"):
         positive(R["batch"], key)
+    for key in ("attachments_per_s", "base64_per_s", "pickle_per_s"):
+        positive(R["binary"], key)
+    for key in ("host_copies", "worker_copies", "round_trip_ms"):
+        positive(R["copies"], key)
     for key in ("default_limit", "all_commands"):
         positive(R["metrics_scrape"], key, "median_ms")
         positive(R["metrics_scrape"], key, "bytes")
@@ -708,6 +736,12 @@ def main(argv: list[str] | None = None) -> int:
     R["batch"] = Run("batches", [
         py, str(BENCH_DIR / "batch_bench.py"), "--bridgepool", str(bp_bin), "--python", py,
         *(["--smoke"] if a.smoke else [])], pinned=False)
+    R["binary"] = Run("binary payloads", [
+        py, str(BENCH_DIR / "binary_bench.py"), "--bridgepool", str(bp_bin), "--python", py,
+        *(["--smoke"] if a.smoke else [])], pinned=False)
+    R["copies"] = Run("64 MiB echo: copies", [
+        str(build / "bench" / "attachment_bench"), "--mib", "8" if a.smoke else "64",
+        "--rounds", "1" if a.smoke else "3", "--python", py, "--json"], pinned=False)
     R["metrics_scrape"] = Run("metrics scrape cost", [
         str(metrics_bin), "--mode", "scrape", "--scrapes", str(cfg["metrics_scrapes"]), "--json"],
         pinned=False)
@@ -730,7 +764,7 @@ def main(argv: list[str] | None = None) -> int:
              R["bp_ping_unpinned"], R["floor_tp"], R["floor_tp_pinned_pairs"], *echo_runs,
              R["peers"], R["overhead_pinned"], R["overhead_unpinned"], R["metrics_pinned"],
              R["metrics_unpinned"], R["metrics_scrape"], R["checkout"], R["payload_sweep"],
-             R["batch"], R["sla"],
+             R["batch"], R["binary"], R["copies"], R["sla"],
              *(R[k] for k in repl_keys)] if core else []
     for run in order:
         execute(run, cfg["timeout"], a.verbose)

@@ -440,6 +440,7 @@ class Runtime:
         self._max_frame_bytes = max_frame_bytes
         # Gathers the binary values of the message being encoded (attachments.py).
         self._collector = Collector()
+        self._pipe_grown = False  # see _grow_response_pipe
         # name -> (handler, is_builtin). Built-ins take (args, request), user handlers (args, ctx).
         dispatch = {name: (func, True) for name, func in BuiltinCommands(self).table().items()}
         for name, spec in registry.commands.items():
@@ -613,7 +614,8 @@ class Runtime:
                 continue
             frame = pack(len(out)) + out
             written = write(response_fd, frame)
-            if written != len(frame):
+            if written != len(frame):  # the pipe is full: a large reply
+                self._grow_response_pipe()
                 write_all(response_fd, frame[written:])
             self.requests_served += 1
 
@@ -633,6 +635,7 @@ class Runtime:
         if pieces is None:
             write_all(self._response_fd, HEADER.pack(len(body)) + body)
         else:
+            self._grow_response_pipe()
             writev_all(self._response_fd, pieces)
         self.requests_served += 1
         if carried is not None:
@@ -822,8 +825,24 @@ class Runtime:
             if pieces is None:
                 write_all(self._response_fd, HEADER.pack(len(body)) + body)
             else:
+                self._grow_response_pipe()
                 writev_all(self._response_fd, pieces)
         self._reply_ok(rid, name, result)
+
+    def _grow_response_pipe(self) -> None:
+        """Before a large reply: the response pipe grows to 1 MiB (the default pipe-max-size),
+        so the frame crosses in 1 MiB writes, each one wake-up of the pool, instead of 64 KiB
+        ones. Once; best effort (past the user's pipe quota the kernel refuses, and 64 KiB
+        works). The pool grows both pipes itself when it sends a large request."""
+        if self._pipe_grown:
+            return
+        self._pipe_grown = True
+        try:
+            import fcntl
+
+            fcntl.fcntl(self._response_fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), 1 << 20)
+        except (OSError, ImportError):
+            pass
 
     def _read_attachment_request(self, size: int):
         """Reads the attachment frame whose header is `size` and returns its request (a dict

@@ -145,7 +145,8 @@ std::optional<std::span<const std::byte>> bytes_view(const Json& value) {
 }
 
 Json ndarray(std::vector<std::uint8_t> data, std::string dtype, std::vector<std::size_t> shape) {
-  return Json{{"dtype", std::move(dtype)}, {"shape", std::move(shape)},
+  return Json{{"dtype", std::move(dtype)},
+              {"shape", std::move(shape)},
               {"data", Json::binary(std::move(data))}};
 }
 

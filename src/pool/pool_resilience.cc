@@ -56,7 +56,7 @@ Result<Json> PoolResilience::run(std::string_view command, const Json& args,
   if (!config_.resilience.enabled) {
     AttemptReport report = attempt(1, {});
     if (report.error != nullptr) classify(*report.error, 1, &report);
-    return last;
+    return std::move(last);  // a reference: without the move, a copy of the whole result
   }
   RetryBudget::RequestScope in_flight(budget_);
   RetryHooks hooks;
@@ -77,7 +77,7 @@ Result<Json> PoolResilience::run(std::string_view command, const Json& args,
   hooks.counters = &counters_;
   const RetryPolicy& policy = options.retry ? *options.retry : config_.resilience.retry;
   std::optional<Error> failure = run_with_retries(policy, hooks, attempt);
-  if (!failure) return last;
+  if (!failure) return std::move(last);
   return tl::unexpected(std::move(*failure));
 }
 

@@ -59,8 +59,8 @@ Result<AttachmentFrame> split_attachment_frame(std::string_view payload) {
   const std::uint64_t json_size = get_be(payload, 0, 4);
   const std::uint64_t count = get_be(payload, 4, 4);
   if (count < 1 || count > kMaxAttachments) {
-    return tl::unexpected(
-        malformed_frame(fmt::format("attachment count {} is not within [1, {}]", count, kMaxAttachments)));
+    return tl::unexpected(malformed_frame(
+        fmt::format("attachment count {} is not within [1, {}]", count, kMaxAttachments)));
   }
   const std::size_t table_end = kCountsSize + 8 * count;
   if (table_end + json_size > size) {

@@ -135,6 +135,14 @@ bool FrameDecoder::has_partial() const {
   return pos != write_pos_;
 }
 
+std::size_t FrameDecoder::missing() const {
+  const std::size_t available = write_pos_ - read_pos_;
+  if (available < kFrameHeaderSize) return 0;
+  const auto* header = reinterpret_cast<const unsigned char*>(buffer_.data() + read_pos_);
+  const std::size_t frame = kFrameHeaderSize + decode_length(header);
+  return frame > available ? frame - available : 0;
+}
+
 std::size_t FrameDecoder::buffered() const { return write_pos_ - read_pos_; }
 
 void FrameDecoder::reset() {

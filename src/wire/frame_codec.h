@@ -55,6 +55,9 @@ class FrameDecoder {
   // keeps returning it.
   Result<std::optional<Frame>> next();
 
+  // Bytes still missing of the frame being received (0 when no header is buffered yet).
+  std::size_t missing() const;
+
   // True when some bytes of an incomplete frame are buffered (EOF now means a truncated frame).
   bool has_partial() const;
   std::size_t buffered() const;

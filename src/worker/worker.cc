@@ -1,5 +1,6 @@
 #include "worker/worker.h"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/uio.h>
@@ -18,8 +19,17 @@
 namespace bridgepool {
 namespace {
 
-// Bytes read per read(2): large enough that a typical reply arrives in one call.
+// Bytes read per read(2): large enough that a typical reply arrives in one call; while a larger
+// frame arrives, up to a grown pipe's capacity.
 constexpr std::size_t kReadChunk = std::size_t{64} * 1024;
+// A frame larger than a pipe's default 64 KiB grows both of the worker's pipes to this (the
+// default /proc/sys/fs/pipe-max-size): a 64 MiB frame then crosses in 64 writes instead of 1,024,
+// each a wake-up of the other side. Only workers that move large frames pay the kernel memory.
+constexpr std::size_t kLargePipe = std::size_t{1} << 20;
+
+std::size_t read_size(const wire::FrameDecoder& decoder) {
+  return std::clamp(decoder.missing(), kReadChunk, kLargePipe);
+}
 
 enum class Ready { kFirst, kSecond, kTimeout };
 
@@ -280,6 +290,12 @@ std::optional<CallOutcome> Worker::send(const wire::PreparedRequest& request,
     pieces = many;
   }
 
+  if (payload > kReadChunk && !pipes_grown_) {
+    // Best effort: a refusal (EPERM past the user's pipe quota) leaves 64 KiB pipes that work.
+    (void)::fcntl(process_->request_fd(), F_SETPIPE_SZ, static_cast<int>(kLargePipe));
+    (void)::fcntl(process_->response_fd(), F_SETPIPE_SZ, static_cast<int>(kLargePipe));
+    pipes_grown_ = true;
+  }
   set_current_session(request.session_id ? *request.session_id : std::string());
   if (auto written = write_frame(pieces, deadline); !written) {
     set_current_session({});
@@ -353,7 +369,8 @@ CallOutcome Worker::read_reply(std::uint64_t id, TimePoint deadline, const Chunk
       return CallOutcome{tl::unexpected(python_reply_error(*msg->error, command, id_)), after,
                          std::move(msg->unhealthy)};
     }
-    ssize_t n = ::read(fd, decoder_.prepare(kReadChunk), kReadChunk);
+    const std::size_t want = read_size(decoder_);
+    ssize_t n = ::read(fd, decoder_.prepare(want), want);
     if (n > 0) {
       decoder_.commit(static_cast<std::size_t>(n));
       continue;

@@ -154,6 +154,7 @@ class Worker {
   // Borrower-owned I/O state.
   wire::FrameDecoder decoder_;
   std::uint64_t next_request_id_ = 1;  // 0 is the handshake
+  bool pipes_grown_ = false;           // both pipes grown for large frames (Worker::send)
 
   wire::Handshake handshake_;
 

@@ -2,7 +2,11 @@
 // Python workers as attachments — every size up to 16 MiB, arrays with dtype and shape, stream
 // chunks, sessions, the frame limit on either side, batches that refuse them, and a worker whose
 // attachment frame lies.
+#include <signal.h>
+
+#include <future>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -19,7 +23,8 @@ using testing::start_pool;
 
 std::vector<std::uint8_t> pattern(std::size_t size) {
   std::vector<std::uint8_t> data(size);
-  for (std::size_t i = 0; i < size; ++i) data[i] = static_cast<std::uint8_t>((i * 7 + i / 251) & 0xFF);
+  for (std::size_t i = 0; i < size; ++i)
+    data[i] = static_cast<std::uint8_t>((i * 7 + i / 251) & 0xFF);
   return data;
 }
 
@@ -43,9 +48,9 @@ TEST(Attachments, AnArrayReachesTheHandlerAsNumpyAndOneComesBackWithDtypeAndShap
   auto pool = start_pool(edge_config());
   ASSERT_NE(pool, nullptr);
   const std::vector<double> values = {1, 2, 3, 4, 5, 6};
-  auto kinds = pool->execute("binary_kinds",
-                             {{"m", ndarray(std::span<const double>(values), {2, 3})},
-                              {"raw", bytes(std::vector<std::uint8_t>{0xAB, 0xCD})}});
+  auto kinds =
+      pool->execute("binary_kinds", {{"m", ndarray(std::span<const double>(values), {2, 3})},
+                                     {"raw", bytes(std::vector<std::uint8_t>{0xAB, 0xCD})}});
   ASSERT_TRUE(kinds.has_value()) << kinds.error().to_string();
   EXPECT_EQ((*kinds)["m"]["type"], "ndarray");
   EXPECT_EQ((*kinds)["m"]["shape"], Json::array({2, 3}));
@@ -104,6 +109,24 @@ TEST(Attachments, TheFrameLimitHoldsOnBothSidesAndCostsNoWorker) {
   auto fits = pool->execute("echo_binary", {{"data", bytes(pattern(60 * 1024))}});
   ASSERT_TRUE(fits.has_value()) << fits.error().to_string();
   EXPECT_EQ(pool->workers().at(0).pid, pid);  // nothing above cost the worker
+}
+
+TEST(Attachments, AWorkerKilledWhileALargeRequestIsBeingWrittenCostsOnlyARetry) {
+  auto pool = start_pool(edge_config(1));
+  ASSERT_NE(pool, nullptr);
+  const pid_t pid = pool->workers().at(0).pid;
+  // Stopped, the worker reads nothing: the 8 MiB request fills the pipe and the write blocks.
+  ASSERT_EQ(::kill(pid, SIGSTOP), 0);
+  const std::vector<std::uint8_t> data = pattern(std::size_t{8} << 20);
+  auto call = std::async(std::launch::async, [&] {
+    return pool->execute("echo_binary", {{"data", bytes(data)}});
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  ASSERT_EQ(::kill(pid, SIGKILL), 0);
+  auto r = call.get();  // not delivered, so retried on the replacement (echo_binary is idempotent)
+  ASSERT_TRUE(r.has_value()) << r.error().to_string();
+  EXPECT_EQ((*r)["data"].get_binary(), data);
+  EXPECT_NE(pool->workers().at(0).pid, pid);
 }
 
 TEST(Attachments, BatchItemsWithBinaryValuesFailAloneBeforeAnyWorkerIsTouched) {

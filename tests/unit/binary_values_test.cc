@@ -1,13 +1,12 @@
 // bridgepool/binary.h: binary values and arrays as a caller builds and reads them, base64 for
 // the JSON-only clients (HTTP, the command line), and the validation rules for binary args.
-#include "bridgepool/binary.h"
-
 #include <cstring>
 #include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
 
+#include "bridgepool/binary.h"
 #include "pool/request_validation.h"
 
 namespace bridgepool {
@@ -46,12 +45,12 @@ TEST(BinaryValues, ArrayViewRefusesWhatIsNotAConsistentArray) {
   const Json data = Json::binary(std::vector<std::uint8_t>(16));
   const std::vector<Json> bad = {
       Json("no"),
-      Json{{"dtype", "<f8"}, {"shape", {2}}},                              // no data
-      Json{{"dtype", "<f8"}, {"shape", {3}}, {"data", data}},             // 16 bytes for 24
-      Json{{"dtype", "<f8"}, {"shape", {-2}}, {"data", data}},            // negative size
-      Json{{"dtype", "f8"}, {"shape", {2}}, {"data", data}},              // no byte order
-      Json{{"dtype", "|O8"}, {"shape", {2}}, {"data", data}},             // objects
-      Json{{"dtype", "<f8"}, {"shape", {2}}, {"data", "AAAA"}},           // not binary
+      Json{{"dtype", "<f8"}, {"shape", {2}}},                    // no data
+      Json{{"dtype", "<f8"}, {"shape", {3}}, {"data", data}},    // 16 bytes for 24
+      Json{{"dtype", "<f8"}, {"shape", {-2}}, {"data", data}},   // negative size
+      Json{{"dtype", "f8"}, {"shape", {2}}, {"data", data}},     // no byte order
+      Json{{"dtype", "|O8"}, {"shape", {2}}, {"data", data}},    // objects
+      Json{{"dtype", "<f8"}, {"shape", {2}}, {"data", "AAAA"}},  // not binary
       Json{{"dtype", "<f8"}, {"shape", {1u << 31, 1u << 31, 1u << 31}}, {"data", data}},
       Json{{"dtype", "<f8"}, {"shape", {2}}, {"data", data}, {"extra", 1}},
   };
@@ -62,8 +61,8 @@ TEST(BinaryValues, ArrayViewRefusesWhatIsNotAConsistentArray) {
   }
   EXPECT_TRUE(array_view(Json{{"dtype", "<M8[ns]"}, {"shape", {2}}, {"data", data}}));
   EXPECT_TRUE(array_view(Json{{"dtype", "<U2"}, {"shape", {2}}, {"data", data}}));
-  EXPECT_TRUE(array_view(Json{{"dtype", "<f8"}, {"shape", {0, 5}},
-                              {"data", Json::binary(std::vector<std::uint8_t>())}}));
+  EXPECT_TRUE(array_view(Json{
+      {"dtype", "<f8"}, {"shape", {0, 5}}, {"data", Json::binary(std::vector<std::uint8_t>())}}));
 }
 
 TEST(BinaryValues, Base64RoundTripsEveryLengthAndRefusesWhatIsNotBase64) {
@@ -76,7 +75,8 @@ TEST(BinaryValues, Base64RoundTripsEveryLengthAndRefusesWhatIsNotBase64) {
     ASSERT_TRUE((*back)["b"].is_binary()) << text;
     EXPECT_EQ((*back)["b"].get_binary(), data) << text;
   }
-  EXPECT_EQ(to_json_text(Json{{"b", Json::binary({'M', 'a', 'n'})}}), R"({"b":{"$base64":"TWFu"}})");
+  EXPECT_EQ(to_json_text(Json{{"b", Json::binary({'M', 'a', 'n'})}}),
+            R"({"b":{"$base64":"TWFu"}})");
   for (const char* bad : {"TWF", "TW=u", "T===", "TWFu!AAA", "====", "TQ=A"}) {
     auto refused = from_base64_objects(Json{{"b", {{"$base64", bad}}}});
     ASSERT_FALSE(refused.has_value()) << bad;

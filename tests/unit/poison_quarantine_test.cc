@@ -43,6 +43,20 @@ class PoisonQuarantineTest : public ::testing::Test {
   }
 };
 
+TEST(PoisonQuarantineFingerprint, BinaryValuesAreHashedByTheirBytes) {
+  auto with = [](std::vector<std::uint8_t> bytes, int n) {
+    return Json{{"data", Json::binary(std::move(bytes))}, {"n", n}};
+  };
+  EXPECT_EQ(PoisonQuarantine::fingerprint("echo", with({1, 2, 3}, 1)),
+            PoisonQuarantine::fingerprint("echo", with({1, 2, 3}, 1)));
+  EXPECT_NE(PoisonQuarantine::fingerprint("echo", with({1, 2, 3}, 1)),
+            PoisonQuarantine::fingerprint("echo", with({1, 2, 4}, 1)));
+  EXPECT_NE(PoisonQuarantine::fingerprint("echo", with({1, 2, 3}, 1)),
+            PoisonQuarantine::fingerprint("echo", with({1, 2, 3}, 2)));
+  EXPECT_NE(PoisonQuarantine::fingerprint("echo", with({}, 1)),
+            PoisonQuarantine::fingerprint("echo", Json{{"data", Json::array()}, {"n", 1}}));
+}
+
 TEST(PoisonQuarantineFingerprint, IgnoresKeyOrderButNotValuesOrCommand) {
   const Json a = Json::parse(R"({"a": 1, "b": [1, 2], "c": {"y": 2, "x": 1}})");
   const Json b = Json::parse(R"({"c": {"x": 1, "y": 2}, "b": [1, 2], "a": 1})");
