@@ -53,8 +53,10 @@ bool reset_peak(const std::string& pid) {
 }
 
 [[noreturn]] void usage(const char* why) {
-  std::fprintf(stderr, "attachment_bench: %s\nusage: attachment_bench [--mib N (1..1000)] "
-               "[--rounds R (>= 1)] [--python P] [--json]\n", why);
+  std::fprintf(stderr,
+               "attachment_bench: %s\nusage: attachment_bench [--mib N (1..1000)] "
+               "[--rounds R (>= 1)] [--python P] [--json]\n",
+               why);
   std::exit(2);
 }
 
@@ -130,8 +132,8 @@ int main(int argc, char** argv) {
   const double host_copies = static_cast<double>(host_growth) / mib_kib;
   const double worker_copies = static_cast<double>(worker_growth) / mib_kib;
   const double median_ms = ms[ms.size() / 2];
-  std::printf("%ld MiB echo: %.1f ms per round trip (median of %d), %.0f MiB/s each way\n",
-              o.mib, median_ms, o.rounds, static_cast<double>(o.mib) / (median_ms / 1000));
+  std::printf("%ld MiB echo: %.1f ms per round trip (median of %d), %.0f MiB/s each way\n", o.mib,
+              median_ms, o.rounds, static_cast<double>(o.mib) / (median_ms / 1000));
   std::printf("peak RSS growth during the call: host %.2f x payload, worker %.2f x payload\n",
               host_copies, worker_copies);
   if (o.json) {

@@ -5,8 +5,8 @@
 # libbridgepool.a, imported as bridgepool::bridgepool and bridgepool::bridgepool_static.
 #
 # Usage requirements: the public headers (include/) need nlohmann_json and tl-expected, so those
-# are PUBLIC; fmt is used only inside the library (no public header includes it), so it is
-# PRIVATE, and src/ is never part of a library's interface. Code of this project that reaches
+# are PUBLIC; fmt and simdjson are used only inside the library (no public header includes them),
+# so they are PRIVATE, and src/ is never part of a library's interface. Code of this project that reaches
 # into src/ (the command, tests, benchmarks, fuzzers) links bridgepool_internal or
 # bridgepool_internal_headers instead.
 
@@ -28,7 +28,7 @@ add_library(bridgepool_internal_headers INTERFACE)
 target_include_directories(bridgepool_internal_headers INTERFACE
   ${PROJECT_SOURCE_DIR}/include ${PROJECT_SOURCE_DIR}/src)
 target_link_libraries(bridgepool_internal_headers INTERFACE
-  nlohmann_json::nlohmann_json fmt::fmt tl::expected Threads::Threads)
+  nlohmann_json::nlohmann_json fmt::fmt simdjson::simdjson tl::expected Threads::Threads)
 
 file(GLOB BRIDGEPOOL_CORE_SOURCES CONFIGURE_DEPENDS
   ${PROJECT_SOURCE_DIR}/src/base/*.cc ${PROJECT_SOURCE_DIR}/src/wire/*.cc
@@ -78,7 +78,7 @@ foreach(lib bridgepool_shared bridgepool_static)
   target_compile_features(${lib} PUBLIC cxx_std_17)
   target_link_libraries(${lib}
     PUBLIC nlohmann_json::nlohmann_json tl::expected Threads::Threads
-    PRIVATE fmt::fmt ${CMAKE_DL_LIBS})
+    PRIVATE fmt::fmt simdjson::simdjson ${CMAKE_DL_LIBS})
 endforeach()
 add_library(bridgepool::bridgepool ALIAS bridgepool_shared)
 add_library(bridgepool::bridgepool_static ALIAS bridgepool_static)

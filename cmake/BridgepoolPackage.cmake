@@ -1,11 +1,11 @@
 # `cpack -G DEB` (from the build directory): two Debian packages, the Debian way.
 #   bridgepool      the shared library, the `bridgepool` command, the Python worker runtime and
 #                   the example handlers. Depends: python3 plus what dpkg-shlibdeps finds in the
-#                   ELF files (libc6, libstdc++6, libgcc-s1, libfmt9).
+#                   ELF files (libc6, libstdc++6, libgcc-s1, libfmt9, libsimdjson14).
 #   bridgepool-dev  headers, libbridgepool.a, the libbridgepool.so link, the CMake package and
 #                   bridgepool.pc. Depends: bridgepool of the same version and the -dev packages
 #                   of what the public headers include (nlohmann-json3-dev, libexpected-dev), plus
-#                   libfmt-dev for linking the static library.
+#                   libfmt-dev and libsimdjson-dev for linking the static library.
 # Why split: a program linked with bridgepool, or someone who only runs the command, needs none
 # of the headers, and nlohmann-json3-dev/libexpected-dev are development packages that have no
 # business on a production host. One library package and one -dev package is the usual shape
@@ -41,7 +41,7 @@ set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS_POLICY "=")
 set(CPACK_DEBIAN_DEV_PACKAGE_NAME bridgepool-dev)
 set(CPACK_DEBIAN_DEV_PACKAGE_SECTION libdevel)
 set(CPACK_DEBIAN_DEV_PACKAGE_DEPENDS "bridgepool (= ${bridgepool_deb_version}), \
-nlohmann-json3-dev (>= 3), libexpected-dev, libfmt-dev")
+nlohmann-json3-dev (>= 3), libexpected-dev, libfmt-dev, libsimdjson-dev")
 
 # Maintainer scripts: ldconfig and byte-compiling the runtime after install, removing the caches
 # before removal. (Supplying a postinst turns off the one CPack writes for ldconfig; its postrm

@@ -15,8 +15,8 @@ Receiving: a buffer becomes a writable memoryview slice of the one bytearray the
 into (no copy); an array becomes a numpy.ndarray over that slice when numpy can be imported
 (else it stays a dict whose "data" is the memoryview).
 Sending: the reply encoder's default hook (`Collector`) turns bytes, bytearray, memoryview and
-numpy.ndarray values into markers and keeps their buffers, which go to the pipe with writev from
-their own memory (protocol.writev_all).
+numpy.ndarray values into markers (and numpy scalars into their Python values) and keeps the
+buffers, which go to the pipe with writev from their own memory (protocol.writev_all).
 """
 
 from __future__ import annotations
@@ -100,15 +100,17 @@ class Collector:
         self.buffers = []
 
     def __call__(self, value):
-        kind = type(value)
-        if kind is bytes or kind is bytearray:
+        if isinstance(value, (bytes, bytearray)):
             return self._add(value)
-        if kind is memoryview:
+        if isinstance(value, memoryview):
             return self._add(value if value.c_contiguous else value.tobytes())
         numpy = sys.modules.get("numpy")
-        if numpy is not None and isinstance(value, numpy.ndarray):
-            return self._array(numpy, value)
-        raise TypeError(f"Object of type {kind.__name__} is not JSON serializable")
+        if numpy is not None:
+            if isinstance(value, numpy.ndarray):
+                return self._array(numpy, value)
+            if isinstance(value, numpy.generic):  # numpy.int64(3), numpy.bool_(True): the value
+                return value.item()
+        raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
     def _add(self, buffer) -> dict:
         if len(self.buffers) >= MAX_ATTACHMENTS:

@@ -9,7 +9,7 @@
 
 #include <fmt/format.h>
 
-#include "wire/attachment_codec.h"
+#include "wire/json_writer.h"
 
 namespace bridgepool {
 namespace {
@@ -54,31 +54,6 @@ std::uint64_t hash_bytes(std::string_view bytes, std::uint64_t h) {
   std::memcpy(&tail, p, left);
   h = std::rotl(h ^ ((tail ^ (std::uint64_t{left} << 56)) * kMulB), 31) * kMulA;
   return h;
-}
-
-// Args holding binary values (attachments, bridgepool/binary.h): the same canonical walk as
-// dump() — keys sorted — but each binary value's bytes are hashed where they are; dump() would
-// write a 64 MiB buffer as some 200 MiB of "[0,12,...]" text first.
-std::uint64_t hash_with_binaries(const nlohmann::json& value, std::uint64_t h) {
-  if (value.is_binary()) {
-    const auto& bytes = value.get_binary();
-    h = hash_bytes("b", h ^ bytes.size());
-    return hash_bytes(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()),
-                      h);
-  }
-  if (value.is_object()) {
-    h = hash_bytes("{", h ^ value.size());
-    for (const auto& [key, child] : value.items()) {
-      h = hash_with_binaries(child, hash_bytes(key, h));
-    }
-    return h;
-  }
-  if (value.is_array()) {
-    h = hash_bytes("[", h ^ value.size());
-    for (const auto& child : value) h = hash_with_binaries(child, h);
-    return h;
-  }
-  return hash_bytes(value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), h);
 }
 
 std::uint64_t whole_seconds(TimePoint t) {
@@ -168,14 +143,18 @@ PoisonQuarantine::PoisonQuarantine(QuarantineConfig config, const Clock& clock)
 PoisonQuarantine::~PoisonQuarantine() = default;
 
 std::uint64_t PoisonQuarantine::fingerprint(std::string_view command, const nlohmann::json& args) {
-  if (wire::contains_binary(args)) {
-    return mix64(hash_with_binaries(args, hash_bytes(command, 0x62726964676570ULL)));
-  }
-  // dump() sorts object keys (nlohmann::json keeps them in a std::map), so it is canonical;
-  // `replace` keeps invalid UTF-8 from throwing.
-  const std::string canonical = args.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  // The request's own JSON writer (keys in nlohmann's sorted order, so canonical; invalid UTF-8
+  // replaced), several times faster than dump(); binary values are written as markers and their
+  // bytes hashed where they are — dump() would spell a 64 MiB buffer as ~200 MiB of numbers.
+  std::string canonical;
+  std::vector<wire::Bytes> binaries;
+  wire::append_json(canonical, args, &binaries);
   std::uint64_t h = hash_bytes(command, 0x62726964676570ULL);  // "bridgep"
   h = hash_bytes(canonical, h ^ command.size());
+  for (wire::Bytes bytes : binaries) {
+    h = hash_bytes(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()),
+                   h ^ bytes.size());
+  }
   return mix64(h ^ canonical.size());
 }
 

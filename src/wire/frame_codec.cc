@@ -68,7 +68,10 @@ char* FrameDecoder::prepare(std::size_t min_size) {
     // Drained (the last popped frame's view is dead now): start over at the front, and give
     // back the memory of a large frame.
     read_pos_ = write_pos_ = 0;
-    if (buffer_.size() > kRetainedBufferLimit) std::string().swap(buffer_);
+    if (buffer_.size() > kRetainedBufferLimit) {
+      buffer_.clear();
+      buffer_.shrink_to_fit();
+    }
   }
   if (buffer_.size() - write_pos_ < min_size) {
     // Compact first: after a burst of popped frames the free space is at the front.

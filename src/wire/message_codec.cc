@@ -12,49 +12,15 @@
 
 #include <fmt/format.h>
 
+#include "wire/json_reader.h"
+#include "wire/json_writer.h"
+
 namespace bridgepool::wire {
 namespace {
 
 // --- encoding --------------------------------------------------------------------------------
 
-// Dumps never throw on invalid UTF-8: the bad bytes become U+FFFD. A command name or session id
-// is the caller's string and a request must always be encodable; the worker then simply sees an
-// unknown command or session.
-constexpr auto kDumpErrorHandler = Json::error_handler_t::replace;
-
-// True when `text` can be written between quotes as is: printable ASCII without '"' and '\'.
-// Command names and session ids almost always are, which spares a json string and a dump.
-bool needs_no_escaping(std::string_view text) {
-  for (char c : text) {
-    const auto byte = static_cast<unsigned char>(c);
-    if (byte < 0x20 || byte >= 0x7F || c == '"' || c == '\\') return false;
-  }
-  return true;
-}
-
-// Serialises `value` straight into `out`: Json::dump() would build a temporary string first.
-void append_dump(std::string& out, const Json& value) {
-  nlohmann::detail::serializer<Json> serializer(nlohmann::detail::output_adapter<char>(out), ' ',
-                                                kDumpErrorHandler);
-  serializer.dump(value, /*pretty_print=*/false, /*ensure_ascii=*/false, /*indent_step=*/0);
-}
-
-void append_json_string(std::string& out, std::string_view text) {
-  if (needs_no_escaping(text)) {
-    out += '"';
-    out += text;
-    out += '"';
-    return;
-  }
-  append_dump(out, Json(text));
-}
-
-template <typename Integer>
-void append_integer(std::string& out, Integer value) {
-  char digits[24];  // 20 digits for 2^64 - 1, plus a sign
-  auto [end, ec] = std::to_chars(digits, digits + sizeof(digits), value);
-  out.append(digits, end);
-}
+// (the writer of values is json_writer.h)
 
 // --- decoding: parsing -----------------------------------------------------------------------
 
@@ -327,39 +293,6 @@ Error communication_error(std::string_view what, std::string_view payload) {
                fmt::format("malformed worker message: {} (payload: {})", what, excerpt(payload)));
 }
 
-// Writes `value` with each binary value as a marker; recursive, for validated args (<= 500 deep).
-void append_with_markers(std::string& out, const Json& value, std::vector<Bytes>& attachments) {
-  if (value.is_binary()) {
-    const Json::binary_t& bytes = value.get_binary();
-    out += "{\"$attachment\":";
-    append_integer(out, attachments.size());
-    out += '}';
-    attachments.emplace_back(bytes.data(), bytes.size());
-  } else if (value.is_object()) {
-    out += '{';
-    bool first = true;
-    for (const auto& [key, child] : value.items()) {
-      if (!first) out += ',';
-      first = false;
-      append_json_string(out, key);
-      out += ':';
-      append_with_markers(out, child, attachments);
-    }
-    out += '}';
-  } else if (value.is_array()) {
-    out += '[';
-    bool first = true;
-    for (const Json& child : value) {
-      if (!first) out += ',';
-      first = false;
-      append_with_markers(out, child, attachments);
-    }
-    out += ']';
-  } else {
-    append_dump(out, value);
-  }
-}
-
 // `,"command":...,"args":...,"session_id":...,"deadline_ms":` — everything but the id and the
 // deadline's value.
 void append_request_middle(std::string& out, const Request& request,
@@ -429,11 +362,17 @@ std::string encode_request(const Request& request) {
 Result<WorkerMessage> decode_worker_message(std::string_view payload) {
   try {
     Json root;
-    DepthLimitedDomBuilder builder(root);
-    if (!Json::sax_parse(payload.begin(), payload.end(), &builder)) {
-      std::string_view problem = builder.problem();
-      return tl::unexpected(
-          communication_error(problem.empty() ? "invalid JSON" : problem, payload));
+    // simdjson first (json_reader.h); whatever it refuses, and anything at the depth limit,
+    // nlohmann's parser decides and explains.
+    if (auto fast = parse_json_fast(payload, kMaxNestingDepth - 1)) {
+      root = std::move(*fast);
+    } else {
+      DepthLimitedDomBuilder builder(root);
+      if (!Json::sax_parse(payload.begin(), payload.end(), &builder)) {
+        std::string_view problem = builder.problem();
+        return tl::unexpected(
+            communication_error(problem.empty() ? "invalid JSON" : problem, payload));
+      }
     }
     WorkerMessage message;
     if (auto checked = read_message(root, message); !checked) {
@@ -467,10 +406,8 @@ Result<WorkerMessage> decode_worker_frame(std::string_view payload, bool has_att
 void append_args_json(std::string& out, const Json& args, std::vector<Bytes>* attachments) {
   if (args.is_null()) {
     out += "{}";
-  } else if (attachments != nullptr && contains_binary(args)) {
-    append_with_markers(out, args, *attachments);
   } else {
-    append_dump(out, args);
+    append_json(out, args, attachments);
   }
 }
 

@@ -38,6 +38,7 @@
                         % 256)
   array_out {"n","dtype","step"}  returns numpy.arange(n, dtype)[::step] (a strided view)
   object_array {}       returns a numpy array of dtype object (cannot be sent)
+  numpy_scalars {}      returns numpy scalars: int64 7, bool_ True, float32 0.5, bytes_ b"xy"
   lying_attachment {}   writes, itself, a reply frame whose marker names an attachment the frame
                         does not have (a broken stream), then returns normally
   stream_bytes {"count"}  yields count chunks {"i": i, "data": bytes([i]) * 3}, returns b"end"
@@ -285,6 +286,14 @@ def array_out(args, ctx):
 
     array = numpy.arange(int(args.get("n", 10)), dtype=args.get("dtype", "<f8"))
     return array[::int(args.get("step", 1))]
+
+
+@command("numpy_scalars")
+def numpy_scalars(args, ctx):
+    import numpy
+
+    return {"i": numpy.int64(7), "b": numpy.bool_(True), "f": numpy.float32(0.5),
+            "s": numpy.bytes_(b"xy")}
 
 
 @command("object_array")

@@ -41,14 +41,14 @@ has_dep() {
 version="$(dpkg-deb -f "${runtime[0]}" Version)"
 depends="$(dpkg-deb -f "${runtime[0]}" Depends)"
 echo "bridgepool Depends: $depends"
-for p in python3 libc6 libstdc++6 libgcc-s1 libfmt9; do
+for p in python3 libc6 libstdc++6 libgcc-s1 libfmt9 libsimdjson14; do
   has_dep "$depends" "$p" || fail "bridgepool does not depend on $p"
 done
 dev_depends="$(dpkg-deb -f "${dev[0]}" Depends)"
 echo "bridgepool-dev Depends: $dev_depends"
 grep -q "bridgepool (= $version)" <<<"$dev_depends" ||
   fail "bridgepool-dev does not depend on bridgepool (= $version)"
-for p in nlohmann-json3-dev libexpected-dev libfmt-dev; do
+for p in nlohmann-json3-dev libexpected-dev libfmt-dev libsimdjson-dev; do
   has_dep "$dev_depends" "$p" || fail "bridgepool-dev does not depend on $p"
 done
 

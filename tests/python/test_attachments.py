@@ -195,6 +195,13 @@ class ArrayTest(WorkerTestCase):
         zero_d = worker.result("echo_binary", {"a": numpy.array(2.5)})
         self.assertEqual(zero_d["a"].shape, ())
 
+    def test_numpy_scalars_are_sent_as_their_values(self):
+        worker = self.ready()
+        result = worker.result("numpy_scalars")
+        self.assertEqual({k: v for k, v in result.items() if k != "s"},
+                         {"i": 7, "b": True, "f": 0.5})
+        self.assertEqual(bytes(result["s"]), b"xy")
+
     def test_arrays_of_objects_cannot_be_sent(self):
         worker = self.ready()
         error = self.assertError(worker.call("object_array"), "SerializationError")
