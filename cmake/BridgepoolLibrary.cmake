@@ -6,8 +6,8 @@
 #
 # Usage requirements: the public headers (include/) need nlohmann_json and tl-expected, so those
 # are PUBLIC; fmt and simdjson are used only inside the library (no public header includes them),
-# so they are PRIVATE, and src/ is never part of a library's interface. Code of this project that reaches
-# into src/ (the command, tests, benchmarks, fuzzers) links bridgepool_internal or
+# so they are PRIVATE, and src/ is never part of a library's interface. Code of this project
+# that reaches into src/ (the command, tests, benchmarks, fuzzers) links bridgepool_internal or
 # bridgepool_internal_headers instead.
 
 # Relative directories of an installation. They must stay relative: the library finds its Python
