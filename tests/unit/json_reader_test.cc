@@ -40,10 +40,14 @@ TEST(JsonReader, RandomDocumentsReadBackEqual) {
   std::mt19937 rng(11);
   std::function<Json(int)> make = [&](int depth) -> Json {
     switch (depth > 4 ? rng() % 4 : rng() % 7) {
-      case 0: return Json(static_cast<std::int64_t>(rng()) - (1ll << 31));
-      case 1: return Json(static_cast<double>(rng()) / 7.0);
-      case 2: return Json(std::string(rng() % 20, static_cast<char>('a' + rng() % 26)));
-      case 3: return Json(rng() % 2 == 0);
+      case 0:
+        return Json(static_cast<std::int64_t>(rng()) - (1ll << 31));
+      case 1:
+        return Json(static_cast<double>(rng()) / 7.0);
+      case 2:
+        return Json(std::string(rng() % 20, static_cast<char>('a' + rng() % 26)));
+      case 3:
+        return Json(rng() % 2 == 0);
       case 4: {
         Json a = Json::array();
         for (unsigned i = rng() % 5; i > 0; --i) a.push_back(make(depth + 1));
@@ -51,7 +55,8 @@ TEST(JsonReader, RandomDocumentsReadBackEqual) {
       }
       default: {
         Json o = Json::object();
-        for (unsigned i = rng() % 5; i > 0; --i) o["k" + std::to_string(rng() % 10)] = make(depth + 1);
+        for (unsigned i = rng() % 5; i > 0; --i)
+          o["k" + std::to_string(rng() % 10)] = make(depth + 1);
         return o;
       }
     }

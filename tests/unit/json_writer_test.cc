@@ -24,10 +24,17 @@ std::string dumped(const Json& value) {
 }
 
 TEST(JsonWriter, StringsAreWrittenExactlyAsDumpWritesThem) {
-  std::vector<std::string> samples = {"", "plain", "quote\" back\\slash", "\n\r\t\b\f",
-                                      std::string("nul\0inside", 10), "\x1f\x7f", "héllo ✓ 😀",
+  std::vector<std::string> samples = {"",
+                                      "plain",
+                                      "quote\" back\\slash",
+                                      "\n\r\t\b\f",
+                                      std::string("nul\0inside", 10),
+                                      "\x1f\x7f",
+                                      "héllo ✓ 😀",
                                       std::string(1000, 'x') + "\"" + std::string(7, 'y'),
-                                      "\xff invalid", "ok \xe2\x82 cut", "\xed\xa0\x80 surrogate"};
+                                      "\xff invalid",
+                                      "ok \xe2\x82 cut",
+                                      "\xed\xa0\x80 surrogate"};
   for (int c = 0; c < 256; ++c) samples.push_back("ab" + std::string(1, char(c)) + "cdefghij");
   std::mt19937 rng(7);
   for (int n = 0; n < 300; ++n) {  // random bytes around the 8-byte steps, escapes included
@@ -44,8 +51,9 @@ TEST(JsonWriter, StringsAreWrittenExactlyAsDumpWritesThem) {
 }
 
 TEST(JsonWriter, ContainersAndScalarsMatchDump) {
-  const Json value = Json::parse(R"({"b": [1, -2, true, false, null, "s", {"x": {}}, []],
-      "a": {"nested": [[[]]], "k\"ey": "v"}, "big": 18446744073709551615, "neg": -9223372036854775808})");
+  const Json value =
+      Json::parse(R"({"b": [1, -2, true, false, null, "s", {"x": {}}, []], "a": {"nested": [[[]]],)"
+                  R"( "k\"ey": "v"}, "big": 18446744073709551615, "neg": -9223372036854775808})");
   EXPECT_EQ(written(value), dumped(value));
 }
 
