@@ -14,9 +14,10 @@ against the frame limit. src/wire/attachment_codec.h is the C++ side of the same
 Receiving: a buffer becomes a writable memoryview slice of the one bytearray the frame was read
 into (no copy); an array becomes a numpy.ndarray over that slice when numpy can be imported
 (else it stays a dict whose "data" is the memoryview).
-Sending: the reply encoder's default hook (`Collector`) turns bytes, bytearray, memoryview and
-numpy.ndarray values into markers (and numpy scalars into their Python values) and keeps the
-buffers, which go to the pipe with writev from their own memory (protocol.writev_all).
+Sending: the reply encoder's default hook (`Collector`) turns bytes, bytearray, memoryview,
+numpy.ndarray and any other buffer-protocol values into markers (and numpy scalars into their
+Python values) and keeps the buffers, which go to the pipe with writev from their own memory
+(protocol.writev_all).
 """
 
 from __future__ import annotations
@@ -110,7 +111,12 @@ class Collector:
                 return self._array(numpy, value)
             if isinstance(value, numpy.generic):  # numpy.int64(3), numpy.bool_(True): the value
                 return value.item()
-        raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+        try:  # anything else with the buffer protocol (array.array, mmap, ...): its bytes
+            view = memoryview(value)
+        except TypeError:
+            raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable") \
+                from None
+        return self._add(view if view.c_contiguous else view.tobytes())
 
     def _add(self, buffer) -> dict:
         if len(self.buffers) >= MAX_ATTACHMENTS:
@@ -147,7 +153,7 @@ def make_object_hook(buffers: list):
             if not numpy_module:
                 try:
                     import numpy
-                except ImportError:
+                except Exception:  # not installed, or broken: the dict stays as it is
                     numpy = None
                 numpy_module.append(numpy)
             if numpy_module[0] is not None:

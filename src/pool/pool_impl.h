@@ -195,8 +195,8 @@ struct Pool::Impl final : WorkerSupervisor::Listener {
     std::optional<CallOutcome> failed;  // it could not be sent: the attempt's outcome
     FailureKind kind = FailureKind::kPythonException;
   };
-  // Requests up to this size (JSON text) may be sent by another caller's thread: a write into an
-  // empty pipe (64 KiB) that never waits for the worker to read.
+  // Requests up to this size (JSON text and attachments) may be sent by another caller's thread:
+  // a write into an empty pipe (64 KiB) that never waits for the worker to read.
   static constexpr std::size_t kHandoffMaxBytes = 16 * 1024;
   void send_attempt(const WorkerPtr& worker, Sending& sending);
   Attempt finish_attempt(const WorkerPtr& worker, Sending& sending, wire::Request& request,

@@ -155,7 +155,7 @@ PoolResilience::Once Pool::Impl::run_once(wire::Request& request, TimePoint chec
   std::optional<wire::PreparedRequest> own;
   if (!prepared_request) own = wire::prepare_request(request);
   const wire::PreparedRequest& prepared = prepared_request ? *prepared_request : *own;
-  const bool may_hand_off = prepared.middle.size() <= kHandoffMaxBytes;
+  const bool may_hand_off = wire::payload_bytes(prepared) <= kHandoffMaxBytes;
   for (std::size_t reroute = 1;; ++reroute) {
     Sending sending(prepared, deadline);
     // If this call has to wait, the caller that frees a worker sends the request for it.

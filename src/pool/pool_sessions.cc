@@ -42,7 +42,7 @@ PoolResilience::Once Pool::Impl::run_session_once(std::string_view session_id,
   const bool strict = config.session_mode == SessionMode::kStrict;
   const std::size_t max_routes = config.size + config.max_overflow + 2;
   const wire::PreparedRequest prepared = wire::prepare_request(request);
-  const bool may_hand_off = prepared.middle.size() <= kHandoffMaxBytes;
+  const bool may_hand_off = wire::payload_bytes(prepared) <= kHandoffMaxBytes;
   for (std::size_t route = 1; route <= max_routes; ++route) {
     LookupResult where = affinity.lookup(session_id);
     if (telemetry.emitting(EventId::kSessionAffinity)) {

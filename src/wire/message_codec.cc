@@ -341,6 +341,12 @@ PreparedRequest prepare_request(const Request& request) {
   return p;
 }
 
+std::size_t payload_bytes(const PreparedRequest& request) {
+  std::size_t bytes = request.middle.size();
+  for (Bytes attachment : request.attachments) bytes += attachment.size();
+  return bytes;
+}
+
 std::string request_head(std::uint64_t id) {
   std::string out;
   append_request_head(out, id);

@@ -51,6 +51,9 @@ struct PreparedRequest {
   std::optional<std::string> session_id;  // the worker's current session while it runs
 };
 PreparedRequest prepare_request(const Request& request);
+// The bytes a prepared request puts on the wire besides its id and deadline: the JSON middle and
+// every attachment (what decides whether another thread may write it: Pool's hand-off).
+std::size_t payload_bytes(const PreparedRequest& request);
 // The pieces around the middle: `{"id":<id>` and `<deadline_ms or null>}`.
 std::string request_head(std::uint64_t id);
 std::string request_tail(std::optional<std::int64_t> deadline_ms);

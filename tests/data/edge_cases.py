@@ -38,6 +38,8 @@
                         % 256)
   array_out {"n","dtype","step"}  returns numpy.arange(n, dtype)[::step] (a strided view)
   object_array {}       returns a numpy array of dtype object (cannot be sent)
+  buffer_kinds {}       returns {"array": array.array("i", [1, 2]),
+                        "strided": memoryview(b"abcdef")[::2]}
   numpy_scalars {}      returns numpy scalars: int64 7, bool_ True, float32 0.5, bytes_ b"xy"
   lying_attachment {}   writes, itself, a reply frame whose marker names an attachment the frame
                         does not have (a broken stream), then returns normally
@@ -286,6 +288,13 @@ def array_out(args, ctx):
 
     array = numpy.arange(int(args.get("n", 10)), dtype=args.get("dtype", "<f8"))
     return array[::int(args.get("step", 1))]
+
+
+@command("buffer_kinds")
+def buffer_kinds(args, ctx):
+    import array
+
+    return {"array": array.array("i", [1, 2]), "strided": memoryview(b"abcdef")[::2]}
 
 
 @command("numpy_scalars")

@@ -80,6 +80,13 @@ class AttachmentRequestTest(WorkerTestCase):
                 self.assertEqual(bytes(result["data"]), data)
                 self.assertEqual(result["n"], size)
 
+    def test_any_object_with_the_buffer_protocol_is_sent_as_its_bytes(self):
+        worker = self.ready()
+        result = worker.result("buffer_kinds")
+        self.assertEqual(bytes(result["array"]), bytes(__import__("array").array("i", [1, 2])))
+        self.assertEqual(bytes(result["strided"]), b"ace")
+        self.assertError(worker.call("unserialisable"), "SerializationError")  # a set: no buffer
+
     def test_replies_carry_bytes_and_many_buffers(self):
         worker = self.ready()
         result = worker.result("bytes_out", {"size": 300, "count": 50})

@@ -118,6 +118,8 @@ TEST(AttachmentCodec, APreparedRequestViewsItsBinaryValuesInsteadOfCopyingThem) 
   EXPECT_EQ(prepared.attachments[0].data(), request.args["data"].get_binary().data());
   EXPECT_EQ(prepared.attachments[0].size(), 3u);
   EXPECT_EQ(prepared.attachments[1].size(), 0u);
+  // What decides whether another caller's thread may write it (the hand-off): all of it.
+  EXPECT_EQ(payload_bytes(prepared), prepared.middle.size() + 3);
   const std::string json = request_head(7) + prepared.middle + request_tail(std::nullopt);
   Json sent = Json::parse(json);
   EXPECT_EQ(sent["args"]["data"], Json({{"$attachment", 0}}));
