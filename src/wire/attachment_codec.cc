@@ -102,8 +102,11 @@ Result<void> resolve_attachments(Json& value, std::span<const Bytes> buffers) {
           const bool index = marker->is_number_unsigned() ||
                              (marker->is_number_integer() && marker->get<std::int64_t>() >= 0);
           if (!index || marker->get<std::uint64_t>() >= buffers.size()) {
-            return tl::unexpected(malformed_frame(fmt::format(
-                "{} names no attachment (the frame has {})", v->dump(), buffers.size())));
+            // The marker's value may be anything, a long string too: quote 60 bytes of it.
+            const std::string what = v->dump(-1, ' ', false, Json::error_handler_t::replace);
+            return tl::unexpected(malformed_frame(
+                fmt::format("{}{} names no attachment (the frame has {})", what.substr(0, 60),
+                            what.size() > 60 ? "..." : "", buffers.size())));
           }
           Bytes bytes = buffers[marker->get<std::size_t>()];
           *v = Json::binary(Json::binary_t::container_type(bytes.begin(), bytes.end()));

@@ -1,7 +1,9 @@
 // Fuzz target for the message codec. decode_worker_message() gets arbitrary bytes and must return
 // a message or a communication error — never throw, crash or quote more than a short excerpt.
 // The same bytes, used as a command name and session id, must encode into a request that parses
-// back to the same strings (invalid UTF-8 aside, which is replaced).
+// back to the same strings (invalid UTF-8 aside, which is replaced). Read as an attachment frame
+// (protocol 2), they must decode or fail the same way; and whatever the simdjson fast path
+// (json_reader.h) accepts must read exactly as nlohmann's parser reads it.
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -9,6 +11,7 @@
 #include <string>
 #include <string_view>
 
+#include "wire/json_reader.h"
 #include "wire/message_codec.h"
 
 namespace {
@@ -22,8 +25,8 @@ void check(bool condition, const char* what) {
   }
 }
 
-void check_decode(std::string_view payload) {
-  auto decoded = bridgepool::wire::decode_worker_message(payload);
+void check_decode(std::string_view payload, bool attachments) {
+  auto decoded = bridgepool::wire::decode_worker_frame(payload, attachments);
   if (!decoded) {
     check(decoded.error().category == bridgepool::ErrorCategory::kCommunication, "category");
     // Fixed text + the longest reason + a 120-character excerpt stays well under this.
@@ -35,6 +38,14 @@ void check_decode(std::string_view payload) {
   if (message.kind == Kind::kInitFailed || (message.kind == Kind::kReply && !message.ok)) {
     check(message.error.has_value(), "error reply without error details");
   }
+}
+
+void check_fast_parse(std::string_view text) {
+  auto fast = bridgepool::wire::parse_json_fast(text, 1023);
+  if (!fast) return;
+  const Json reference = Json::parse(text, nullptr, false);
+  check(!reference.is_discarded(), "the fast path accepted what nlohmann refuses");
+  check(*fast == reference && fast->dump() == reference.dump(), "the fast path read differently");
 }
 
 bool is_valid_utf8(const std::string& text) {
@@ -71,7 +82,9 @@ void check_encode(std::string_view bytes) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view bytes(reinterpret_cast<const char*>(data), size);
-  check_decode(bytes);
+  check_decode(bytes, false);
+  check_decode(bytes, true);
+  check_fast_parse(bytes);
   check_encode(bytes);
   return 0;
 }

@@ -99,6 +99,11 @@ TEST(AttachmentCodec, MarkersBecomeBinaryCopiesAndAMarkerNamingNoBufferIsRefused
     ASSERT_FALSE(resolved.has_value()) << bad;
     EXPECT_NE(resolved.error().message.find("names no attachment"), std::string::npos);
   }
+  // A worker's marker may hold anything: the error quotes a short excerpt of it.
+  Json long_marker = {{"$attachment", std::string(100'000, 'x')}};
+  auto refused = resolve_attachments(long_marker, buffers);
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_LT(refused.error().message.size(), 200u);
 }
 
 TEST(AttachmentCodec, ContainsBinaryFindsThemAtAnyDepth) {
