@@ -65,7 +65,7 @@ TEST(JsonReader, RandomDocumentsReadBackEqual) {
 }
 
 TEST(JsonReader, RefusesWhatNlohmannRefusesAndWhatItCannotRepresent) {
-  for (const std::string text :
+  for (const std::string& text :
        {std::string(""), std::string("{"), std::string("{} x"), std::string("[1,]"),
         std::string("\"\xff\""), std::string("\"\\ud800\""), std::string("18446744073709551616"),
         std::string("NaN"), std::string("'s'"), std::string(2000, '[') + std::string(2000, ']')}) {
