@@ -451,7 +451,9 @@ TEST_F(HttpServiceTest, AdminRollingRestartMovesToTheNextGeneration) {
   // moment (listed, out of service: they report generation 0 then, their bookkeeping gone), but
   // none of generation 1 is left in service.
   for (const auto& w : pool_->workers()) {
-    if (w.generation != 0) EXPECT_EQ(w.generation, 2u) << w.id;
+    if (w.generation != 0) {
+      EXPECT_EQ(w.generation, 2u) << w.id;
+    }
   }
   EXPECT_TRUE(testing::wait_until([&] {
     for (const auto& w : pool_->workers()) {
