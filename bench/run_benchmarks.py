@@ -291,6 +291,10 @@ def build_table(R: dict[str, Run], echo_runs: list[Run]) -> list[dict]:
                      BATCH_IMAP_GOAL),
                     (num(get(R["floor_tp"].result, "throughput_per_s")),
                      "two-pair floor, unbatched", BATCH_FLOOR_GOAL)))
+    faster_than("echo in batches of 64 to a batch handler (@command(batch=True)), items/s",
+                num(get(batch, "batch_handler_per_s")), (
+                    (num(get(batch, "imap_per_s")), "multiprocessing imap, chunksize=64",
+                     BATCH_IMAP_GOAL),))
     binary = R["binary"].result
     faster_than("echo of a 1 MiB float64 array as an attachment, 2 workers",
                 num(get(binary, "attachments_per_s")), (

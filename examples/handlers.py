@@ -6,6 +6,8 @@ Start a worker with it:
 
 Commands (arguments in braces; every command takes a JSON object):
   echo {…}                       returns its args (idempotent)
+  echo_batch {…}                 the same as a batch handler: execute_many chunks reach it as one
+                                 call with the list of args (idempotent; batch=True)
   sleep {"ms","slow_pid","slow_factor"}
                                  sleeps, returns {"slept_ms"} (idempotent); ms x slow_factor in
                                  the worker whose pid is slow_pid (bench --scenario slow)
@@ -43,6 +45,11 @@ __version__ = "examples-1"
 @command("echo", idempotent=True)
 def echo(args, ctx):
     return args
+
+
+@command("echo_batch", idempotent=True, batch=True)
+def echo_batch(items, ctx):
+    return items
 
 
 @command("sleep", idempotent=True)

@@ -21,6 +21,14 @@ knows which items finished — it retries only the others, and only if the comma
 A failing item does not fail the batch. An item whose handler calls sys.exit() is answered (its
 part is sent at once) and the worker then exits with that code, leaving the rest unanswered. A
 streaming handler (a generator) cannot answer a batch item: that item fails.
+
+A batch handler (`@command(name, batch=True)`) takes the chunk whole: `f(items, ctx)` gets the
+list of argument objects (one Context for the call, no session) and returns a list of as many
+results, in order; an exception instance in that list fails its item alone, with that
+exception's error. If it raises, every item of the call fails with that error; a list of the
+wrong length, or no list, fails them all with BatchResultError. A single call of such a command
+(execute) passes [args] and answers with the one result (`single_call_of`). Items that are not
+objects fail alone, before the call, and are not passed.
 """
 
 from __future__ import annotations
@@ -157,6 +165,97 @@ class _Parts:
         runtime._send(body, head.get("worker_unhealthy"))
 
 
+class BatchResultError(Exception):
+    """A batch handler's return value is not a list of one result per item."""
+
+
+def _results_of(name: str, results: object, count: int) -> list:
+    if type(results) not in (list, tuple):
+        raise BatchResultError(f"batch handler {name!r} must return a list of {count} results, "
+                               f"got {type(results).__name__}")
+    if len(results) != count:
+        raise BatchResultError(f"batch handler {name!r} returned {len(results)} results for "
+                               f"{count} items")
+    return results
+
+
+def single_call_of(name: str, func):
+    """The handler a single call (execute) of batch command `name` runs: `func([args], ctx)`,
+    answered with the one result (raised if it is an exception)."""
+
+    def call_one(args, ctx):
+        (result,) = _results_of(name, func([args], ctx), 1)
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    return call_one
+
+
+def _run_whole(runtime, rid: int, name: str, func, items: list, request: dict,
+               parts: "_Parts") -> None:
+    """A batch handler's chunk: one call for every item that is an object, then each item's
+    outcome into the parts, in order."""
+    outcomes: list = [None] * len(items)  # (True, result) or (False, error body)
+    valid: list = []
+    at: list[int] = []
+    for index, args in enumerate(items):
+        if args is None:
+            args = {}
+        if type(args) is not dict:
+            outcomes[index] = (False, runtime.error_body(
+                "InvalidArguments", f"item {index} of the batch of {name!r} must be a JSON "
+                f"object, got {type(args).__name__}", retryable=False))
+        else:
+            valid.append(args)
+            at.append(index)
+    if valid:
+        ctx = Context(None, {}, runtime.worker_id, rid, request.get("deadline_ms"), runtime)
+        try:
+            results = _results_of(name, func(valid, ctx), len(valid))
+        except SystemExit as exc:
+            error, code = runtime.system_exit_body(exc)
+            for index in at:
+                outcomes[index] = (False, error)
+            _fill(parts, outcomes)
+            _send_and_exit(runtime, parts, code)
+        except BaseException as exc:  # noqa: BLE001 - every item of the call fails with it
+            error = runtime.exception_body(exc)
+            results = None
+            for index in at:
+                outcomes[index] = (False, error)
+        if results is not None:
+            for index, result in zip(at, results):
+                if isinstance(result, BaseException):
+                    outcomes[index] = (False, runtime.exception_body(result))
+                elif type(result) is GeneratorType:
+                    close_quietly(result)
+                    outcomes[index] = (False, runtime.error_body(
+                        "SerializationError", f"batch handler {name!r} returned a generator for "
+                        f"item {index}", retryable=False))
+                else:
+                    outcomes[index] = (True, result)
+    _fill(parts, outcomes)
+
+
+def _fill(parts: "_Parts", outcomes: list) -> None:
+    """Each item's (ok, result or error body) into the parts, in order."""
+    for index, (ok, value) in enumerate(outcomes):
+        if ok:
+            parts.add_result(index, value)
+        else:
+            parts.add_error(index, value)
+
+
+def _send_and_exit(runtime, parts: "_Parts", code: int) -> None:  # never returns
+    """After sys.exit() in a handler: what is answered goes out now, then the worker exits."""
+    try:
+        parts.send_chunk()
+    except OSError:
+        pass  # the pool is gone; exit all the same
+    runtime.exit_now(code)
+
+
 def run_batch(runtime, rid: int, name: str, entry: tuple, items: object, request: dict) -> bool:
     """Answers one batch request; returns True when the worker must stop (`shutdown`)."""
     if type(items) is not list:
@@ -164,12 +263,18 @@ def run_batch(runtime, rid: int, name: str, entry: tuple, items: object, request
                             f"batch of {name!r} must be a JSON array of argument objects, got "
                             f"{type(items).__name__}", retryable=False)
         return False
+    runtime.calls[name] += len(items)
+    whole = runtime.batch_handlers.get(name)
+    if whole is not None:
+        parts = _Parts(runtime, rid, name)
+        _run_whole(runtime, rid, name, whole, items, request, parts)
+        parts.send_final(len(items))
+        return runtime.stopping
     func, builtin = entry
     part_limit = min(PART_BYTES, runtime.max_frame_bytes // 2)
     monotonic = time.monotonic
     deadline_ms = request.get("deadline_ms")
     worker_id = runtime.worker_id
-    runtime.calls[name] += len(items)
     parts = _Parts(runtime, rid, name)
     add_result = parts.add_result
     last = len(items) - 1
@@ -189,11 +294,7 @@ def run_batch(runtime, rid: int, name: str, entry: tuple, items: object, request
             except SystemExit as exc:
                 error, code = runtime.system_exit_body(exc)
                 parts.add_error(index, error)
-                try:
-                    parts.send_chunk()
-                except OSError:
-                    pass  # the pool is gone; exit all the same
-                runtime.exit_now(code)
+                _send_and_exit(runtime, parts, code)
             except BaseException as exc:  # noqa: BLE001 - reported as the item's error
                 parts.add_error(index, runtime.exception_body(exc))
             else:

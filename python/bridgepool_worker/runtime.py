@@ -40,7 +40,7 @@ from bridgepool_worker.attachments import (
     make_object_hook,
     split_frame,
 )
-from bridgepool_worker.batch import close_quietly, run_batch
+from bridgepool_worker.batch import close_quietly, run_batch, single_call_of
 from bridgepool_worker.builtin_commands import BuiltinCommands, uptime_since
 from bridgepool_worker.context import Context
 from bridgepool_worker.loader import HandlerLoader, load_handler_module  # noqa: F401 (re-export)
@@ -443,8 +443,15 @@ class Runtime:
         self._pipe_grown = False  # see _grow_response_pipe
         # name -> (handler, is_builtin). Built-ins take (args, request), user handlers (args, ctx).
         dispatch = {name: (func, True) for name, func in BuiltinCommands(self).table().items()}
+        # Batch handlers (`@command(..., batch=True)`) answer a single call through a wrapper
+        # that passes [args]; execute_many's chunks reach them whole (batch.py).
+        self.batch_handlers = {}
         for name, spec in registry.commands.items():
-            dispatch[name] = (spec.func, False)
+            if spec.batch:
+                self.batch_handlers[name] = spec.func
+                dispatch[name] = (single_call_of(name, spec.func), False)
+            else:
+                dispatch[name] = (spec.func, False)
         self._dispatch = dispatch
         self._idempotent = dict(BUILTIN_COMMANDS)
         self._idempotent.update((n, s.idempotent) for n, s in registry.commands.items())

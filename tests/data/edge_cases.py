@@ -41,6 +41,10 @@
   buffer_kinds {}       returns {"array": array.array("i", [1, 2]),
                         "strided": memoryview(b"abcdef")[::2]}
   numpy_scalars {}      returns numpy scalars: int64 7, bool_ True, float32 0.5, bytes_ b"xy"
+  score_batch [...]     a batch handler: {"value": v} -> {"value": v, "pid"}, a ValueError
+                        instance for items with "fail", raises for an item with "raise_all",
+                        returns one result too few for an item with "short", sys.exit for
+                        "exit"
   lying_attachment {}   writes, itself, a reply frame whose marker names an attachment the frame
                         does not have (a broken stream), then returns normally
   stream_bytes {"count"}  yields count chunks {"i": i, "data": bytes([i]) * 3}, returns b"end"
@@ -328,3 +332,17 @@ def lying_attachment(args, ctx):
     payload += bytes(-len(payload) % 64) + b"ab"
     os.write(4, struct.pack(">I", 0x80000000 | len(payload)) + payload)
     return "written"
+
+
+@command("score_batch", idempotent=True, batch=True)
+def score_batch(items, ctx):
+    if any("raise_all" in item for item in items):
+        raise RuntimeError("the whole batch failed")
+    if any("exit" in item for item in items):
+        sys.exit(3)
+    out = [ValueError(f"bad item {item['value']}") if "fail" in item
+           else {"value": item.get("value"), "pid": os.getpid(), "calls": len(items)}
+           for item in items]
+    if any("short" in item for item in items):
+        out.pop()
+    return out

@@ -72,6 +72,32 @@ TEST(Batch, ResultsComeBackInOrderAndEveryWorkerTakesPart) {
   EXPECT_EQ(stats.ok, 200u);
 }
 
+TEST(Batch, ABatchHandlerTakesEachChunkInOneCallAndFailsItemsAlone) {
+  auto pool = start_pool(edge_config(2));
+  ASSERT_TRUE(pool);
+  std::vector<Json> items = values(100);
+  items[7]["fail"] = true;  // the handler returns a ValueError for it
+  ExecuteOptions options;
+  options.batch_chunk = 25;
+  auto results = pool->execute_many("score_batch", std::move(items), options);
+  ASSERT_EQ(results.size(), 100u);
+  for (int i = 0; i < 100; ++i) {
+    if (i == 7) {
+      ASSERT_FALSE(results[i]);
+      ASSERT_TRUE(results[i].error().python.has_value());
+      EXPECT_EQ(results[i].error().python->type, "ValueError");
+      continue;
+    }
+    ASSERT_TRUE(results[i]) << i << ": " << results[i].error().to_string();
+    EXPECT_EQ((*results[i])["value"], i);
+    EXPECT_EQ((*results[i])["calls"], 25);  // one handler call per chunk of 25
+  }
+  // A single call of the same command: one item, one result.
+  auto one = pool->execute("score_batch", {{"value", 9}});
+  ASSERT_TRUE(one) << one.error().to_string();
+  EXPECT_EQ((*one)["calls"], 1);
+}
+
 TEST(Batch, AFailingOrInvalidItemFailsAlone) {
   auto pool = start_pool(edge_config(2));
   ASSERT_TRUE(pool);

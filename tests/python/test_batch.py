@@ -14,7 +14,7 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 EDGE = os.path.join(REPO, "tests", "data", "edge_cases.py")
 
 
-class BatchTest(WorkerTestCase):
+class BatchCase(WorkerTestCase):
     handlers = EDGE
 
     def batch(self, worker, items, command="item", request_id=41, timeout=10.0):
@@ -44,6 +44,8 @@ class BatchTest(WorkerTestCase):
         self.assertEqual(len(out), count)
         return out
 
+
+class BatchTest(BatchCase):
     def test_each_item_runs_once_in_order(self):
         worker = self.ready()
         parts, reply = self.batch(worker, [{"value": i} for i in range(100)])
@@ -140,6 +142,68 @@ class BatchTest(WorkerTestCase):
         self.assertError(unknown, "UnknownCommand", 5)
         parts, empty = self.batch(worker, [], request_id=6)
         self.assertEqual((parts, empty["result"]), ([], {"from": 0, "results": [], "errors": []}))
+
+
+class BatchHandlerTest(BatchCase):
+    """`@command(..., batch=True)`: the chunk in one call, results and errors per item."""
+
+    def test_one_call_answers_every_item_in_order(self):
+        worker = self.ready()
+        items = [{"value": i} for i in range(40)]
+        parts, reply = self.batch(worker, items, command="score_batch")
+        out = self.merged(parts, reply, 40)
+        self.assertEqual([r["value"] for r, _ in out], list(range(40)))
+        self.assertEqual({r["calls"] for r, _ in out}, {40})  # one call for all of them
+
+    def test_an_exception_in_the_returned_list_fails_its_item_alone(self):
+        worker = self.ready()
+        items = [{"value": 0}, {"value": 1, "fail": True}, 7, {"value": 3}]
+        parts, reply = self.batch(worker, items, command="score_batch")
+        out = self.merged(parts, reply, 4)
+        self.assertEqual(out[0][0]["calls"], 3)  # the non-object item was not passed
+        self.assertEqual(out[1][1]["type"], "ValueError")
+        self.assertEqual(out[1][1]["message"], "bad item 1")
+        self.assertEqual(out[2][1]["type"], "InvalidArguments")
+        self.assertEqual(out[3][0]["value"], 3)
+
+    def test_a_raise_or_a_wrong_length_fails_every_item_of_the_call(self):
+        worker = self.ready()
+        for marker, error_type in (("raise_all", "RuntimeError"), ("short", "BatchResultError")):
+            with self.subTest(marker):
+                parts, reply = self.batch(worker, [{"value": 0}, {"value": 1, marker: True}],
+                                          command="score_batch")
+                out = self.merged(parts, reply, 2)
+                self.assertEqual([e["type"] for _, e in out], [error_type, error_type])
+        self.assertEqual(worker.result("ping"), "pong")
+
+    def test_sys_exit_answers_the_items_then_the_worker_exits(self):
+        worker = self.ready()
+        worker.send({"id": 9, "command": "score_batch", "deadline_ms": None,
+                     "batch": [7, {"value": 0}, {"exit": True}], "session_id": None})
+        part = worker.recv()["chunk"]  # sent at once, as a chunk; no final reply follows
+        self.assertEqual(part["results"], [None, None, None])
+        self.assertEqual([(i, e["type"]) for i, e in part["errors"]],
+                         [(0, "InvalidArguments"), (1, "SystemExit"), (2, "SystemExit")])
+        self.assertTrue(worker.at_eof(5))
+        self.assertEqual(worker.wait(5), 3)
+
+    def test_a_single_call_passes_one_item_and_gets_its_result(self):
+        worker = self.ready()
+        self.assertEqual(worker.result("score_batch", {"value": 5})["calls"], 1)
+        self.assertEqual(self.assertError(worker.call("score_batch", {"value": 5, "fail": 1}),
+                                          "ValueError")["message"], "bad item 5")
+        self.assertError(worker.call("score_batch", {"short": 1}), "BatchResultError")
+
+    def test_a_batch_handler_cannot_stream(self):
+        from bridgepool_worker.registry import RegistrationError, Registry
+
+        def gen(items, ctx):
+            yield items
+
+        with self.assertRaises(RegistrationError):
+            Registry().add_command("g", gen, batch=True)
+        with self.assertRaises(RegistrationError):
+            Registry().add_command("g", lambda items, ctx: items, batch="yes")
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ FLOOR = os.path.join(REPO, "bench", "floor_echo.py")
 
 EXAMPLE_COMMANDS = [
     ("close_session", True), ("compute", True), ("configure", False), ("crash", False),
-    ("create_program", False), ("delete_program", False), ("echo", True),
+    ("create_program", False), ("delete_program", False), ("echo", True), ("echo_batch", True),
     ("execute_program", False), ("fail", False), ("flaky", True), ("get_config", True),
     ("get_stats", True), ("health_check", True), ("list_commands", True), ("list_programs", True),
     ("ping", True), ("shutdown", False), ("sleep", True), ("spam", False), ("stream", False),
