@@ -129,6 +129,19 @@ TEST(Attachments, AWorkerKilledWhileALargeRequestIsBeingWrittenCostsOnlyARetry) 
   EXPECT_NE(pool->workers().at(0).pid, pid);
 }
 
+TEST(Attachments, AWorkerSpeakingProtocol1IsRefusedAtItsHandshakeWithAClearError) {
+  // tests/data/old_protocol.py makes a real worker announce protocol 1, as an older
+  // bridgepool_worker package would.
+  PoolConfig config = testing::test_config(1, {testing::data_path("old_protocol.py")});
+  config.startup_timeout = std::chrono::milliseconds(5000);
+  auto pool = Pool::start(std::move(config));
+  ASSERT_FALSE(pool);
+  EXPECT_EQ(pool.error().category, ErrorCategory::kInitialization);
+  EXPECT_NE(pool.error().message.find("speaks protocol 1 but this pool speaks protocol 2"),
+            std::string::npos)
+      << pool.error().message;
+}
+
 TEST(Attachments, BatchItemsWithBinaryValuesFailAloneBeforeAnyWorkerIsTouched) {
   auto pool = start_pool(edge_config());
   ASSERT_NE(pool, nullptr);
