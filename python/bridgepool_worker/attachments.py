@@ -25,7 +25,7 @@ from __future__ import annotations
 import struct
 import sys
 
-from bridgepool_worker.protocol import ATTACHMENTS_FLAG, MAX_FRAME_LIMIT
+from bridgepool_worker.protocol import ATTACHMENTS_FLAG, MAX_FRAME_LIMIT, make_chunk_encoder
 
 MARKER = "$attachment"
 ALIGNMENT = 64
@@ -87,6 +87,23 @@ def frame_pieces(json_text: bytes, buffers: list) -> tuple[int, list]:
     # A size over the limit is the caller's to refuse before writing; the header just masks it.
     pieces[0] = (ATTACHMENTS_FLAG | (offset & MAX_FRAME_LIMIT)).to_bytes(4, "big")
     return offset, pieces
+
+
+def encode_message(message: object, collector: "Collector") -> tuple[bytes, int, list | None]:
+    """(JSON text, frame payload size, attachment frame pieces or None) of a message that may
+    hold binary values, gathered by `collector`; raises what json raises if it cannot be sent
+    (the collector is left empty either way)."""
+    try:
+        text = "".join(make_chunk_encoder(collector)(message, 0)).encode()
+    except BaseException:
+        collector.clear()
+        raise
+    if not collector.buffers:
+        return text, len(text), None
+    buffers = collector.buffers
+    collector.clear()
+    size, pieces = frame_pieces(text, buffers)
+    return text, size, pieces
 
 
 class Collector:

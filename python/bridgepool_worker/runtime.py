@@ -36,6 +36,7 @@ from types import GeneratorType
 from bridgepool_worker.attachments import (
     AttachmentError,
     Collector,
+    encode_message,
     frame_pieces,
     make_object_hook,
     split_frame,
@@ -653,20 +654,9 @@ class Runtime:
             self.attention = self.stopping or self._unhealthy is not None
 
     def _encode(self, message: dict) -> tuple[bytes, int, list | None]:
-        """(JSON text, frame payload size, attachment frame pieces or None) of a message that
-        may hold binary values; raises one of ENCODE_ERRORS if it cannot be sent."""
-        collector = self._collector
-        try:
-            text = "".join(make_chunk_encoder(collector)(message, 0)).encode()
-        except BaseException:
-            collector.clear()
-            raise
-        if not collector.buffers:
-            return text, len(text), None
-        buffers = collector.buffers
-        collector.clear()
-        size, pieces = frame_pieces(text, buffers)
-        return text, size, pieces
+        """attachments.encode_message with this runtime's collector; raises one of
+        ENCODE_ERRORS if the message cannot be sent."""
+        return encode_message(message, self._collector)
 
     def _send_encoded(self, rid: int, name: str, what: str, text: bytes) -> None:
         """The hot loop's reply whose encoding gathered binary values: an attachment frame."""

@@ -29,8 +29,8 @@ import tempfile
 import time
 import unittest
 
-from bridgepool_worker.attachments import Collector, frame_pieces, make_object_hook, split_frame
-from bridgepool_worker.protocol import ATTACHMENTS_FLAG, make_chunk_encoder
+from bridgepool_worker.attachments import Collector, encode_message, make_object_hook, split_frame
+from bridgepool_worker.protocol import ATTACHMENTS_FLAG
 
 PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_TIMEOUT = 10.0
@@ -52,11 +52,9 @@ def frame(payload: bytes) -> bytes:
 def encode_request(message: object) -> bytes:
     """A request frame; one holding bytes, memoryviews or numpy arrays is an attachment frame
     (protocol 2, attachments.py)."""
-    collector = Collector()
-    text = "".join(make_chunk_encoder(collector)(message, 0)).encode("utf-8")
-    if not collector.buffers:
+    text, _, pieces = encode_message(message, Collector())
+    if pieces is None:
         return frame(text)
-    _, pieces = frame_pieces(text, collector.buffers)
     return b"".join(bytes(memoryview(p).cast("B")) for p in pieces)
 
 

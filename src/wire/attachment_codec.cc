@@ -122,7 +122,7 @@ Result<void> resolve_attachments(Json& value, std::span<const Bytes> buffers) {
 }
 
 bool contains_binary(const Json& value, std::size_t depth) {
-  // Recursive, and allocation-free for the common small args: every request passes here.
+  // Recursive and allocation-free: a reply to an HTTP client passes here (to_json_text).
   if (value.is_binary()) return true;
   if ((!value.is_object() && !value.is_array()) || depth == 0) return false;
   for (const Json& child : value) {

@@ -18,10 +18,6 @@
 namespace bridgepool::wire {
 namespace {
 
-// --- encoding --------------------------------------------------------------------------------
-
-// (the writer of values is json_writer.h)
-
 // --- decoding: parsing -----------------------------------------------------------------------
 
 // JSON nested deeper than this is rejected. Python's json module cannot produce much more than
